@@ -1,0 +1,70 @@
+# wm: small Unix filters for latent video world models.
+#   make            build every filter into bin/
+#   make test       build and run the whole suite (no GPU needed)
+#   make demo       set up, build and run the main job on the default model
+#   make bench-io   stream I/O benchmark (docs/benchmarks.md)
+#   make install PREFIX=/usr/local
+# Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
+# libwm (libwm/*.c).  Tests are discovered by tests/run.
+
+PREFIX ?= /usr/local
+CC ?= cc
+PKGS := libavformat libavcodec libswscale libavutil libzmq msgpack
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilibwm $(PKG_CFLAGS) -MMD -MP
+LIBS := $(PKG_LIBS) -lm -lpthread
+
+BUILD := build
+LIB_SRC := $(wildcard libwm/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+FILTER_SRC := $(wildcard filters/wm-*.c)
+FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
+UNIT_SRC := $(wildcard tests/unit_*.c)
+UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test demo install clean bench-io
+.SECONDARY:
+all: $(FILTERS) $(UNITS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libwm.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/%: $(BUILD)/filters/%.o $(BUILD)/libwm.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) $< $(BUILD)/libwm.a $(LIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libwm.a
+	$(CC) $(LDFLAGS) $< $(BUILD)/libwm.a $(LIBS) -o $@
+
+test: all
+	tests/run
+
+demo: all
+	scripts/demo.sh
+
+bench-io: all
+	bench/bench-io.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(FILTERS) $(DESTDIR)$(PREFIX)/bin/
+	for f in $(FILTERS); do n=$$(basename $$f); \
+	  scripts/help2man.sh $$f > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1 || exit 1; done
+
+clean:
+	rm -rf $(BUILD) bin
+
+-include $(LIB_OBJ:.o=.d) $(FILTER_SRC:%.c=$(BUILD)/%.d) $(UNIT_SRC:%.c=$(BUILD)/%.d)
