@@ -9,7 +9,7 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := libavformat libavcodec libswscale libavutil libzmq msgpack
+PKGS := libavformat libavcodec libswscale libavutil libzmq msgpack openblas
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config
 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
 libzmq3-dev libmsgpack-dev libopenblas-dev
-python3 python3-msgpack python3-numpy"
+python3 python3-msgpack python3-numpy python3-torch"
 
 missing=""
 for p in $PKGS; do
