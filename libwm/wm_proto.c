@@ -4,6 +4,25 @@
 
 const char *wm_pixfmt_name(wm_pixfmt f) { return f == WM_PIX_GRAY8 ? "gray8" : "rgb24"; }
 
+float wm_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else {   /* subnormal: normalise */
+        exp = 113;
+        while (!(man & 0x400)) { man <<= 1; exp--; }
+        bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
 int wm_pixfmt_channels(wm_pixfmt f) { return f == WM_PIX_GRAY8 ? 1 : 3; }
 
 static wm_status need_str(const wm_msg *m, const char *key, wm_error *err)

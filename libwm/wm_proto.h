@@ -22,6 +22,8 @@
 typedef enum wm_pixfmt { WM_PIX_RGB24 = 0, WM_PIX_GRAY8 = 1 } wm_pixfmt;
 
 const char *wm_pixfmt_name(wm_pixfmt f);
+/* IEEE half precision to single (exact; NaN and Inf preserved). */
+float wm_f16_to_f32(uint16_t h);
 int wm_pixfmt_channels(wm_pixfmt f);
 
 typedef struct wm_clip_info {
