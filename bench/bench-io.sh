@@ -20,11 +20,10 @@ ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
 [ -s "$stream" ] || wm-decode -q --frames 165 "$clip" > "$stream"
 
 best() {   # best wall time in seconds of "$@" over REPS runs
-    local b=999999 t0 t1 t
+    local b=999999 t0 t1
     for _ in $(seq "$REPS"); do
         t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N)
-        t=$(echo "$t1 - $t0" | bc -l)
-        b=$(echo "if ($t < $b) $t else $b" | bc -l)
+        b=$(awk -v a="$t0" -v z="$t1" -v b="$b" 'BEGIN { t = z - a; print (t < b ? t : b) }')
     done
     printf '%.3f' "$b"
 }
@@ -42,9 +41,9 @@ t_wm=$(best run_wm_decode); t_ff=$(best run_ffmpeg)
 t_cf=$(best run_cat_file); t_wf=$(best run_wmcat_file)
 t_cp=$(best run_cat_pipe); t_wp=$(best run_wmcat_pipe)
 
-fps() { echo "scale=1; $frames / $1" | bc -l; }
-mbs() { echo "scale=0; $bytes / $1 / 1000000" | bc -l; }
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
+fps() { awk -v n="$frames" -v t="$1" 'BEGIN { printf "%.1f", n / t }'; }
+mbs() { awk -v n="$bytes" -v t="$1" 'BEGIN { printf "%.0f", n / t / 1e6 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 {
 echo "date: $(date -u +%Y-%m-%d) machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "decode 1080p H.264 600 frames -> 64x64 rgb24:"
