@@ -59,8 +59,9 @@ bench-io: all
 	bench/bench-io.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/wm
 	install -m 755 $(FILTERS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/wm/
 	for f in $(FILTERS); do n=$$(basename $$f); \
 	  scripts/help2man.sh $$f > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1 || exit 1; done
 
