@@ -1,0 +1,94 @@
+/* wm_nn: neural-network layers as plain functions over flat float arrays
+ * (llm.c's style), the CPU reference that kernels/ mirrors on the GPU.
+ *
+ * Layout: activations are channel-last, NHWC: element (b, y, x, c) of a
+ * B x H x W x C tensor is at ((b*H + y)*W + x)*C + c.  Convolution weights
+ * are [Cout][K][K][Cin] (out, ky, kx, in), so one output pixel is a dot
+ * product of a weight row with the K*K*Cin input patch, and a whole layer
+ * is one GEMM over the im2col matrix (cblas_sgemm, OpenBLAS).
+ *
+ * Conventions shared by every layer:
+ *  - layer_forward(out, inp, weight, bias, dims...) overwrites out;
+ *  - layer_backward(dinp, dweight, dbias, dout, inp, weight, dims...)
+ *    ACCUMULATES (+=) into dinp, dweight and dbias, so the caller zeroes
+ *    its gradient buffers once per step and a tensor read by two layers
+ *    (a residual) simply receives both contributions.  dinp may be NULL
+ *    when the input needs no gradient (the first layer);
+ *  - no layer allocates: scratch space is passed in, sized by the
+ *    matching *_scratch_floats function;
+ *  - nothing here fails or prints: shapes are the caller's contract. */
+#ifndef WM_NN_H
+#define WM_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets the number of BLAS threads once for the process (n >= 1). */
+void wm_nn_set_threads(int n);
+int wm_nn_threads(void);
+
+/* Output size of a convolution along one axis. */
+int wm_conv2d_out_size(int in, int K, int stride, int pad);
+
+/* Floats of scratch wm_conv2d_forward/backward need for a layer with Cin
+ * input channels and a K x K kernel (im2col of one chunk of rows). */
+size_t wm_conv2d_scratch_floats(int Cin, int K);
+
+/* out[B, Ho, Wo, Cout] = conv(inp[B, H, W, Cin], weight[Cout, K, K, Cin]) + bias[Cout]
+ * with zero padding pad and the given stride.  bias may be NULL. */
+void wm_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                       int B, int H, int W, int Cin, int Cout, int K, int stride, int pad,
+                       float *scratch);
+
+/* Accumulates the gradients of the convolution above.  dinp, dweight and
+ * dbias may each be NULL when not wanted. */
+void wm_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight,
+                        int B, int H, int W, int Cin, int Cout, int K, int stride, int pad,
+                        float *scratch);
+
+/* SiLU: out = x * sigmoid(x), elementwise over n values. */
+void wm_silu_forward(float *out, const float *inp, size_t n);
+void wm_silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* ReLU. */
+void wm_relu_forward(float *out, const float *inp, size_t n);
+void wm_relu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* Sigmoid and tanh (the gates of a recurrent cell).  Their backward
+ * takes the forward OUTPUT, which is what the derivative needs. */
+void wm_sigmoid_forward(float *out, const float *inp, size_t n);
+void wm_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
+void wm_tanh_forward(float *out, const float *inp, size_t n);
+void wm_tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* Residual sum out = a + b; backward adds dout to da and db. */
+void wm_add_forward(float *out, const float *a, const float *b, size_t n);
+void wm_add_backward(float *da, float *db, const float *dout, size_t n);
+
+/* Space-to-depth by factor r (PyTorch's pixel_unshuffle, in NHWC):
+ * out[B, H/r, W/r, C*r*r] with channel c*r*r + i*r + j holding
+ * inp[b, y*r + i, x*r + j, c].  H and W must be multiples of r. */
+void wm_space_to_depth_forward(float *out, const float *inp, int B, int H, int W, int C, int r);
+void wm_space_to_depth_backward(float *dinp, const float *dout, int B, int H, int W, int C, int r);
+
+/* Depth-to-space (pixel_shuffle), the inverse: inp[B, H, W, C*r*r] ->
+ * out[B, H*r, W*r, C]. */
+void wm_depth_to_space_forward(float *out, const float *inp, int B, int H, int W, int C, int r);
+void wm_depth_to_space_backward(float *dinp, const float *dout, int B, int H, int W, int C, int r);
+
+/* Mean squared error over n values, and its gradient scaled by scale
+ * (dpred += scale * 2 (pred - target) / n). */
+double wm_mse_forward(const float *pred, const float *target, size_t n);
+void wm_mse_backward(float *dpred, const float *pred, const float *target, size_t n, float scale);
+
+/* A small deterministic random generator (splitmix64 seeding xoshiro256**),
+ * the same sequence on every machine. */
+typedef struct wm_rng { uint64_t s[4]; } wm_rng;
+void wm_rng_seed(wm_rng *r, uint64_t seed);
+uint64_t wm_rng_u64(wm_rng *r);
+double wm_rng_uniform(wm_rng *r);           /* [0, 1) */
+uint64_t wm_rng_below(wm_rng *r, uint64_t n); /* [0, n), n > 0 */
+double wm_rng_normal(wm_rng *r);
+
+#endif
