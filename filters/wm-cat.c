@@ -233,7 +233,10 @@ int main(int argc, char **argv)
         { "data", 0, WM_OPT_FLAG, &c.data, NULL, "print payloads in full", NULL, 0, 0 },
         { "kind", 'k', WM_OPT_STRING, &c.kinds, "LIST", "only messages of these kinds (comma list)", NULL, 0, 0 },
         { 0 } };
+    const char *const *inputs;
+    int ninputs;
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
+    if (st == WM_OK) st = wm_cli_inputs(&common, argc - first, argv + first, &inputs, &ninputs, &err);
     if (st != WM_OK) return wm_cli_exit(&tool, st, &err);
     if (c.pass + c.stats + c.data > 1) {
         wm_error_set(&err, WM_E_USAGE, "--pass, --stats and --data exclude each other");
@@ -250,7 +253,7 @@ int main(int argc, char **argv)
     }
     wm_strbuf_init(&c.line);
     wm_stage stage = { &c, cat_msg, cat_finish };
-    st = wm_loop_run((const char *const *)argv + first, argc - first, common.max_message, out, &stage, &err);
+    st = wm_loop_run(inputs, ninputs, common.max_message, out, &stage, &err);
     if (st == WM_OK && c.pass) st = wm_writer_close(out, &err);
     if (c.out != stdout && fclose(c.out) != 0 && st == WM_OK)
         st = wm_error_set(&err, WM_E_OUTPUT, "%s: write failed", common.out);

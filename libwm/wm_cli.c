@@ -256,6 +256,21 @@ wm_status wm_cli_parse(const wm_tool *tool, const wm_opt *opts, wm_common *commo
     return st;
 }
 
+wm_status wm_cli_inputs(const wm_common *common, int nargs, char **args,
+                        const char *const **specs, int *n, wm_error *err)
+{
+    if (common->in && nargs > 0)
+        return wm_error_set(err, WM_E_USAGE, "--in and input files exclude each other");
+    if (common->in) {
+        *specs = &common->in;
+        *n = 1;
+    } else {
+        *specs = (const char *const *)args;
+        *n = nargs;
+    }
+    return WM_OK;
+}
+
 int wm_cli_exit(const wm_tool *tool, wm_status st, const wm_error *err)
 {
     if (st == WM_E_INTERRUPTED)

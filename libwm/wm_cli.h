@@ -59,6 +59,11 @@ typedef struct wm_common {
 wm_status wm_cli_parse(const wm_tool *tool, const wm_opt *opts, wm_common *common,
                        int argc, char **argv, int *first_arg, wm_error *err);
 
+/* The inputs of a filter: the stream files named as arguments, or --in,
+ * or stdin (*n == 0).  Both arguments and --in is a usage error. */
+wm_status wm_cli_inputs(const wm_common *common, int nargs, char **args,
+                        const char *const **specs, int *n, wm_error *err);
+
 /* Parses one value as an option of that kind would (exposed for tests and
  * for filters that take structured positional arguments). */
 wm_status wm_cli_parse_value(const wm_opt *opt, const char *text, wm_error *err);

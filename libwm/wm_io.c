@@ -9,8 +9,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "wm_proto.h"
 #include "wm_signal.h"
+#include "wm_zmq.h"
 
 struct wm_reader {
     int fd;
@@ -24,6 +27,9 @@ struct wm_reader {
     size_t max_message;
     int eof;
     msgpack_zone zone;
+    void *zsock;              /* ZeroMQ PULL socket, or NULL for a file/pipe */
+    zmq_msg_t zmsg;           /* the message handed out last (ZeroMQ) */
+    int zmsg_live;
 };
 
 wm_reader *wm_reader_open(const char *spec, size_t max_message, wm_error *err)
@@ -31,6 +37,24 @@ wm_reader *wm_reader_open(const char *spec, size_t max_message, wm_error *err)
     wm_reader *r = calloc(1, sizeof *r);
     if (!r) { wm_error_set(err, WM_E_SYSTEM, "out of memory"); return NULL; }
     r->max_message = max_message ? max_message : WM_DEFAULT_MAX_MESSAGE;
+    if (wm_zmq_is_endpoint(spec)) {
+        snprintf(r->name, sizeof r->name, "%s", spec);
+        if (!msgpack_zone_init(&r->zone, 4096)) {
+            free(r);
+            wm_error_set(err, WM_E_SYSTEM, "out of memory");
+            return NULL;
+        }
+        r->zsock = wm_zmq_open(spec, 0, err);
+        if (!r->zsock) {
+            msgpack_zone_destroy(&r->zone);
+            free(r);
+            return NULL;
+        }
+        /* ZeroMQ refuses (and drops the peer of) anything over the cap before allocating it */
+        int64_t maxsize = (int64_t)r->max_message;
+        zmq_setsockopt(r->zsock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
+        return r;
+    }
     if (!spec || strcmp(spec, "-") == 0) {
         r->fd = 0;
         snprintf(r->name, sizeof r->name, "stdin");
@@ -70,6 +94,8 @@ void wm_reader_free(wm_reader **rp)
     wm_reader *r = *rp;
     if (!r) return;
     if (r->own_fd) close(r->fd);
+    if (r->zmsg_live) zmq_msg_close(&r->zmsg);
+    wm_zmq_close(r->zsock);
     msgpack_zone_destroy(&r->zone);
     free(r->buf);
     free(r);
@@ -112,8 +138,57 @@ static wm_status reader_fill(wm_reader *r, wm_error *err)
     }
 }
 
+/* Parses and validates one complete message at raw[0..len). */
+static wm_status reader_take(wm_reader *r, wm_msg *msg, const uint8_t *raw, size_t len,
+                             uint64_t offset, wm_error *err)
+{
+    wm_status st = wm_msg_parse(msg, raw, len, &r->zone, err);
+    if (st == WM_OK) st = wm_proto_validate(msg, err);
+    if (st != WM_OK)
+        return wm_error_prefix(err, "%s: byte offset %llu (message %llu)", r->name,
+                               (unsigned long long)offset, (unsigned long long)r->seq);
+    msg->offset = offset;
+    msg->seq = r->seq++;
+    return WM_OK;
+}
+
+/* One ZeroMQ message is exactly one wm message; `eos` ends the stream. */
+static wm_status reader_next_zmq(wm_reader *r, wm_msg *msg, wm_error *err)
+{
+    if (r->zmsg_live) { zmq_msg_close(&r->zmsg); r->zmsg_live = 0; }
+    if (r->eof) return WM_EOF;
+    zmq_msg_init(&r->zmsg);
+    r->zmsg_live = 1;
+    while (zmq_msg_recv(&r->zmsg, r->zsock, 0) < 0) {
+        if (errno == EINTR && !wm_signal_pending()) continue;
+        if (errno == EINTR) return wm_error_set(err, WM_E_INTERRUPTED, "interrupted");
+        return wm_error_set(err, WM_E_INPUT, "%s: receive failed: %s", r->name, zmq_strerror(errno));
+    }
+    const uint8_t *raw = zmq_msg_data(&r->zmsg);
+    size_t len = zmq_msg_size(&r->zmsg), size = 0;
+    const char *why = "not one whole msgpack map";
+    if (wm_msgpack_measure(raw, len, r->max_message, &size, &why) != WM_MEASURE_COMPLETE || size != len)
+        return wm_error_set(err, WM_E_INPUT, "%s: message %llu: %s", r->name, (unsigned long long)r->seq, why);
+    wm_status st = reader_take(r, msg, raw, len, r->base, err);
+    r->base += len;
+    if (st != WM_OK) return st;
+    if (wm_msg_is(msg, "eos")) {
+        r->eof = 1;
+        const char *e;
+        size_t n;
+        if (wm_msg_str(msg, "error", &e, &n) == 0)
+            return wm_error_set(err, WM_E_INPUT, "%s: the producer failed: %.*s", r->name, (int)n, e);
+        return WM_EOF;
+    }
+    return WM_OK;
+}
+
 wm_status wm_reader_next(wm_reader *r, wm_msg *msg, wm_error *err)
 {
+    if (r->zsock) {
+        msgpack_zone_clear(&r->zone);
+        return reader_next_zmq(r, msg, err);
+    }
     r->start += r->last_len;
     r->last_len = 0;
     msgpack_zone_clear(&r->zone);
@@ -129,15 +204,9 @@ wm_status wm_reader_next(wm_reader *r, wm_msg *msg, wm_error *err)
                                 r->name, (unsigned long long)offset, (unsigned long long)r->seq,
                                 why, r->max_message);
         if (m == WM_MEASURE_COMPLETE) {
-            wm_status st = wm_msg_parse(msg, r->buf + r->start, size, &r->zone, err);
-            if (st == WM_OK) st = wm_proto_validate(msg, err);
-            if (st != WM_OK)
-                return wm_error_prefix(err, "%s: byte offset %llu (message %llu)", r->name,
-                                       (unsigned long long)offset, (unsigned long long)r->seq);
-            msg->offset = offset;
-            msg->seq = r->seq++;
-            r->last_len = size;
-            return WM_OK;
+            wm_status st = reader_take(r, msg, r->buf + r->start, size, offset, err);
+            if (st == WM_OK) r->last_len = size;
+            return st;
         }
         if (avail == 0) size = 1;
         if (r->eof)
@@ -158,6 +227,7 @@ struct wm_writer {
     char *final_path;
     uint8_t *buf;
     size_t cap, used;
+    void *zsock;        /* ZeroMQ PUSH socket, or NULL */
 };
 
 wm_writer *wm_writer_open(const char *spec, wm_error *err)
@@ -167,6 +237,12 @@ wm_writer *wm_writer_open(const char *spec, wm_error *err)
     w->cap = 1 << 16;
     w->buf = malloc(w->cap);
     if (!w->buf) goto nomem;
+    if (wm_zmq_is_endpoint(spec)) {
+        snprintf(w->name, sizeof w->name, "%s", spec);
+        w->zsock = wm_zmq_open(spec, 1, err);
+        if (!w->zsock) { free(w->buf); free(w); return NULL; }
+        return w;
+    }
     if (!spec || strcmp(spec, "-") == 0) {
         w->fd = 1;
         snprintf(w->name, sizeof w->name, "stdout");
@@ -224,9 +300,34 @@ wm_status wm_writer_flush(wm_writer *w, wm_error *err)
     return write_all(w, &iov, 1, err);
 }
 
+/* One ZeroMQ message per wm message: header and payload are gathered into
+ * one buffer that ZeroMQ then owns and sends without another copy. */
+static wm_status writer_send_zmq(wm_writer *w, const void *hdr, size_t hdr_len,
+                                 const void *payload, size_t payload_len, wm_error *err)
+{
+    uint8_t *m = malloc(hdr_len + payload_len + 1);
+    if (!m) return wm_error_set(err, WM_E_SYSTEM, "%s: out of memory", w->name);
+    memcpy(m, hdr, hdr_len);
+    if (payload_len) memcpy(m + hdr_len, payload, payload_len);
+    return wm_zmq_send_owned(w->zsock, m, hdr_len + payload_len, w->name, err);
+}
+
+static wm_status writer_send_eos(wm_writer *w, const char *error, wm_error *err)
+{
+    wm_msgbuf mb;
+    wm_msgbuf_init(&mb);
+    msgpack_pack_map(&mb.pk, error ? 2 : 1);
+    wm_pack_kv_str(&mb.pk, "kind", "eos");
+    if (error) wm_pack_kv_str(&mb.pk, "error", error);
+    wm_status st = writer_send_zmq(w, mb.sbuf.data, mb.sbuf.size, NULL, 0, err);
+    wm_msgbuf_destroy(&mb);
+    return st;
+}
+
 wm_status wm_writer_send(wm_writer *w, const void *hdr, size_t hdr_len,
                          const void *payload, size_t payload_len, wm_error *err)
 {
+    if (w->zsock) return writer_send_zmq(w, hdr, hdr_len, payload, payload_len, err);
     if (w->used + hdr_len + payload_len <= w->cap) {
         memcpy(w->buf + w->used, hdr, hdr_len);
         w->used += hdr_len;
@@ -258,6 +359,12 @@ wm_status wm_writer_forward(wm_writer *w, const wm_msg *msg, wm_error *err)
 
 wm_status wm_writer_close(wm_writer *w, wm_error *err)
 {
+    if (w->zsock) {
+        wm_status zs = writer_send_eos(w, NULL, err);
+        wm_zmq_close(w->zsock);   /* waits until everything queued is delivered */
+        w->zsock = NULL;
+        return zs;
+    }
     wm_status st = wm_writer_flush(w, err);
     if (st != WM_OK || !w->own_fd) return st;
     int rc = fsync(w->fd);
@@ -275,6 +382,11 @@ void wm_writer_free(wm_writer **wp)
 {
     wm_writer *w = *wp;
     if (!w) return;
+    if (w->zsock) {   /* not closed: tell the consumer the stream failed */
+        wm_error ignored;
+        writer_send_eos(w, "stream ended early", &ignored);
+        wm_zmq_close(w->zsock);
+    }
     if (w->own_fd) close(w->fd);
     if (w->tmp_path) unlink(w->tmp_path);
     free(w->tmp_path);
