@@ -20,7 +20,7 @@ vp9.webm)    ff -f lavfi -i "$src" -frames:v 30 -c:v libvpx-vp9 -deadline realti
 mpeg4.avi)   ff -f lavfi -i "$src" -frames:v 45 -c:v mpeg4 -q:v 3 -f avi "$tmp" ;;
 mjpeg.avi)   ff -f lavfi -i "$src" -frames:v 30 -c:v mjpeg -q:v 3 -f avi "$tmp" ;;
 ffv1.mkv)    ff -f lavfi -i "$src" -frames:v 30 -c:v ffv1 -f matroska "$tmp" ;;
-odd.mp4)     ff -f lavfi -i "testsrc2=size=33x17:rate=25" -frames:v 25 -c:v libx264 -pix_fmt yuv444p -f mp4 "$tmp" ;;
+odd.mp4)     ff -f lavfi -i "testsrc2=size=33x17:rate=25,format=yuv444p" -frames:v 25 -c:v libx264 -pix_fmt yuv444p -f mp4 "$tmp" ;;
 vfr.mkv)     # irregular frame times: pts(ms) = 50 N + 20 (N mod 2): gaps of 70 and 30 ms
              ff -f lavfi -i "testsrc2=size=160x120:rate=25" -frames:v 30 \
                 -vf "settb=1/1000,setpts='50*N+20*mod(N,2)'" -fps_mode passthrough -enc_time_base 1/1000 \
