@@ -30,7 +30,7 @@ FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo install clean bench-io
+.PHONY: all test demo install clean bench-io fuzz fuzz-build
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
 
@@ -51,6 +51,27 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libwm.a
 
 test: all
 	tests/run
+
+# libFuzzer targets (tests/fuzz/fuzz_NAME.c, seed corpus tests/fuzz/corpus_NAME):
+# make fuzz runs each for FUZZ_SECONDS; crashes land in tests/fuzz/out/.
+FUZZ_SECONDS ?= 600
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibwm $(PKG_CFLAGS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard libwm/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $< $(LIB_SRC) $(LIBS) -o $@
+
+fuzz-build: $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	@for t in $(FUZZERS); do n=$$(basename $$t); c=tests/fuzz/corpus_$${n#fuzz_}; \
+	  mkdir -p tests/fuzz/out/$$n; echo "== $$n for $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=tests/fuzz/out/$$n/ \
+	    tests/fuzz/out/$$n $$c > tests/fuzz/out/$$n.log 2>&1; rc=$$?; \
+	  grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|^Done' tests/fuzz/out/$$n.log; \
+	  [ $$rc -eq 0 ] || { echo "$$n found a crash: see tests/fuzz/out/$$n/"; exit 1; }; done
 
 demo: all
 	scripts/demo.sh
