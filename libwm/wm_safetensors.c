@@ -705,3 +705,121 @@ wm_status wm_safetensors_write(const char *path, const wm_safetensors_entry *ten
     }
     return WM_OK;
 }
+
+/* ---- builder ---- */
+
+struct wm_safetensors_builder {
+    wm_safetensors_entry *e;
+    size_t n, cap;
+    char **meta;          /* key, value, ... */
+    size_t n_meta, cap_meta;
+};
+
+wm_safetensors_builder *wm_safetensors_builder_new(wm_error *err)
+{
+    wm_safetensors_builder *b = calloc(1, sizeof *b);
+    if (!b) wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    return b;
+}
+
+void wm_safetensors_builder_free(wm_safetensors_builder **bp)
+{
+    wm_safetensors_builder *b = *bp;
+    if (!b) return;
+    for (size_t i = 0; i < b->n; i++) free((char *)b->e[i].name);
+    free(b->e);
+    for (size_t i = 0; i < 2 * b->n_meta; i++) free(b->meta[i]);
+    free(b->meta);
+    free(b);
+    *bp = NULL;
+}
+
+static char *concat(const char *a, const char *b)
+{
+    size_t na = a ? strlen(a) : 0, nb = strlen(b);
+    char *s = malloc(na + nb + 1);
+    if (!s) return NULL;
+    if (na) memcpy(s, a, na);
+    memcpy(s + na, b, nb + 1);
+    return s;
+}
+
+wm_status wm_safetensors_builder_add(wm_safetensors_builder *b, const char *prefix, const char *name,
+                                     wm_safetensors_dtype dtype, int rank, const uint64_t *shape,
+                                     const void *data, wm_error *err)
+{
+    if (rank < 0 || rank > WM_SAFETENSORS_MAX_RANK || (unsigned)dtype >= WM_ST_DTYPE_COUNT)
+        return wm_error_set(err, WM_E_SYSTEM, "tensor \"%s\": bad rank or dtype", name);
+    char *full = concat(prefix, name);
+    if (!full) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    size_t at = b->n;
+    for (size_t i = 0; i < b->n; i++)
+        if (strcmp(b->e[i].name, full) == 0) at = i;
+    if (at == b->n) {
+        if (b->n == b->cap) {
+            size_t cap = b->cap ? 2 * b->cap : 32;
+            wm_safetensors_entry *e = realloc(b->e, cap * sizeof *e);
+            if (!e) { free(full); return wm_error_set(err, WM_E_SYSTEM, "out of memory"); }
+            b->e = e;
+            b->cap = cap;
+        }
+        b->n++;
+    } else {
+        free((char *)b->e[at].name);
+    }
+    wm_safetensors_entry *e = &b->e[at];
+    memset(e, 0, sizeof *e);
+    e->name = full;
+    e->dtype = dtype;
+    e->rank = rank;
+    for (int d = 0; d < rank; d++) e->shape[d] = shape[d];
+    e->data = data;
+    return WM_OK;
+}
+
+wm_status wm_safetensors_builder_meta(wm_safetensors_builder *b, const char *key, const char *value,
+                                      wm_error *err)
+{
+    char *v = concat(NULL, value);
+    if (!v) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    for (size_t i = 0; i < b->n_meta; i++)
+        if (strcmp(b->meta[2 * i], key) == 0) {
+            free(b->meta[2 * i + 1]);
+            b->meta[2 * i + 1] = v;
+            return WM_OK;
+        }
+    char *k = concat(NULL, key);
+    if (!k) { free(v); return wm_error_set(err, WM_E_SYSTEM, "out of memory"); }
+    if (b->n_meta == b->cap_meta) {
+        size_t cap = b->cap_meta ? 2 * b->cap_meta : 16;
+        char **m = realloc(b->meta, 2 * cap * sizeof *m);
+        if (!m) { free(k); free(v); return wm_error_set(err, WM_E_SYSTEM, "out of memory"); }
+        b->meta = m;
+        b->cap_meta = cap;
+    }
+    b->meta[2 * b->n_meta] = k;
+    b->meta[2 * b->n_meta + 1] = v;
+    b->n_meta++;
+    return WM_OK;
+}
+
+wm_status wm_safetensors_builder_add_file(wm_safetensors_builder *b, const wm_safetensors *st,
+                                          const char *prefix, wm_error *err)
+{
+    size_t np = prefix ? strlen(prefix) : 0;
+    wm_status s = WM_OK;
+    for (size_t i = 0; i < st->n_tensors && s == WM_OK; i++) {
+        const wm_safetensors_tensor *t = &st->tensors[i].t;
+        if (strncmp(t->name, prefix ? prefix : "", np) == 0)
+            s = wm_safetensors_builder_add(b, NULL, t->name, t->dtype, t->rank, t->shape, t->data, err);
+    }
+    for (size_t i = 0; i < st->n_meta && s == WM_OK; i++)
+        if (strncmp(st->meta[2 * i], prefix ? prefix : "", np) == 0)
+            s = wm_safetensors_builder_meta(b, st->meta[2 * i], st->meta[2 * i + 1], err);
+    return s;
+}
+
+wm_status wm_safetensors_builder_write(const wm_safetensors_builder *b, const char *path, wm_error *err)
+{
+    return wm_safetensors_write(path, b->e, b->n, (const char *const *)b->meta, b->n_meta, err);
+}

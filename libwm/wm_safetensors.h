@@ -87,6 +87,28 @@ typedef struct wm_safetensors_entry {
 wm_status wm_safetensors_write(const char *path, const wm_safetensors_entry *tensors, size_t n,
                                const char *const *meta, size_t n_meta, wm_error *err);
 
+/* A list of tensors and metadata being assembled for one file: names,
+ * keys and values are copied; tensor data is borrowed until the write.
+ * Filters that share a model file use it to keep the tensors of the other
+ * parts (the tokenizer keeps the dynamics model's and vice versa). */
+typedef struct wm_safetensors_builder wm_safetensors_builder;
+
+wm_safetensors_builder *wm_safetensors_builder_new(wm_error *err);
+void wm_safetensors_builder_free(wm_safetensors_builder **b);
+/* Adds prefix + name (prefix may be NULL).  A name added twice replaces
+ * the earlier entry; so does a metadata key. */
+wm_status wm_safetensors_builder_add(wm_safetensors_builder *b, const char *prefix, const char *name,
+                                     wm_safetensors_dtype dtype, int rank, const uint64_t *shape,
+                                     const void *data, wm_error *err);
+wm_status wm_safetensors_builder_meta(wm_safetensors_builder *b, const char *key, const char *value,
+                                      wm_error *err);
+/* Adds every tensor and metadata key of st whose name starts with prefix
+ * (NULL or "": all), borrowing st's mapping. */
+wm_status wm_safetensors_builder_add_file(wm_safetensors_builder *b, const wm_safetensors *st,
+                                          const char *prefix, wm_error *err);
+/* Writes everything added (wm_safetensors_write). */
+wm_status wm_safetensors_builder_write(const wm_safetensors_builder *b, const char *path, wm_error *err);
+
 /* float32 -> float16 (round to nearest even; the inverse,
  * wm_f16_to_f32, is in wm_proto.h) and bfloat16 -> float32. */
 uint16_t wm_f32_to_f16(float f);

@@ -1,0 +1,443 @@
+#include "wm_tokenizer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wm_nn.h"
+
+/* The network is a short list of ops over numbered activation buffers, so
+ * one forward loop and one backward loop serve the encoder, the decoder
+ * and training alike. */
+typedef enum tk_op_kind { OP_S2D, OP_D2S, OP_CONV, OP_SILU, OP_ADD } tk_op_kind;
+
+typedef struct tk_op {
+    tk_op_kind kind;
+    int in, in2, out;      /* buffers */
+    int weight, bias, K;   /* OP_CONV: parameter entries and kernel size */
+} tk_op;
+
+typedef struct tk_buf {
+    int div;               /* 1: frame resolution, 4: grid resolution */
+    int channels;
+} tk_buf;
+
+#define TK_MAX_OPS 128
+#define TK_MAX_BUFS 128
+
+struct wm_tokenizer {
+    wm_tokenizer_config cfg;
+    wm_params params;
+    tk_op ops[TK_MAX_OPS];
+    int n_ops, n_enc_ops;
+    tk_buf bufs[TK_MAX_BUFS];
+    int n_bufs, buf_z, buf_y;        /* buffer 0 is the input frame */
+    float *ptr[TK_MAX_BUFS], *dptr[TK_MAX_BUFS];
+    float *work, *dwork, *scratch;
+    size_t work_cap, dwork_cap, scratch_cap;
+    int B, H, W;                     /* shape of the last pass */
+};
+
+wm_tokenizer_config wm_tokenizer_default_config(void)
+{
+    wm_tokenizer_config c = { 8, 64, 2 };
+    return c;
+}
+
+static wm_status check_config(const wm_tokenizer_config *c, wm_error *err)
+{
+    if (c->latent_channels < 4 || c->latent_channels > 16)
+        return wm_error_set(err, WM_E_USAGE, "latent channels must be 4 to 16, not %d", c->latent_channels);
+    if (c->hidden < 8 || c->hidden > 256)
+        return wm_error_set(err, WM_E_USAGE, "hidden channels must be 8 to 256, not %d", c->hidden);
+    if (c->blocks < 0 || c->blocks > 8)
+        return wm_error_set(err, WM_E_USAGE, "residual blocks must be 0 to 8, not %d", c->blocks);
+    return WM_OK;
+}
+
+static int add_buf(wm_tokenizer *tk, int div, int channels)
+{
+    tk->bufs[tk->n_bufs].div = div;
+    tk->bufs[tk->n_bufs].channels = channels;
+    return tk->n_bufs++;
+}
+
+static int add_op(wm_tokenizer *tk, tk_op_kind kind, int in, int in2, int out)
+{
+    tk_op *op = &tk->ops[tk->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->in = in;
+    op->in2 = in2;
+    op->out = out;
+    return out;
+}
+
+static int add_conv(wm_tokenizer *tk, int in, int cout, int K, const char *name)
+{
+    int cin = tk->bufs[in].channels;
+    int wshape[4] = { cout, K, K, cin }, bshape[1] = { cout };
+    int out = add_buf(tk, tk->bufs[in].div, cout);
+    add_op(tk, OP_CONV, in, -1, out);
+    tk_op *op = &tk->ops[tk->n_ops - 1];
+    op->weight = wm_params_add(&tk->params, 4, wshape, "%s.weight", name);
+    op->bias = wm_params_add(&tk->params, 1, bshape, "%s.bias", name);
+    op->K = K;
+    return out;
+}
+
+static int add_silu(wm_tokenizer *tk, int in)
+{
+    return add_op(tk, OP_SILU, in, -1, add_buf(tk, tk->bufs[in].div, tk->bufs[in].channels));
+}
+
+/* hidden -> `blocks` residual blocks, named prefix.blockI.conv1/conv2 */
+static int add_blocks(wm_tokenizer *tk, int h, const char *side)
+{
+    char name[48];
+    for (int i = 0; i < tk->cfg.blocks; i++) {
+        int a = add_silu(tk, h);
+        snprintf(name, sizeof name, "%s.block%d.conv1", side, i);
+        int c = add_conv(tk, a, tk->cfg.hidden, 3, name);
+        int a2 = add_silu(tk, c);
+        snprintf(name, sizeof name, "%s.block%d.conv2", side, i);
+        int d = add_conv(tk, a2, tk->cfg.hidden, 3, name);
+        h = add_op(tk, OP_ADD, h, d, add_buf(tk, tk->bufs[h].div, tk->bufs[h].channels));
+    }
+    return h;
+}
+
+static void build(wm_tokenizer *tk)
+{
+    const int P = WM_TOKENIZER_PATCH, C = tk->cfg.latent_channels, hidden = tk->cfg.hidden;
+    int x = add_buf(tk, 1, 3);
+    int s = add_op(tk, OP_S2D, x, -1, add_buf(tk, P, 3 * P * P));
+    int h = add_conv(tk, s, hidden, 3, "enc.in");
+    h = add_blocks(tk, h, "enc");
+    tk->buf_z = add_conv(tk, add_silu(tk, h), C, 3, "enc.out");
+    tk->n_enc_ops = tk->n_ops;
+    h = add_conv(tk, tk->buf_z, hidden, 3, "dec.in");
+    h = add_blocks(tk, h, "dec");
+    int o = add_conv(tk, add_silu(tk, h), 3 * P * P, 3, "dec.out");
+    tk->buf_y = add_op(tk, OP_D2S, o, -1, add_buf(tk, 1, 3));
+}
+
+static wm_tokenizer *tokenizer_alloc(const wm_tokenizer_config *cfg, wm_error *err)
+{
+    if (check_config(cfg, err) != WM_OK) return NULL;
+    wm_tokenizer *tk = calloc(1, sizeof *tk);
+    if (!tk) { wm_error_set(err, WM_E_SYSTEM, "out of memory"); return NULL; }
+    tk->cfg = *cfg;
+    build(tk);
+    int bad = 0;
+    for (int i = 0; i < tk->n_ops; i++)
+        if (tk->ops[i].kind == OP_CONV && (tk->ops[i].weight < 0 || tk->ops[i].bias < 0)) bad = 1;
+    if (bad) wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    if (bad || wm_params_alloc(&tk->params, err) != WM_OK) {
+        wm_tokenizer_free(&tk);
+        return NULL;
+    }
+    return tk;
+}
+
+wm_tokenizer *wm_tokenizer_new(const wm_tokenizer_config *cfg, uint64_t seed, wm_error *err)
+{
+    wm_tokenizer *tk = tokenizer_alloc(cfg, err);
+    if (!tk) return NULL;
+    wm_rng rng;
+    wm_rng_seed(&rng, seed);
+    for (int i = 0; i < tk->n_ops; i++) {
+        const tk_op *op = &tk->ops[i];
+        if (op->kind != OP_CONV) continue;
+        const wm_param *w = &tk->params.items[op->weight];
+        int fan_in = w->shape[1] * w->shape[2] * w->shape[3];
+        float bound = 1.0f / sqrtf((float)fan_in);
+        if (strstr(w->name, ".conv2.")) bound *= 0.1f;
+        float *pw = wm_params_value(&tk->params, op->weight), *pb = wm_params_value(&tk->params, op->bias);
+        for (size_t k = 0; k < w->numel; k++) pw[k] = bound * (float)(2.0 * wm_rng_uniform(&rng) - 1.0);
+        for (int k = 0; k < w->shape[0]; k++) pb[k] = bound * (float)(2.0 * wm_rng_uniform(&rng) - 1.0);
+    }
+    return tk;
+}
+
+/* A metadata integer in [lo, hi]. */
+static wm_status meta_int(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
+                          wm_error *err)
+{
+    const char *v = wm_safetensors_meta(st, key);
+    if (!v) return wm_error_set(err, WM_E_INPUT, "%s: metadata \"%s\" is missing", path, key);
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi)
+        return wm_error_set(err, WM_E_INPUT, "%s: metadata \"%s\" = \"%.40s\" is not an integer in [%d, %d]", path,
+                            key, v, lo, hi);
+    *out = (int)n;
+    return WM_OK;
+}
+
+wm_tokenizer *wm_tokenizer_from_file(const wm_safetensors *st, const char *path, wm_error *err)
+{
+    const char *arch = wm_safetensors_meta(st, WM_TOKENIZER_PREFIX "arch");
+    if (!arch) {
+        wm_error_set(err, WM_E_INPUT, "%s: holds no tokenizer (no \"" WM_TOKENIZER_PREFIX "arch\" metadata)", path);
+        return NULL;
+    }
+    if (strcmp(arch, WM_TOKENIZER_ARCH) != 0) {
+        wm_error_set(err, WM_E_INPUT, "%s: tokenizer architecture \"%.60s\" is not supported (this wm reads \"%s\")",
+                     path, arch, WM_TOKENIZER_ARCH);
+        return NULL;
+    }
+    wm_tokenizer_config cfg;
+    if (meta_int(st, path, WM_TOKENIZER_PREFIX "latent_channels", 4, 16, &cfg.latent_channels, err) ||
+        meta_int(st, path, WM_TOKENIZER_PREFIX "hidden", 8, 256, &cfg.hidden, err) ||
+        meta_int(st, path, WM_TOKENIZER_PREFIX "blocks", 0, 8, &cfg.blocks, err))
+        return NULL;
+    wm_tokenizer *tk = tokenizer_alloc(&cfg, err);
+    if (!tk) return NULL;
+    if (wm_params_load(&tk->params, st, path, WM_TOKENIZER_PREFIX, err) != WM_OK) {
+        wm_tokenizer_free(&tk);
+        return NULL;
+    }
+    return tk;
+}
+
+wm_tokenizer *wm_tokenizer_load(const char *path, wm_error *err)
+{
+    wm_safetensors *st = wm_safetensors_open(path, err);
+    if (!st) return NULL;
+    wm_tokenizer *tk = wm_tokenizer_from_file(st, path, err);
+    wm_safetensors_close(&st);
+    return tk;
+}
+
+void wm_tokenizer_free(wm_tokenizer **tkp)
+{
+    wm_tokenizer *tk = *tkp;
+    if (!tk) return;
+    wm_params_free(&tk->params);
+    free(tk->work);
+    free(tk->dwork);
+    free(tk->scratch);
+    free(tk);
+    *tkp = NULL;
+}
+
+const wm_tokenizer_config *wm_tokenizer_get_config(const wm_tokenizer *tk) { return &tk->cfg; }
+wm_params *wm_tokenizer_params(wm_tokenizer *tk) { return &tk->params; }
+
+wm_status wm_tokenizer_add_to(const wm_tokenizer *tk, const float *buf, const char *prefix,
+                              wm_safetensors_builder *b, wm_error *err)
+{
+    char full[96], num[3][16];
+    snprintf(full, sizeof full, "%s%s", prefix ? prefix : "", WM_TOKENIZER_PREFIX);
+    wm_status s = wm_params_add_to(&tk->params, buf ? buf : tk->params.data, full, b, err);
+    snprintf(num[0], sizeof num[0], "%d", tk->cfg.latent_channels);
+    snprintf(num[1], sizeof num[1], "%d", tk->cfg.hidden);
+    snprintf(num[2], sizeof num[2], "%d", tk->cfg.blocks);
+    const char *meta[] = {
+        "arch", WM_TOKENIZER_ARCH,
+        "latent_channels", num[0],
+        "hidden", num[1],
+        "blocks", num[2],
+        "patch", "4",
+        "activation", "silu",
+        "layout", "activations NHWC; latent [H/4, W/4, C]; conv weight [out, kh, kw, in]",
+        "input", "rgb / 127.5 - 1",
+    };
+    for (size_t i = 0; s == WM_OK && i < sizeof meta / sizeof meta[0]; i += 2) {
+        snprintf(full, sizeof full, "%s%s%s", prefix ? prefix : "", WM_TOKENIZER_PREFIX, meta[i]);
+        s = wm_safetensors_builder_meta(b, full, meta[i + 1], err);
+    }
+    return s;
+}
+
+/* ---- passes ---- */
+
+static size_t buf_floats(const wm_tokenizer *tk, int i, int B, int H, int W)
+{
+    const tk_buf *b = &tk->bufs[i];
+    return (size_t)B * (size_t)(H / b->div) * (size_t)(W / b->div) * (size_t)b->channels;
+}
+
+static wm_status grow(float **p, size_t *cap, size_t need, wm_error *err)
+{
+    if (need <= *cap) return WM_OK;
+    free(*p);
+    *p = malloc(need * sizeof(float));
+    if (!*p) {
+        *cap = 0;
+        return wm_error_set(err, WM_E_SYSTEM, "out of memory for the tokenizer's activations (%zu MB)",
+                            need * sizeof(float) >> 20);
+    }
+    *cap = need;
+    return WM_OK;
+}
+
+/* Places every buffer not in `external` inside the workspace (and, with
+ * grads, its gradient in the gradient workspace). */
+static wm_status layout(wm_tokenizer *tk, int B, int H, int W, const int *external, int grads, wm_error *err)
+{
+    size_t need = 0, scratch = 0;
+    for (int i = 0; i < tk->n_bufs; i++)
+        if (!external[i]) need += buf_floats(tk, i, B, H, W);
+    for (int i = 0; i < tk->n_ops; i++)
+        if (tk->ops[i].kind == OP_CONV) {
+            size_t s = wm_conv2d_scratch_floats(tk->bufs[tk->ops[i].in].channels, tk->ops[i].K);
+            if (s > scratch) scratch = s;
+        }
+    wm_status st;
+    if ((st = grow(&tk->work, &tk->work_cap, need, err)) || (st = grow(&tk->scratch, &tk->scratch_cap, scratch, err)))
+        return st;
+    size_t at = 0;
+    for (int i = 0; i < tk->n_bufs; i++)
+        if (!external[i]) {
+            tk->ptr[i] = tk->work + at;
+            at += buf_floats(tk, i, B, H, W);
+        }
+    if (grads) {
+        size_t dneed = 0;
+        for (int i = 1; i < tk->n_bufs; i++) dneed += buf_floats(tk, i, B, H, W);
+        if ((st = grow(&tk->dwork, &tk->dwork_cap, dneed, err))) return st;
+        memset(tk->dwork, 0, dneed * sizeof(float));
+        at = 0;
+        tk->dptr[0] = NULL;   /* nobody needs the gradient of the frame */
+        for (int i = 1; i < tk->n_bufs; i++) {
+            tk->dptr[i] = tk->dwork + at;
+            at += buf_floats(tk, i, B, H, W);
+        }
+    }
+    tk->B = B;
+    tk->H = H;
+    tk->W = W;
+    return WM_OK;
+}
+
+static void run_forward(wm_tokenizer *tk, int from, int to)
+{
+    const int B = tk->B, P = WM_TOKENIZER_PATCH;
+    for (int i = from; i < to; i++) {
+        const tk_op *op = &tk->ops[i];
+        const tk_buf *bi = &tk->bufs[op->in], *bo = &tk->bufs[op->out];
+        int h = tk->H / bi->div, w = tk->W / bi->div;
+        size_t n = buf_floats(tk, op->out, B, tk->H, tk->W);
+        switch (op->kind) {
+        case OP_S2D: wm_space_to_depth_forward(tk->ptr[op->out], tk->ptr[op->in], B, h, w, bi->channels, P); break;
+        case OP_D2S: wm_depth_to_space_forward(tk->ptr[op->out], tk->ptr[op->in], B, h, w, bo->channels, P); break;
+        case OP_SILU: wm_silu_forward(tk->ptr[op->out], tk->ptr[op->in], n); break;
+        case OP_ADD: wm_add_forward(tk->ptr[op->out], tk->ptr[op->in], tk->ptr[op->in2], n); break;
+        case OP_CONV:
+            wm_conv2d_forward(tk->ptr[op->out], tk->ptr[op->in], wm_params_value(&tk->params, op->weight),
+                              wm_params_value(&tk->params, op->bias), B, h, w, bi->channels, bo->channels, op->K, 1,
+                              op->K / 2, tk->scratch);
+            break;
+        }
+    }
+}
+
+static void run_backward(wm_tokenizer *tk, int from, int to)
+{
+    const int B = tk->B, P = WM_TOKENIZER_PATCH;
+    for (int i = to - 1; i >= from; i--) {
+        const tk_op *op = &tk->ops[i];
+        const tk_buf *bi = &tk->bufs[op->in], *bo = &tk->bufs[op->out];
+        int h = tk->H / bi->div, w = tk->W / bi->div;
+        size_t n = buf_floats(tk, op->out, B, tk->H, tk->W);
+        float *din = tk->dptr[op->in];
+        const float *dout = tk->dptr[op->out];
+        switch (op->kind) {
+        case OP_S2D:
+            if (din) wm_space_to_depth_backward(din, dout, B, h, w, bi->channels, P);
+            break;
+        case OP_D2S: wm_depth_to_space_backward(din, dout, B, h, w, bo->channels, P); break;
+        case OP_SILU: wm_silu_backward(din, dout, tk->ptr[op->in], n); break;
+        case OP_ADD: wm_add_backward(din, tk->dptr[op->in2], dout, n); break;
+        case OP_CONV:
+            wm_conv2d_backward(din, wm_params_gradient(&tk->params, op->weight),
+                               wm_params_gradient(&tk->params, op->bias), dout, tk->ptr[op->in],
+                               wm_params_value(&tk->params, op->weight), B, h, w, bi->channels, bo->channels, op->K,
+                               1, op->K / 2, tk->scratch);
+            break;
+        }
+    }
+}
+
+static wm_status check_size(int B, int H, int W, wm_error *err)
+{
+    if (B < 1 || H < WM_TOKENIZER_PATCH || W < WM_TOKENIZER_PATCH || H % WM_TOKENIZER_PATCH || W % WM_TOKENIZER_PATCH)
+        return wm_error_set(err, WM_E_INPUT, "the tokenizer needs frames whose sides are multiples of %d, not %dx%d",
+                            WM_TOKENIZER_PATCH, W, H);
+    return WM_OK;
+}
+
+wm_status wm_tokenizer_encode(wm_tokenizer *tk, float *z, const float *x, int B, int H, int W, wm_error *err)
+{
+    wm_status st;
+    int external[TK_MAX_BUFS] = { 0 };
+    external[0] = external[tk->buf_z] = 1;
+    if ((st = check_size(B, H, W, err)) || (st = layout(tk, B, H, W, external, 0, err))) return st;
+    tk->ptr[0] = (float *)x;   /* read only: no op writes buffer 0 */
+    tk->ptr[tk->buf_z] = z;
+    run_forward(tk, 0, tk->n_enc_ops);
+    return WM_OK;
+}
+
+wm_status wm_tokenizer_decode(wm_tokenizer *tk, float *y, const float *z, int B, int h, int w, wm_error *err)
+{
+    const int P = WM_TOKENIZER_PATCH;
+    wm_status st;
+    int external[TK_MAX_BUFS] = { 0 };
+    external[tk->buf_z] = external[tk->buf_y] = 1;
+    for (int i = 0; i < tk->n_bufs; i++)   /* the encoder's buffers are not needed */
+        if (i < tk->buf_z) external[i] = 1;
+    if ((st = check_size(B, h * P, w * P, err)) || (st = layout(tk, B, h * P, w * P, external, 0, err))) return st;
+    tk->ptr[tk->buf_z] = (float *)z;   /* read only */
+    tk->ptr[tk->buf_y] = y;
+    run_forward(tk, tk->n_enc_ops, tk->n_ops);
+    return WM_OK;
+}
+
+wm_status wm_tokenizer_train_pass(wm_tokenizer *tk, const float *x, int B, int H, int W, double *loss,
+                                  wm_error *err)
+{
+    wm_status st;
+    int external[TK_MAX_BUFS] = { 0 };
+    external[0] = 1;
+    if ((st = check_size(B, H, W, err)) || (st = wm_params_alloc_grad(&tk->params, err)) ||
+        (st = layout(tk, B, H, W, external, 1, err)))
+        return st;
+    tk->ptr[0] = (float *)x;
+    run_forward(tk, 0, tk->n_ops);
+    size_t n = buf_floats(tk, 0, B, H, W);
+    *loss = wm_mse_forward(tk->ptr[tk->buf_y], x, n);
+    memset(tk->params.grad, 0, tk->params.total * sizeof(float));
+    wm_mse_backward(tk->dptr[tk->buf_y], tk->ptr[tk->buf_y], x, n, 1.0f);
+    run_backward(tk, 0, tk->n_ops);
+    return WM_OK;
+}
+
+void wm_tokenizer_last(const wm_tokenizer *tk, const float **z, const float **y)
+{
+    if (z) *z = tk->ptr[tk->buf_z];
+    if (y) *y = tk->ptr[tk->buf_y];
+}
+
+void wm_tokenizer_pixels_to_input(float *x, const uint8_t *pixels, size_t n_pixels, int channels)
+{
+    const float k = 1.0f / 127.5f;
+    if (channels == 3) {
+        for (size_t i = 0; i < 3 * n_pixels; i++) x[i] = (float)pixels[i] * k - 1.0f;
+    } else {
+        for (size_t i = 0; i < n_pixels; i++) x[3 * i] = x[3 * i + 1] = x[3 * i + 2] = (float)pixels[i] * k - 1.0f;
+    }
+}
+
+void wm_tokenizer_output_to_pixels(uint8_t *rgb, const float *y, size_t n_pixels)
+{
+    for (size_t i = 0; i < 3 * n_pixels; i++) {
+        float v = (y[i] + 1.0f) * 127.5f + 0.5f;
+        rgb[i] = v >= 255.0f ? 255 : v > 0.0f ? (uint8_t)v : 0;   /* NaN -> 0 */
+    }
+}
