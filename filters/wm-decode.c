@@ -115,6 +115,8 @@ int main(int argc, char **argv)
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
     if (st != WM_OK) return wm_cli_exit(&tool, st, &err);
+    if (common.in)
+        return wm_cli_exit(&tool, wm_error_set(&err, WM_E_USAGE, "--in: wm-decode reads video files; give them as arguments"), &err);
     if (first == argc)
         return wm_cli_exit(&tool, wm_error_set(&err, WM_E_USAGE, "no input (give FILE... or - for stdin)"), &err);
     if (size.w > WM_VDEC_MAX_SIDE || size.h > WM_VDEC_MAX_SIDE)

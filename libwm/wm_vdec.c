@@ -216,7 +216,8 @@ static wm_status vdec_setup(wm_vdec *d, wm_error *err)
     d->channels = wm_pixfmt_channels(d->opts.format);
     d->out_size = (size_t)in->width * (size_t)in->height * (size_t)d->channels;
     if (d->opts.max_bytes && d->out_size > d->opts.max_bytes)
-        return wm_error_set(err, WM_E_INPUT, "%s: %dx%d %s frames are %zu bytes, over the %zu-byte message cap",
+        return wm_error_set(err, WM_E_INPUT, "%s: %dx%d %s frames of %zu bytes do not fit a message "
+                            "(at most %zu bytes of pixels; see --max-message)",
                             d->path, in->width, in->height, wm_pixfmt_name(d->opts.format),
                             d->out_size, d->opts.max_bytes);
     d->out = av_mallocz(d->out_size);   /* zero: --fit pad's bars are black */

@@ -41,6 +41,14 @@ grep -qxF "end clip=0 frames=$n error=$(cut -d' ' -f2- "$T/err")" "$T/s.txt" || 
 grep -qx "end clip=1 frames=25" "$T/s.txt" || fail "damaged: the good file after it is not complete"
 ok "a decode error mid-file keeps the $n frames before it"
 
+# no unbounded allocation: a header claiming a huge picture, frames over the message cap
+ffmpeg -nostdin -v error -f lavfi -i color=size=16400x8 -frames:v 1 -c:v ffv1 "$T/wide.mkv"
+expect_exit 2 wm-decode -q "$T/wide.mkv"
+expect_err "^wm-decode: $T/wide.mkv: video size 16400x8 is outside 1x1\.\.16384x16384"
+expect_exit 2 wm-decode -q --max-message 1M --size 1000x1000 "$good"
+expect_err "^wm-decode: $good: 1000x1000 rgb24 frames of 3000000 bytes do not fit a message"
+ok "sizes over the caps are refused before any allocation"
+
 # several bad inputs: one line each, still exit 2
 expect_exit 2 wm-decode -q "$T/missing.mp4" "$good" "$T/dir"
 [ "$(wc -l < "$T/err")" -eq 2 ] || fail "two bad inputs, not two lines: $(cat "$T/err")"
@@ -61,6 +69,8 @@ expect_exit 1 wm-decode --frames -3 "$good"
 expect_err "^wm-decode: --frames"
 expect_exit 1 wm-decode --scaler nope "$good"
 expect_err "^wm-decode: --scaler"
+expect_exit 1 wm-decode --in "$good"
+expect_err "^wm-decode: --in: "
 expect_exit 1 wm-decode
 expect_err "^wm-decode: no input"
 [ ! -s "$T/out" ] || fail "bad usage wrote a stream"
