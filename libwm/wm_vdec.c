@@ -71,10 +71,13 @@ struct wm_vdec {
     int fit_w, fit_h, off_x, off_y;       /* its place on the canvas */
     int canvas_w, canvas_h;               /* output size before rotation */
     int direct;                  /* sws writes the output buffer itself */
-    uint8_t *scratch;            /* sws output when not direct */
+    int dst_fmt;
+    AVBufferRef *scratch_buf;    /* sws output when not direct */
+    uint8_t *scratch;
     int scratch_stride;
-    size_t scratch_size;
-    uint8_t *out;                /* the output frame, width*height*channels */
+    AVBufferRef *out_buf;        /* the output frame, width*height*channels */
+    uint8_t *out;
+    AVFrame *dst;                /* sws_scale_frame's view of out or scratch */
     size_t out_size;
 };
 
@@ -220,8 +223,9 @@ static wm_status vdec_setup(wm_vdec *d, wm_error *err)
                             "(at most %zu bytes of pixels; see --max-message)",
                             d->path, in->width, in->height, wm_pixfmt_name(d->opts.format),
                             d->out_size, d->opts.max_bytes);
-    d->out = av_mallocz(d->out_size);   /* zero: --fit pad's bars are black */
-    if (!d->out) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    d->out_buf = av_buffer_allocz(d->out_size);   /* zero: --fit pad's bars are black */
+    if (!d->out_buf) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    d->out = d->out_buf->data;
 
     AVRational avg = d->st->avg_frame_rate, rate = avg;
     if (rate.num <= 0 || rate.den <= 0) rate = d->st->r_frame_rate;
@@ -265,8 +269,9 @@ wm_vdec *wm_vdec_open(const char *path, const wm_vdec_opts *opts, wm_error *err)
     d->frame = av_frame_alloc();
     d->held = av_frame_alloc();
     d->cropped = av_frame_alloc();
+    d->dst = av_frame_alloc();
     wm_status st = WM_OK;
-    if (!d->pkt || !d->frame || !d->held || !d->cropped)
+    if (!d->pkt || !d->frame || !d->held || !d->cropped || !d->dst)
         st = wm_error_set(err, WM_E_SYSTEM, "out of memory");
     if (st == WM_OK) st = vdec_open_input(d, err);
     if (st == WM_OK) st = vdec_open_decoder(d, err);
@@ -286,8 +291,9 @@ void wm_vdec_free(wm_vdec **pd)
     av_packet_free(&d->pkt);
     avcodec_free_context(&d->dec);
     avformat_close_input(&d->fmt);
-    av_free(d->scratch);
-    av_free(d->out);
+    av_frame_free(&d->dst);
+    av_buffer_unref(&d->scratch_buf);
+    av_buffer_unref(&d->out_buf);
     free(d->path);
     free(d);
     *pd = NULL;
@@ -463,12 +469,12 @@ static wm_status vdec_plan(wm_vdec *d, const AVFrame *src, wm_error *err)
     d->direct = d->info.rotation == 0 && d->fit_w == tw && d->fit_h == th &&
                 (size_t)d->scratch_stride == (size_t)tw * d->channels;
     size_t need = (size_t)d->scratch_stride * (size_t)d->fit_h + 64;
-    if (!d->direct && need > d->scratch_size) {
-        av_free(d->scratch);
-        d->scratch_size = 0;
-        if (!(d->scratch = av_malloc(need))) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
-        d->scratch_size = need;
+    if (!d->direct && (!d->scratch_buf || need > (size_t)d->scratch_buf->size)) {
+        av_buffer_unref(&d->scratch_buf);
+        if (!(d->scratch_buf = av_buffer_alloc(need))) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+        d->scratch = d->scratch_buf->data;
     }
+    d->dst_fmt = dst_fmt;
     d->plan_w = sw;
     d->plan_h = sh;
     d->plan_fmt = src->format;
@@ -541,11 +547,23 @@ static wm_status vdec_convert(wm_vdec *d, AVFrame *src, wm_error *err)
         }
     }
     vdec_set_colorspace(d, src);
-    uint8_t *dst = d->direct ? d->out : d->scratch;
-    int dst_stride = d->direct ? d->canvas_w * d->channels : d->scratch_stride;
-    int ret = sws_scale(d->sws, (const uint8_t *const *)in->data, in->linesize, 0, in->height, &dst, &dst_stride);
+    /* sws_scale_frame, not sws_scale: only the frame API uses the
+     * scaler's slice threads (it wants reference-counted frames) */
+    AVFrame *dst = d->dst;
+    dst->buf[0] = av_buffer_ref(d->direct ? d->out_buf : d->scratch_buf);
+    int ret = AVERROR(ENOMEM);
+    if (dst->buf[0]) {
+        dst->data[0] = dst->buf[0]->data;
+        dst->linesize[0] = d->direct ? d->canvas_w * d->channels : d->scratch_stride;
+        dst->width = d->fit_w;
+        dst->height = d->fit_h;
+        dst->format = d->dst_fmt;
+        ret = sws_scale_frame(d->sws, dst, in);
+    }
+    av_frame_unref(dst);
     if (in == d->cropped) av_frame_unref(in);
-    if (ret <= 0)
+    if (ret == AVERROR(ENOMEM)) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    if (ret < 0)
         return wm_error_set(err, WM_E_INPUT, "%s: frame %lld: scaling failed", d->path, (long long)d->decoded);
     if (!d->direct) vdec_place(d);
     return WM_OK;
