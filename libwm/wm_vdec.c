@@ -53,8 +53,7 @@ struct wm_vdec {
     int64_t default_dur;         /* one frame at the stream's average rate, or 0 */
     int64_t last_ts, last_dur;   /* the newest decoded frame */
     int have_last;
-    int have_first;              /* first_*: the clip's first frame */
-    int64_t first_ts;
+    int have_first;              /* first_t: the clip's first frame, in seconds */
     double first_t;
 
     /* --fps resampling (FFmpeg's fps filter): slot k takes the newest frame
@@ -108,8 +107,16 @@ static wm_status vdec_av_error(wm_vdec *d, int ret, const char *what, wm_error *
  * CLI's autorotate computes them from the display matrix. */
 static int vdec_stream_rotation(const AVStream *st)
 {
+#if LIBAVFORMAT_VERSION_INT >= AV_VERSION_INT(60, 15, 100)   /* FFmpeg 6.1 moved it */
+    const AVPacketSideData *psd = av_packet_side_data_get(st->codecpar->coded_side_data,
+                                                          st->codecpar->nb_coded_side_data,
+                                                          AV_PKT_DATA_DISPLAYMATRIX);
+    const uint8_t *sd = psd ? psd->data : NULL;
+    size_t size = psd ? psd->size : 0;
+#else
     size_t size = 0;
     const uint8_t *sd = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+#endif
     if (!sd || size < 9 * sizeof(int32_t)) return 0;
     double theta = -round(av_display_rotation_get((const int32_t *)sd));
     theta -= 360 * floor(theta / 360 + 0.9 / 360);
@@ -184,7 +191,7 @@ static wm_status vdec_open_decoder(wm_vdec *d, wm_error *err)
     return WM_OK;
 }
 
-/* Seeks to back seconds' worth of time before --start.  Demuxers that
+/* Seeks to `back` (time base units) before --start.  Demuxers that
  * seek by timestamp search (MPEG-PS, TS) can land after the last keyframe
  * before the target, so the first frame decoded after a seek is checked
  * (vdec_source_next) and the seek retried further back until it starts
@@ -394,7 +401,6 @@ static wm_status vdec_source_next(wm_vdec *d, wm_error *err)
         f->pts = rel;
         if (!d->have_first) {
             d->have_first = 1;
-            d->first_ts = rel;
             d->first_t = (double)rel * av_q2d(d->st->time_base);
             if (d->out_tb.num)
                 d->first_pos = av_rescale_q_rnd(rel, d->st->time_base, d->out_tb,
