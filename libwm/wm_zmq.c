@@ -50,21 +50,28 @@ static int hwm_from_env(void)
 
 void *wm_zmq_open(const char *spec, int push, wm_error *err)
 {
-    int bind = spec[0] == '@';
+    return wm_zmq_open_type(spec, push ? ZMQ_PUSH : ZMQ_PULL, 0, err);
+}
+
+void *wm_zmq_open_type(const char *spec, int type, int default_bind, wm_error *err)
+{
+    int push = type == ZMQ_PUSH || type == ZMQ_DEALER;
+    int bind = spec[0] == '@' || (default_bind && spec[0] != '>');
     const char *addr = (spec[0] == '@' || spec[0] == '>') ? spec + 1 : spec;
     void *ctx = ctx_acquire();
     if (!ctx) {
         wm_error_set(err, WM_E_SYSTEM, "%s: cannot create a ZeroMQ context: %s", spec, zmq_strerror(errno));
         return NULL;
     }
-    void *s = zmq_socket(ctx, push ? ZMQ_PUSH : ZMQ_PULL);
+    void *s = zmq_socket(ctx, type);
     if (!s) {
         wm_error_set(err, WM_E_SYSTEM, "%s: %s", spec, zmq_strerror(errno));
         ctx_release();
         return NULL;
     }
     int hwm = hwm_from_env(), linger = -1;
-    zmq_setsockopt(s, push ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_PUSH || type == ZMQ_PULL)
+        zmq_setsockopt(s, push ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     int rc = bind ? zmq_bind(s, addr) : zmq_connect(s, addr);
     if (rc != 0) {

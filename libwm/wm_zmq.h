@@ -23,6 +23,11 @@ int wm_zmq_is_endpoint(const char *spec);
 /* Opens a PUSH (push != 0) or PULL socket for spec.  Returns the socket. */
 void *wm_zmq_open(const char *spec, int push, wm_error *err);
 
+/* Opens a socket of ZeroMQ type `type` for spec; a spec without "@" or
+ * ">" binds when default_bind is set (czmq's defaults: ROUTER binds,
+ * DEALER connects). */
+void *wm_zmq_open_type(const char *spec, int type, int default_bind, wm_error *err);
+
 /* Closes the socket (NULL is fine).  A PUSH socket waits until what it
  * queued has been delivered: nothing sent is lost. */
 void wm_zmq_close(void *sock);

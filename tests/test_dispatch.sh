@@ -1,0 +1,54 @@
+# wm-dispatch / wm-worker: 200 clips over 4 workers, two killed with SIGKILL
+# mid-batch, one joining late: every clip comes out exactly once, equal to
+# what a single process gives; unordered mode loses nothing either.
+source "$(dirname "$0")/lib.sh"
+/usr/bin/python3 "$WM_ROOT/tests/mkclips.py" 200 > "$T/in.wms"
+chain="/usr/bin/python3 $WM_ROOT/tests/slowpass.py 0.02"
+# the single-process run of the same chain is the reference
+sh -c "$chain" < "$T/in.wms" > "$T/ref.wms"
+ep="ipc://$T/d.sock"
+
+timeout 120 wm-dispatch --workers "@$ep" --ordered --timeout 1 -v "$T/in.wms" > "$T/out.wms" 2> "$T/d.err" &
+dpid=$!
+pids=()
+sleep 0.3   # workers start after the dispatcher
+for i in 1 2 3 4; do
+    wm-worker -v --dispatcher "$ep" -- "$chain" 2> "$T/w$i.err" &
+    pids+=($!)
+done
+sleep $(awk 'BEGIN { srand(); printf "%.2f", 0.4 + rand() * 0.4 }')
+kill -KILL "${pids[0]}"
+sleep $(awk 'BEGIN { srand(); printf "%.2f", 0.2 + rand() * 0.4 }')
+kill -KILL "${pids[1]}"
+wm-worker -v --dispatcher "$ep" -- "$chain" 2> "$T/w5.err" &   # joins mid-batch
+late=$!
+wait $dpid || { cat "$T/d.err"; fail "dispatcher failed"; }
+for p in "${pids[@]:2}" $late; do wait "$p" || fail "a surviving worker failed"; done
+cmp "$T/out.wms" "$T/ref.wms" || fail "ordered output differs from the single-process run"
+n=$(wm-cat --kind end "$T/out.wms" | wc -l)
+u=$(wm-cat --kind end "$T/out.wms" | sort -u | wc -l)
+[ "$n" -eq 200 ] && [ "$u" -eq 200 ] || fail "$n results, $u distinct"
+grep -q "wm-worker: [1-9][0-9]* clips" "$T/w5.err" || fail "the late worker got no work: $(cat "$T/w5.err")"
+ok "200 clips, 2 workers killed, 1 late: exactly 200 results equal to one process"
+
+# unordered: the same set of clips, each once
+timeout 60 wm-dispatch --workers "@$ep" --timeout 1 "$T/in.wms" > "$T/un.wms" &
+dpid=$!
+for i in 1 2; do timeout 60 wm-worker --dispatcher "$ep" -- "wm-cat --pass" & done
+wait $dpid || fail "unordered dispatcher failed"
+wait
+diff <(wm-cat --kind end "$T/un.wms" | sort) <(wm-cat --kind end "$T/in.wms" | sort) > /dev/null ||
+    fail "unordered results differ"
+ok "unordered: every clip exactly once"
+
+# a chain that fails every clip: each clip comes out with an error, exit 0
+/usr/bin/python3 "$WM_ROOT/tests/mkclips.py" 3 > "$T/in3.wms"
+timeout 60 wm-dispatch --workers "@$ep" --retries 2 "$T/in3.wms" > "$T/bad.wms" &
+dpid=$!
+timeout 60 wm-worker --dispatcher "$ep" -- "exit 3" 2>/dev/null &
+wait $dpid || fail "dispatcher with a failing chain"
+wait
+[ "$(wm-cat --kind end "$T/bad.wms" | grep -c '"error"')" -eq 3 ] || fail "failed clips lack an error"
+ok "a failing chain gives each clip an error end"
+expect_exit 1 wm-dispatch "$T/in.wms"
+expect_err "--workers"
