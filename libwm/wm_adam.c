@@ -43,6 +43,18 @@ void wm_adam_update(wm_adam *a, float *params, const float *grads, float lr)
     }
 }
 
+double wm_clip_grad_norm(float *grads, size_t n, double max_norm)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+    double norm = sqrt(ss);
+    if (max_norm > 0 && norm > max_norm) {
+        float k = (float)(max_norm / norm);
+        for (size_t i = 0; i < n; i++) grads[i] *= k;
+    }
+    return norm;
+}
+
 float wm_lr_schedule(long step, long total, long warmup, float lr, float floor_frac)
 {
     if (warmup > 0 && step < warmup) return lr * (float)(step + 1) / (float)warmup;

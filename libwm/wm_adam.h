@@ -31,6 +31,10 @@ void wm_adam_free(wm_adam *a);
 /* One update of params[0..n) from grads[0..n) with learning rate lr. */
 void wm_adam_update(wm_adam *a, float *params, const float *grads, float lr);
 
+/* Scales grads[0..n) so that their global L2 norm is at most max_norm
+ * (max_norm <= 0: unchanged); returns the norm before scaling. */
+double wm_clip_grad_norm(float *grads, size_t n, double max_norm);
+
 /* Learning rate at step of total: linear warm-up over `warmup` steps, then
  * a cosine decay from lr to lr * floor_frac at the last step. */
 float wm_lr_schedule(long step, long total, long warmup, float lr, float floor_frac);

@@ -79,6 +79,12 @@ static void shape_text(char *out, size_t cap, int rank, const int *ishape, const
 wm_status wm_params_load(wm_params *p, const wm_safetensors *st, const char *path, const char *prefix,
                          wm_error *err)
 {
+    return wm_params_load_into(p, p->data, st, path, prefix, err);
+}
+
+wm_status wm_params_load_into(const wm_params *p, float *buf, const wm_safetensors *st, const char *path,
+                              const char *prefix, wm_error *err)
+{
     for (int i = 0; i < p->count; i++) {
         const wm_param *e = &p->items[i];
         char name[WM_PARAM_NAME_MAX + 64];
@@ -94,7 +100,7 @@ wm_status wm_params_load(wm_params *p, const wm_safetensors *st, const char *pat
             return wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" is %s, the architecture needs %s", path, name,
                                 got, want);
         }
-        if (wm_safetensors_read_f32(t, p->data + e->offset, e->numel, err) != WM_OK)
+        if (wm_safetensors_read_f32(t, buf + e->offset, e->numel, err) != WM_OK)
             return wm_error_prefix(err, "%s", path);
     }
     return WM_OK;

@@ -51,6 +51,9 @@ int wm_params_find(const wm_params *p, const char *name);
  * the tensor and the mismatch. */
 wm_status wm_params_load(wm_params *p, const wm_safetensors *st, const char *path, const char *prefix,
                          wm_error *err);
+/* The same into buf (laid out like p->data: gradients, optimizer moments). */
+wm_status wm_params_load_into(const wm_params *p, float *buf, const wm_safetensors *st, const char *path,
+                              const char *prefix, wm_error *err);
 
 /* Adds every entry as prefix + name to b, taking values from buf (a
  * buffer laid out like p->data: the values, gradients or optimizer

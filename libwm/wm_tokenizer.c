@@ -116,11 +116,11 @@ static void build(wm_tokenizer *tk)
     int s = add_op(tk, OP_S2D, x, -1, add_buf(tk, P, 3 * P * P));
     int h = add_conv(tk, s, hidden, 3, "enc.in");
     h = add_blocks(tk, h, "enc");
-    tk->buf_z = add_conv(tk, add_silu(tk, h), C, 3, "enc.out");
+    tk->buf_z = add_conv(tk, h, C, 3, "enc.out");
     tk->n_enc_ops = tk->n_ops;
     h = add_conv(tk, tk->buf_z, hidden, 3, "dec.in");
     h = add_blocks(tk, h, "dec");
-    int o = add_conv(tk, add_silu(tk, h), 3 * P * P, 3, "dec.out");
+    int o = add_conv(tk, h, 3 * P * P, 3, "dec.out");
     tk->buf_y = add_op(tk, OP_D2S, o, -1, add_buf(tk, 1, 3));
 }
 

@@ -2,12 +2,14 @@
  *
  * Encoder: a frame x[H, W, 3] (values in [-1, 1]) -> space-to-depth by 4
  * (H/4 x W/4 x 48) -> 3x3 conv to `hidden` channels -> `blocks` residual
- * blocks (x + conv(silu(conv(silu(x))))) -> silu -> 3x3 conv to
- * latent_channels: the latent grid z[H/4, W/4, C], channel-last (HWC), so
- * each cell of the grid is the code of one 4x4 patch and its
- * neighbourhood, and a small ball keeps its position on the grid.
- * Decoder: the mirror image, 3x3 conv C -> hidden, residual blocks, silu,
- * 3x3 conv to 48 channels, depth-to-space back to H x W x 3.
+ * blocks (x + conv(silu(conv(silu(x))))) -> 3x3 conv to latent_channels:
+ * the latent grid z[H/4, W/4, C], channel-last (HWC), so each cell of the
+ * grid is the code of one 4x4 patch and its neighbourhood, and a small
+ * ball keeps its position on the grid.  Decoder: the mirror image, 3x3
+ * conv C -> hidden, residual blocks, 3x3 conv to 48 channels,
+ * depth-to-space back to H x W x 3.  The path through the residual
+ * stream is linear, so training starts from (and first learns) a linear
+ * code like PCA's and the blocks add what a linear code cannot do.
  * Fully convolutional: any H and W divisible by 4.
  *
  * Parameters live in one wm_params buffer named "tokenizer.*" in the

@@ -96,11 +96,11 @@ class Tokenizer(torch.nn.Module):
 
     def encode(self, x):
         h = self.conv(F.pixel_unshuffle(x, 4), "enc.in")
-        return self.conv(F.silu(self.body(h, "enc")), "enc.out")
+        return self.conv(self.body(h, "enc"), "enc.out")
 
     def decode(self, z):
         h = self.conv(z, "dec.in")
-        return F.pixel_shuffle(self.conv(F.silu(self.body(h, "dec")), "dec.out"), 4)
+        return F.pixel_shuffle(self.conv(self.body(h, "dec"), "dec.out"), 4)
 
     def grad_of(self, n, kind):
         g = self.w[n.replace(".", "_") + "_" + kind].grad

@@ -1,0 +1,243 @@
+/* wm-train: trains the parts of the model file, one subcommand each
+ * (git's builtins: a table of cmd_* over one option parser). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wm_cli.h"
+#include "wm_nn.h"
+#include "wm_proto.h"
+#include "wm_signal.h"
+#include "wm_train.h"
+
+/* ---- wm-train tokenizer ---- */
+
+static const wm_tool tokenizer_tool = {
+    "wm-train tokenizer", "train the latent tokenizer on frames", "--model PATH [options] [STREAM...]",
+    "Reads frames from each STREAM (default stdin) into memory, then trains the\n"
+    "convolutional autoencoder with Adam on random crops, and writes it into the\n"
+    "model file PATH (tensors tokenizer.*; other parts of an existing file, such as\n"
+    "the dynamics model, are kept).  Each STREAM is a source: batches draw from the\n"
+    "sources by --weights (default equal), so a short real video counts as much as\n"
+    "a long synthetic one.  Progress goes to stderr every --log-every seconds;\n"
+    "a checkpoint (parameters, Adam state, step) is written every\n"
+    "--checkpoint-every seconds and on SIGINT, and --resume continues from it\n"
+    "exactly.  The run is deterministic for a --seed, data and --threads.  The\n"
+    "checkpoint is removed once the model is written.",
+    "  wm-synth --clips 200 --size 64x64 > synth.wm\n"
+    "  wm-decode motion.mov --size 64x64 > real.wm\n"
+    "  wm-train tokenizer --model model.safetensors --steps 3000 synth.wm real.wm"
+};
+
+typedef struct report_ctx {
+    int quiet;
+    const char *name;
+} report_ctx;
+
+static void format_duration(char *out, size_t cap, double s)
+{
+    if (s < 60) snprintf(out, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(out, cap, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(out, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+static void report(void *ctx, const wm_train_progress *p)
+{
+    const report_ctx *r = ctx;
+    if (r->quiet) return;
+    char eta[32], el[32];
+    format_duration(eta, sizeof eta, p->eta);
+    format_duration(el, sizeof el, p->elapsed);
+    fprintf(stderr, "%s: step %ld/%ld  loss %.6f  PSNR %.2f dB  %.0f frames/s  lr %.2e  |g| %.3g  %s  ETA %s%s%s\n",
+            r->name, p->step, p->steps, p->loss, p->psnr, p->frames_per_s, (double)p->lr, p->grad_norm, el, eta,
+            p->checkpointed ? "  checkpoint " : "", p->checkpointed ? p->checkpointed : "");
+}
+
+static int should_stop(void *ctx)
+{
+    (void)ctx;
+    return wm_signal_pending();
+}
+
+/* "1,0.5,2" -> n weights */
+static wm_status parse_weights(const char *text, double **out, int *n, wm_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!text) return WM_OK;
+    double *w = calloc(strlen(text) + 1, sizeof *w);
+    if (!w) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    const char *p = text;
+    for (;;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || v < 0 || v > 1e6) {
+            free(w);
+            return wm_error_set(err, WM_E_USAGE, "--weights: '%s' is not a list of non-negative numbers", text);
+        }
+        w[(*n)++] = v;
+        if (*end == '\0') break;
+        if (*end != ',') {
+            free(w);
+            return wm_error_set(err, WM_E_USAGE, "--weights: '%s' is not a comma-separated list", text);
+        }
+        p = end + 1;
+    }
+    *out = w;
+    return WM_OK;
+}
+
+static int cmd_tokenizer(int argc, char **argv)
+{
+    const wm_tool *tool = &tokenizer_tool;
+    wm_common common = { 0 };
+    wm_error err = { 0 };
+    const char *model = NULL, *checkpoint = NULL, *init = NULL, *weights_text = NULL;
+    wm_tokenizer_config cfg = wm_tokenizer_default_config();
+    wm_size crop = { 64, 64 };
+    int steps = 2000, batch = 16, warmup = -1, seed = 1, flip = 0, resume = 0, threads = 1, first = 0;
+    int max_frames = 100000;
+    double lr = 2e-3, lr_floor = 0.02, clip = 1.0, ckpt_every = 300, log_every = 10;
+    const wm_opt opts[] = {
+        { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file to write (required)", NULL, 0, 0 },
+        { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps (default 2000)", NULL, 0, 100000000 },
+        { "batch", 'b', WM_OPT_INT, &batch, "N", "frames per step (default 16)", NULL, 1, 4096 },
+        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 2e-3)", NULL, 1e-7, 1 },
+        { "warmup", 0, WM_OPT_INT, &warmup, "N", "warm-up steps (default steps/50)", NULL, 0, 100000000 },
+        { "lr-floor", 0, WM_OPT_DOUBLE, &lr_floor, "F", "final lr as a fraction of the peak (default 0.02)", NULL, 0, 1 },
+        { "clip", 0, WM_OPT_DOUBLE, &clip, "NORM", "clip the global gradient norm to NORM, 0: off (default 1)", NULL, 0, 1e9 },
+        { "seed", 0, WM_OPT_INT, &seed, "S", "random seed for weights and batches (default 1)", NULL, 0, 2147483647 },
+        { "crop", 0, WM_OPT_SIZE, &crop, "WxH", "training crop, multiples of 4 (default 64x64)", NULL, 0, 0 },
+        { "flip", 0, WM_OPT_FLAG, &flip, NULL, "also train on mirror images", NULL, 0, 0 },
+        { "weights", 0, WM_OPT_STRING, &weights_text, "W,W,...", "sampling weight of each STREAM", NULL, 0, 0 },
+        { "max-frames", 0, WM_OPT_INT, &max_frames, "N", "frames kept per STREAM, a uniform sample (default 100000)", NULL, 1, 100000000 },
+        { "latent-channels", 'c', WM_OPT_INT, &cfg.latent_channels, "C", "channels of the latent grid, 4-16 (default 8)", NULL, 4, 16 },
+        { "hidden", 0, WM_OPT_INT, &cfg.hidden, "N", "hidden channels (default 64)", NULL, 8, 256 },
+        { "blocks", 0, WM_OPT_INT, &cfg.blocks, "N", "residual blocks per half (default 2)", NULL, 0, 8 },
+        { "init", 0, WM_OPT_STRING, &init, "PATH", "start from the tokenizer in PATH, not random weights", NULL, 0, 0 },
+        { "checkpoint", 0, WM_OPT_STRING, &checkpoint, "PATH", "checkpoint file (default MODEL.ckpt)", NULL, 0, 0 },
+        { "checkpoint-every", 0, WM_OPT_DOUBLE, &ckpt_every, "SECONDS", "checkpoint interval (default 300)", NULL, 1, 1e9 },
+        { "resume", 0, WM_OPT_FLAG, &resume, NULL, "continue from the checkpoint", NULL, 0, 0 },
+        { "log-every", 0, WM_OPT_DOUBLE, &log_every, "SECONDS", "progress interval (default 10)", NULL, 0, 1e9 },
+        { "threads", 't', WM_OPT_INT, &threads, "N", "BLAS threads (default 1)", NULL, 1, 256 },
+        { 0 } };
+    wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
+    if (st != WM_OK) return wm_cli_exit(tool, st, &err);
+    if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
+    if (crop.w % WM_TOKENIZER_PATCH || crop.h % WM_TOKENIZER_PATCH)
+        return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--crop %dx%d: sides must be multiples of 4", crop.w, crop.h), &err);
+    wm_nn_set_threads(threads);
+
+    char ckpt_default[4200];
+    if (!checkpoint) {
+        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", model);
+        checkpoint = ckpt_default;
+    }
+    double *weights = NULL;
+    int n_weights = 0;
+    if ((st = parse_weights(weights_text, &weights, &n_weights, &err))) return wm_cli_exit(tool, st, &err);
+    int n_inputs = argc - first;
+    if (weights && n_weights != (n_inputs ? n_inputs : 1)) {
+        free(weights);
+        return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--weights has %d values for %d streams", n_weights,
+                                              n_inputs ? n_inputs : 1), &err);
+    }
+
+    wm_tokenizer *tk = init ? wm_tokenizer_load(init, &err) : wm_tokenizer_new(&cfg, (uint64_t)seed, &err);
+    wm_frameset *fs = tk ? wm_frameset_new((size_t)max_frames, (uint64_t)seed, &err) : NULL;
+    if (!tk || !fs) st = err.code;
+    /* read every input: each is a source */
+    double t_read = wm_now();
+    for (int i = 0; st == WM_OK && i < (n_inputs ? n_inputs : 1); i++) {
+        st = wm_frameset_read(fs, n_inputs ? argv[first + i] : NULL, i, common.max_message, crop.w, crop.h, &err);
+    }
+    report_ctx rc = { common.quiet, tool->name };
+    if (st == WM_OK && !common.quiet) {
+        fprintf(stderr, "%s: %zu frames from %d stream%s in %.1fs; %s C=%d hidden=%d blocks=%d, %zu parameters\n",
+                tool->name, wm_frameset_count(fs), wm_frameset_sources(fs), wm_frameset_sources(fs) > 1 ? "s" : "",
+                wm_now() - t_read, WM_TOKENIZER_ARCH, wm_tokenizer_get_config(tk)->latent_channels,
+                wm_tokenizer_get_config(tk)->hidden, wm_tokenizer_get_config(tk)->blocks,
+                wm_tokenizer_params(tk)->total);
+    }
+    wm_train_options o = { 0 };
+    o.steps = steps;
+    o.batch = batch;
+    o.crop_w = crop.w;
+    o.crop_h = crop.h;
+    o.lr = (float)lr;
+    o.warmup = warmup >= 0 ? warmup : steps / 50;
+    o.lr_floor = (float)lr_floor;
+    o.clip = (float)clip;
+    o.seed = (uint64_t)seed;
+    o.flip = flip;
+    o.weights = weights;
+    o.checkpoint = checkpoint;
+    o.checkpoint_every = ckpt_every;
+    o.log_every = log_every;
+    if (st == WM_OK) st = wm_train_tokenizer(tk, fs, &o, resume, report, should_stop, &rc, &err);
+    if (st == WM_OK) {
+        char num[4][32];
+        snprintf(num[0], sizeof num[0], "%d", steps);
+        snprintf(num[1], sizeof num[1], "%d", batch);
+        snprintf(num[2], sizeof num[2], "%d", seed);
+        snprintf(num[3], sizeof num[3], "%zu", wm_frameset_count(fs));
+        const char *meta[] = { "train.steps", num[0], "train.batch", num[1], "train.seed", num[2],
+                               "train.frames", num[3] };
+        size_t kept = 0;
+        st = wm_train_save_tokenizer(tk, model, meta, 4, &kept, &err);
+        if (st == WM_OK) {
+            unlink(checkpoint);
+            if (!common.quiet)
+                fprintf(stderr, "%s: wrote %s%s\n", tool->name, model,
+                        kept ? " (kept its other tensors; a dynamics model trained on the old tokenizer must be "
+                               "retrained)" : "");
+        }
+    }
+    free(weights);
+    wm_frameset_free(&fs);
+    wm_tokenizer_free(&tk);
+    if (st == WM_E_INTERRUPTED) {   /* say where the checkpoint is, not just "interrupted" */
+        fprintf(stderr, "%s: %s\n", tool->name, err.msg);
+        return wm_exit_code(st);
+    }
+    return wm_cli_exit(tool, st, &err);
+}
+
+/* ---- dispatch ---- */
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    { "tokenizer", cmd_tokenizer, "train the latent tokenizer on frames" },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "wm-train: train the parts of a wm model file\n\nUsage: wm-train COMMAND [options] [STREAM...]\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nwm-train COMMAND --help describes one.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2)
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("wm-train %s (wm protocol %d)\n", WM_VERSION, WM_PROTOCOL_VERSION);
+        return 0;
+    }
+    if (argc >= 2) fprintf(stderr, "wm-train: unknown command '%s'\n", argv[1]);
+    else fprintf(stderr, "wm-train: a command is needed\n");
+    usage(stderr);
+    return 1;
+}

@@ -1,0 +1,42 @@
+#include "wm_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int copy_path(char *out, size_t cap, const char *path)
+{
+    return snprintf(out, cap, "%s", path) < (int)cap;
+}
+
+wm_status wm_model_resolve(const char *option, char *out, size_t cap, wm_error *err)
+{
+    if (option) {
+        if (!copy_path(out, cap, option)) return wm_error_set(err, WM_E_USAGE, "--model: path too long");
+        return WM_OK;
+    }
+    const char *env = getenv("WM_MODEL");
+    if (env && *env) {
+        if (!copy_path(out, cap, env)) return wm_error_set(err, WM_E_USAGE, "WM_MODEL: path too long");
+        return WM_OK;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            static const char *const rel[] = { "../models/", "../share/wm/" };
+            for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+                if (snprintf(out, cap, "%s/%s%s", exe, rel[i], WM_MODEL_DEFAULT_NAME) >= (int)cap) continue;
+                if (access(out, R_OK) == 0) return WM_OK;
+            }
+            return wm_error_set(err, WM_E_USAGE,
+                                "no model: give --model PATH or set WM_MODEL (no " WM_MODEL_DEFAULT_NAME
+                                " in %s/../models or %s/../share/wm)", exe, exe);
+        }
+    }
+    return wm_error_set(err, WM_E_USAGE, "no model: give --model PATH or set WM_MODEL");
+}

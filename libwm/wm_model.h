@@ -1,0 +1,22 @@
+/* wm_model: finding the model file every model-using filter reads.
+ *
+ * One safetensors file holds the tokenizer ("tokenizer.*") and the
+ * dynamics model ("dynamics.*").  Filters take --model PATH; without it
+ * the file is, in order: $WM_MODEL, then wm-default.safetensors in
+ * EXEDIR/../models/ (a source tree: bin/wm-*), then in
+ * EXEDIR/../share/wm/ (an installed prefix). */
+#ifndef WM_MODEL_H
+#define WM_MODEL_H
+
+#include <stddef.h>
+
+#include "wm_error.h"
+
+#define WM_MODEL_DEFAULT_NAME "wm-default.safetensors"
+
+/* Writes the model path to use into out (cap bytes): option when not
+ * NULL, else the search above.  WM_E_USAGE when nothing is found, with a
+ * message saying where it looked. */
+wm_status wm_model_resolve(const char *option, char *out, size_t cap, wm_error *err);
+
+#endif
