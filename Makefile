@@ -30,7 +30,7 @@ FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo install clean bench-io fuzz fuzz-build
+.PHONY: all test demo install clean bench-io bench-zmq fuzz fuzz-build
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
 
@@ -78,6 +78,9 @@ demo: all
 
 bench-io: all
 	bench/bench-io.sh
+
+bench-zmq: all
+	bench/bench-zmq.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/wm
