@@ -397,10 +397,31 @@ static wm_status open_converter(wm_venc *e, wm_error *err)
     return WM_OK;
 }
 
+static void dir_of(const char *path, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0'; else snprintf(dir, cap, ".");
+}
+
+static wm_status cannot_write(const wm_venc *e, const char *why, wm_error *err)
+{
+    char dir[4096];
+    dir_of(e->path, dir, sizeof dir);
+    return wm_error_set(err, WM_E_OUTPUT, "%s: cannot write in directory %s: %s", e->path, dir, why);
+}
+
 static wm_status open_output(wm_venc *e, const venc_ext *x, wm_error *err)
 {
     char url[4096 + 48];
     int r;
+    if (!e->single_file) {
+        /* image2 opens its first file only with the first frame; say now
+         * that it cannot, rather than "I/O error" then */
+        char dir[4096];
+        dir_of(e->path, dir, sizeof dir);
+        if (access(dir, W_OK | X_OK) != 0) return cannot_write(e, strerror(errno), err);
+    }
     /* "file:" keeps a ':' in the name from selecting a protocol */
     snprintf(url, sizeof url, "file:%s", e->single_file ? e->tmp : e->path);
     if ((r = avformat_alloc_output_context2(&e->fmt, NULL, x->muxer, url)) < 0 || !e->fmt)
@@ -413,13 +434,9 @@ static wm_status open_output(wm_venc *e, const venc_ext *x, wm_error *err)
     e->st->avg_frame_rate = e->enc->framerate;
     e->st->r_frame_rate = e->enc->framerate;
     if (e->single_file && (r = avio_open(&e->fmt->pb, url, AVIO_FLAG_WRITE)) < 0) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", e->path);
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = '\0'; else snprintf(dir, sizeof dir, ".");
         char why[AV_ERROR_MAX_STRING_SIZE] = "";
         av_strerror(r, why, sizeof why);
-        return wm_error_set(err, WM_E_OUTPUT, "%s: cannot write in directory %s: %s", e->path, dir, why);
+        return cannot_write(e, why, err);
     }
     AVDictionary *mo = NULL;
     if (e->codec == WM_VENC_PNG) {
