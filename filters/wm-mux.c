@@ -12,6 +12,9 @@
 #include "wm_proto.h"
 #include "wm_venc.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const wm_tool tool = {
     "wm-mux", "write a frame stream to video files", "[options] -o FILE [STREAM...]",
     "Reads frames (stdin by default) and encodes them into FILE; the codec follows its\n"
@@ -208,9 +211,12 @@ int main(int argc, char **argv)
     const wm_opt opts[] = {
         { "output", 'o', WM_OPT_STRING, &output, "FILE", "write the video to FILE (a %03d in it: one file per clip)", NULL, 0, 0 },
         { "clip", 0, WM_OPT_STRING, &m.only_clip, "ID", "write only the clip with this id", NULL, 0, 0 },
-        { "crf", 0, WM_OPT_INT, &crf, "N", "H.264 quality, 0 (lossless) to 51 (default 17)", NULL, 0, 51 },
-        { "preset", 0, WM_OPT_CHOICE, &preset, "NAME", "x264 speed preset (default medium)", presets, 0, 0 },
-        { "pix-fmt", 0, WM_OPT_CHOICE, &pix, "FMT", "H.264 pixel format (default yuv420p, yuv444p for odd sizes)",
+        { "crf", 0, WM_OPT_INT, &crf, "N", "H.264 quality, 0 (lossless) to 51 (default " STR(WM_VENC_DEFAULT_CRF) ")",
+          NULL, 0, 51 },
+        { "preset", 0, WM_OPT_CHOICE, &preset, "NAME", "x264 speed preset (default " WM_VENC_DEFAULT_PRESET ")",
+          presets, 0, 0 },
+        { "pix-fmt", 0, WM_OPT_CHOICE, &pix, "FMT", "H.264 pixel format (default yuv420p, and yuv444p for odd sizes, "
+          "which yuv420p pads to even)",
           pix_fmts, 0, 0 },
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);

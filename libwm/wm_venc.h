@@ -41,6 +41,10 @@
 #include "wm_error.h"
 #include "wm_proto.h"
 
+/* yuv420p at CRF 17 keeps real footage above 40 dB PSNR after a decode
+ * round trip (43 dB on motion.mov at 160x120); 4:2:0 stays the default
+ * because every player takes it.  Saturated synthetic edges lose most to
+ * the chroma subsampling: yuv444p or the lossless .mkv suit them. */
 #define WM_VENC_DEFAULT_CRF 17
 #define WM_VENC_DEFAULT_PRESET "medium"
 
