@@ -29,7 +29,7 @@ for f in cut.mp4 cut.mkv cut.gif; do
     expect_err "truncated stream.*byte offset [0-9]+"
     valid "$T/$f" 5
 done
-wm-decode "$(media motion.mov)" --size 64x48 --frames 10 > "$T/dec.wms"
+src_stream "$(media motion.mov)" 64x48 10 > "$T/dec.wms"
 head -c $(( $(stat -c %s "$T/dec.wms") - 100 )) "$T/dec.wms" > "$T/cut.wms"
 expect_exit 2 wm-mux -o "$T/dec_%02d.png" < "$T/cut.wms"
 expect_err "truncated"
