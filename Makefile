@@ -30,7 +30,7 @@ FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo install clean bench-io bench-zmq fuzz fuzz-build
+.PHONY: all test demo install clean bench-io bench-zmq fuzz fuzz-build lint
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
 
@@ -72,6 +72,13 @@ fuzz: $(FUZZERS)
 	    tests/fuzz/out/$$n $$c > tests/fuzz/out/$$n.log 2>&1; rc=$$?; \
 	  grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|^Done' tests/fuzz/out/$$n.log; \
 	  [ $$rc -eq 0 ] || { echo "$$n found a crash: see tests/fuzz/out/$$n/"; exit 1; }; done
+
+# Static analysis with the checked-in configuration (.clang-tidy, cppcheck flags here).
+LINT_SRC ?= $(LIB_SRC) $(FILTER_SRC)
+lint:
+	cppcheck --std=c11 --enable=warning,performance,portability --inline-suppr --quiet \
+	  --error-exitcode=1 -Ilibwm -D_GNU_SOURCE $(LINT_SRC)
+	clang-tidy --quiet $(LINT_SRC) -- -std=c11 -D_GNU_SOURCE -Ilibwm $(PKG_CFLAGS)
 
 demo: all
 	scripts/demo.sh

@@ -52,8 +52,8 @@ static wm_status parse_double(const char *name, const char *s, double *out, wm_e
 wm_status wm_cli_parse_value(const wm_opt *o, const char *s, wm_error *err)
 {
     wm_status st;
-    long long v;
-    double d;
+    long long v = 0;
+    double d = 0;
     switch (o->kind) {
     case WM_OPT_FLAG:
         *(int *)o->dest = 1;
@@ -83,7 +83,7 @@ wm_status wm_cli_parse_value(const wm_opt *o, const char *s, wm_error *err)
             return wm_error_set(err, WM_E_USAGE, "--%s: '%s' is not WIDTHxHEIGHT", o->name, s);
         memcpy(wbuf, s, n);
         wbuf[n] = '\0';
-        long long w, h;
+        long long w = 0, h = 0;
         if (parse_long(o->name, wbuf, 1, WM_MAX_DIM, &w, err) || parse_long(o->name, x + 1, 1, WM_MAX_DIM, &h, err))
             return wm_error_set(err, WM_E_USAGE, "--%s: '%s' is not WIDTHxHEIGHT with sides in [1, %d]",
                                 o->name, s, WM_MAX_DIM);
@@ -97,7 +97,7 @@ wm_status wm_cli_parse_value(const wm_opt *o, const char *s, wm_error *err)
         if (slash) {
             char nbuf[32];
             size_t n = (size_t)(slash - s);
-            long long a, b;
+            long long a = 0, b = 0;
             if (n == 0 || n >= sizeof nbuf)
                 return wm_error_set(err, WM_E_USAGE, "--%s: '%s' is not a rate such as 25 or 30000/1001", o->name, s);
             memcpy(nbuf, s, n);

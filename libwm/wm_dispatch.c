@@ -39,6 +39,8 @@ typedef struct dispatcher {
     wm_status input_status;
     wm_error input_err;
     wm_strbuf between;     /* messages outside clips not yet attached to a job */
+    wm_strbuf carry;       /* a clip message that began before the previous clip's end */
+    msgpack_zone carry_zone;
     /* jobs, indexed by seq - base */
     job **jobs;
     long njobs, cap_jobs, emitted, head;
@@ -111,41 +113,62 @@ static wm_status queue_push(dispatcher *d, long seq, int front, wm_error *err)
     return WM_OK;
 }
 
+/* Appends an end message carrying an error to a clip cut short. */
+static void job_add_error_end(job *j, const char *why)
+{
+    wm_msgbuf mb;
+    wm_msgbuf_init(&mb);
+    msgpack_pack_map(&mb.pk, 4);
+    wm_pack_kv_str(&mb.pk, "kind", "end");
+    wm_pack_kv_str(&mb.pk, "clip", j->clip_id);
+    wm_pack_kv_i64(&mb.pk, "frames", 0);
+    wm_pack_kv_str(&mb.pk, "error", why);
+    wm_strbuf_add(&j->raw, mb.sbuf.data, mb.sbuf.size);
+    wm_msgbuf_destroy(&mb);
+}
+
+/* Starts a job from its clip message. */
+static job *job_begin(dispatcher *d, const wm_msg *m)
+{
+    job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->seq = d->njobs;
+    wm_obj_strcpy(&m->root, "id", j->clip_id, sizeof j->clip_id);
+    j->prefix = d->between;
+    wm_strbuf_init(&d->between);
+    wm_strbuf_add(&j->raw, (const char *)m->raw, m->len);
+    return j;
+}
+
 /* Reads one whole clip into a new queued job.  Messages outside clips go
  * out at once (unordered) or travel as the next job's prefix (ordered). */
 static wm_status read_clip(dispatcher *d, wm_error *err)
 {
     job *j = NULL;
     wm_msg m;
+    memset(&m, 0, sizeof m);
+    if (d->carry.len) {   /* the clip message read last time */
+        wm_msg_parse(&m, (const uint8_t *)d->carry.s, d->carry.len, &d->carry_zone, err);
+        j = job_begin(d, &m);
+        wm_strbuf_reset(&d->carry);
+        if (!j) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    }
     for (;;) {
         wm_status st = input_next(d, &m, &d->input_err);
         if (st != WM_OK) {
             d->input_done = 1;
             if (st != WM_EOF) d->input_status = st;
             if (!j) return WM_OK;
-            /* the input ended inside a clip: close it so the chain sees an end */
-            wm_msgbuf mb;
-            wm_msgbuf_init(&mb);
-            msgpack_pack_map(&mb.pk, 4);
-            wm_pack_kv_str(&mb.pk, "kind", "end");
-            wm_pack_kv_str(&mb.pk, "clip", j->clip_id);
-            wm_pack_kv_i64(&mb.pk, "frames", 0);
-            wm_pack_kv_str(&mb.pk, "error", "the input ended before the clip's end");
-            wm_strbuf_add(&j->raw, mb.sbuf.data, mb.sbuf.size);
-            wm_msgbuf_destroy(&mb);
+            job_add_error_end(j, "the input ended before the clip's end");
             break;
         }
         if (wm_msg_is(&m, "clip")) {
-            j = calloc(1, sizeof *j);
-            if (!j || grow((void **)&d->jobs, &d->cap_jobs, d->njobs + 1, sizeof *d->jobs)) {
-                free(j);
-                return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+            if (j) {   /* the previous clip never ended: close it, keep this one */
+                job_add_error_end(j, "the next clip began before this clip's end");
+                wm_strbuf_add(&d->carry, (const char *)m.raw, m.len);
+                break;
             }
-            j->seq = d->njobs;
-            wm_obj_strcpy(&m.root, "id", j->clip_id, sizeof j->clip_id);
-            j->prefix = d->between;
-            wm_strbuf_init(&d->between);
-            wm_strbuf_add(&j->raw, (const char *)m.raw, m.len);
+            if (!(j = job_begin(d, &m))) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
             continue;
         }
         if (!j) {
@@ -159,7 +182,8 @@ static wm_status read_clip(dispatcher *d, wm_error *err)
         wm_strbuf_add(&j->raw, (const char *)m.raw, m.len);
         if (wm_msg_is(&m, "end")) break;
     }
-    if (j->raw.oom || j->prefix.oom) {
+    if (j->raw.oom || j->prefix.oom || d->carry.oom ||
+        grow((void **)&d->jobs, &d->cap_jobs, d->njobs + 1, sizeof(job *))) {
         job_free(j);
         return wm_error_set(err, WM_E_SYSTEM, "out of memory buffering a clip");
     }
@@ -434,8 +458,13 @@ wm_status wm_dispatch_run(const wm_dispatch_opts *o, const char *const *specs, i
     d.nspecs = n;
     d.max_message = o->max_message ? o->max_message : WM_DEFAULT_MAX_MESSAGE;
     wm_strbuf_init(&d.between);
+    wm_strbuf_init(&d.carry);
+    if (!msgpack_zone_init(&d.carry_zone, 1024)) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
     d.sock = wm_zmq_open_type(o->endpoint, ZMQ_ROUTER, 1, err);
-    if (!d.sock) return err->code;
+    if (!d.sock) {
+        msgpack_zone_destroy(&d.carry_zone);
+        return err->code;
+    }
     int one = 1, linger = 1000;   /* BYE to a vanished worker must not hold us */
     zmq_setsockopt(d.sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(d.sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -455,6 +484,8 @@ wm_status wm_dispatch_run(const wm_dispatch_opts *o, const char *const *specs, i
     free(d.queue);
     free(d.workers);
     wm_strbuf_free(&d.between);
+    wm_strbuf_free(&d.carry);
+    msgpack_zone_destroy(&d.carry_zone);
     wm_reader_free(&d.in);
     wm_zmq_close(d.sock);
     if (st == WM_OK && d.input_status != WM_OK) {

@@ -43,15 +43,16 @@ void wm_strbuf_add(wm_strbuf *b, const char *s, size_t n)
 
 void wm_strbuf_addf(wm_strbuf *b, const char *fmt, ...)
 {
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);   /* NOLINT(clang-analyzer-valist.Uninitialized): false positive after va_copy */
+    if (n >= 0 && strbuf_reserve(b, (size_t)n) == 0) {
+        vsnprintf(b->s + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
     va_end(ap);
-    if (n < 0 || strbuf_reserve(b, (size_t)n)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
 }
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */

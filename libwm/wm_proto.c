@@ -92,7 +92,7 @@ static wm_status validate_tensor(const wm_msg *m, const char *const *data_keys, 
         if ((uint64_t)n != count * esize)
             return wm_error_set(err, WM_E_INPUT, "%.*s: \"%s\" is %zu bytes, shape and dtype need %llu",
                                 (int)m->kind_len, m->kind, data_keys[i], n,
-                                (unsigned long long)(count * esize));
+                                (unsigned long long)count * esize);
     }
     return WM_OK;
 }

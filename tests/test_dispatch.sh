@@ -50,5 +50,23 @@ wait $dpid || fail "dispatcher with a failing chain"
 wait
 [ "$(wm-cat --kind end "$T/bad.wms" | grep -c '"error"')" -eq 3 ] || fail "failed clips lack an error"
 ok "a failing chain gives each clip an error end"
+# a clip that never ends before the next begins comes out with an error end;
+# the next clip is intact
+/usr/bin/python3 -c "
+import msgpack, sys
+o = sys.stdout.buffer
+for c in ('a', 'b'):
+    o.write(msgpack.packb({'kind': 'clip', 'id': c, 'source': 't', 'fps': [25, 1]}))
+    o.write(msgpack.packb({'kind': 'frame', 'clip': c, 'index': 0, 'pts': 0.0, 'width': 1, 'height': 1, 'format': 'gray8', 'data': b'x'}))
+o.write(msgpack.packb({'kind': 'end', 'clip': 'b', 'frames': 1}))" > "$T/noend.wms"
+timeout 60 wm-dispatch --workers "@$ep" --ordered "$T/noend.wms" > "$T/noend_out.wms" &
+dpid=$!
+timeout 60 wm-worker --dispatcher "$ep" -- "wm-cat --pass" &
+wait $dpid || fail "dispatcher on a clip without end"
+wait
+wm-cat --kind end "$T/noend_out.wms" > "$T/ends"
+grep -q '"clip":"a".*"error":"the next clip began' "$T/ends" || fail "clip a: no error end: $(cat "$T/ends")"
+grep -q '"clip":"b","frames":1}' "$T/ends" || fail "clip b not intact"
+ok "a clip without end is closed with an error; the next is intact"
 expect_exit 1 wm-dispatch "$T/in.wms"
 expect_err "--workers"
