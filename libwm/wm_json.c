@@ -46,7 +46,7 @@ void wm_strbuf_addf(wm_strbuf *b, const char *fmt, ...)
     va_list ap, again;
     va_start(ap, fmt);
     va_copy(again, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);   /* NOLINT(clang-analyzer-valist.Uninitialized): false positive after va_copy */
+    int n = vsnprintf(NULL, 0, fmt, ap);
     if (n >= 0 && strbuf_reserve(b, (size_t)n) == 0) {
         vsnprintf(b->s + b->len, (size_t)n + 1, fmt, again);
         b->len += (size_t)n;
