@@ -7,10 +7,7 @@
 # Each timing is the best of $REPS runs (these 2-core machines are noisy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/bin:$PATH"
-OUT=bench/out
-REPS=${REPS:-3}
-mkdir -p "$OUT"
+source bench/lib.sh
 clip=$OUT/testsrc2_1080p_600.mp4
 stream=$OUT/frames_1080p.wms
 ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
@@ -19,14 +16,6 @@ ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
 # 165 frames of 1920x1080 rgb24 = 1.03 GB
 [ -s "$stream" ] || wm-decode -q --frames 165 "$clip" > "$stream"
 
-best() {   # best wall time in seconds of "$@" over REPS runs
-    local b=999999 t0 t1
-    for _ in $(seq "$REPS"); do
-        t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N)
-        b=$(awk -v a="$t0" -v z="$t1" -v b="$b" 'BEGIN { t = z - a; print (t < b ? t : b) }')
-    done
-    printf '%.3f' "$b"
-}
 
 run_wm_decode() { wm-decode -q --size 64x64 --fit stretch "$clip" > /dev/null; }
 run_ffmpeg() { ffmpeg -nostdin -loglevel error -i "$clip" -vf scale=64:64 -f rawvideo -pix_fmt rgb24 - > /dev/null; }
@@ -45,7 +34,7 @@ fps() { awk -v n="$frames" -v t="$1" 'BEGIN { printf "%.1f", n / t }'; }
 mbs() { awk -v n="$bytes" -v t="$1" 'BEGIN { printf "%.0f", n / t / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 {
-echo "date: $(date -u +%Y-%m-%d) machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+machine
 echo "decode 1080p H.264 600 frames -> 64x64 rgb24:"
 echo "  wm-decode   $t_wm s  $(fps "$t_wm") frames/s"
 echo "  ffmpeg CLI  $t_ff s  $(fps "$t_ff") frames/s"

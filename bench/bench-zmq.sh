@@ -4,10 +4,7 @@
 # Target: ZeroMQ >= 0.8 of the pipe's throughput.  Best of $REPS runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/bin:$PATH"
-OUT=bench/out
-REPS=${REPS:-3}
-mkdir -p "$OUT"
+source bench/lib.sh
 mk() {   # mk W H N FILE
     [ -s "$4" ] || /usr/bin/python3 -c "
 import msgpack, os, sys
@@ -22,7 +19,6 @@ mk 64 64 50000 "$OUT/frames_64.wms"
 mk 1920 1080 150 "$OUT/frames_1080.wms"
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-now() { date +%s.%N; }
 pipe_run() { wm-cat --pass < "$1" | wm-cat --pass > /dev/null; }
 zmq_run() {   # file endpoint
     wm-cat --pass --in "@$2" > /dev/null &
@@ -30,16 +26,8 @@ zmq_run() {   # file endpoint
     wm-cat --pass --out "$2" < "$1"
     wait $r
 }
-best() {
-    local b=999999 t0 t1
-    for _ in $(seq "$REPS"); do
-        t0=$(now); "$@"; t1=$(now)
-        b=$(awk -v a="$t0" -v z="$t1" -v b="$b" 'BEGIN { t = z - a; print (t < b ? t : b) }')
-    done
-    echo "$b"
-}
 {
-echo "date: $(date -u +%Y-%m-%d) machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+machine
 for spec in "64x64 50000 $OUT/frames_64.wms" "1920x1080 150 $OUT/frames_1080.wms"; do
     set -- $spec
     tp=$(best pipe_run "$3")

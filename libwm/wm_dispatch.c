@@ -113,17 +113,17 @@ static wm_status queue_push(dispatcher *d, long seq, int front, wm_error *err)
     return WM_OK;
 }
 
-/* Appends an end message carrying an error to a clip cut short. */
-static void job_add_error_end(job *j, const char *why)
+/* Appends to dst an end message of clip id carrying an error. */
+static void add_error_end(wm_strbuf *dst, const char *id, const char *why)
 {
     wm_msgbuf mb;
     wm_msgbuf_init(&mb);
     msgpack_pack_map(&mb.pk, 4);
     wm_pack_kv_str(&mb.pk, "kind", "end");
-    wm_pack_kv_str(&mb.pk, "clip", j->clip_id);
+    wm_pack_kv_str(&mb.pk, "clip", id);
     wm_pack_kv_i64(&mb.pk, "frames", 0);
     wm_pack_kv_str(&mb.pk, "error", why);
-    wm_strbuf_add(&j->raw, mb.sbuf.data, mb.sbuf.size);
+    wm_strbuf_add(dst, mb.sbuf.data, mb.sbuf.size);
     wm_msgbuf_destroy(&mb);
 }
 
@@ -159,12 +159,12 @@ static wm_status read_clip(dispatcher *d, wm_error *err)
             d->input_done = 1;
             if (st != WM_EOF) d->input_status = st;
             if (!j) return WM_OK;
-            job_add_error_end(j, "the input ended before the clip's end");
+            add_error_end(&j->raw, j->clip_id, "the input ended before the clip's end");
             break;
         }
         if (wm_msg_is(&m, "clip")) {
             if (j) {   /* the previous clip never ended: close it, keep this one */
-                job_add_error_end(j, "the next clip began before this clip's end");
+                add_error_end(&j->raw, j->clip_id, "the next clip began before this clip's end");
                 wm_strbuf_add(&d->carry, (const char *)m.raw, m.len);
                 break;
             }
@@ -258,15 +258,7 @@ static void job_fail(dispatcher *d, job *j, const char *why)
     const char *w;
     wm_msgpack_measure((const uint8_t *)j->raw.s, j->raw.len, j->raw.len, &size, &w);
     wm_strbuf_add(&j->result, j->raw.s, size);   /* the clip message */
-    wm_msgbuf mb;
-    wm_msgbuf_init(&mb);
-    msgpack_pack_map(&mb.pk, 4);
-    wm_pack_kv_str(&mb.pk, "kind", "end");
-    wm_pack_kv_str(&mb.pk, "clip", j->clip_id);
-    wm_pack_kv_i64(&mb.pk, "frames", 0);
-    wm_pack_kv_str(&mb.pk, "error", why);
-    wm_strbuf_add(&j->result, mb.sbuf.data, mb.sbuf.size);
-    wm_msgbuf_destroy(&mb);
+    add_error_end(&j->result, j->clip_id, why);
     j->state = JOB_DONE;
     d->failed++;
 }
