@@ -29,8 +29,9 @@ int wm_conv2d_out_size(int in, int K, int stride, int pad)
     return (in + 2 * pad - K) / stride + 1;
 }
 
-size_t wm_conv2d_scratch_floats(int Cin, int K)
+size_t wm_conv2d_scratch_floats(int Cin, int Cout, int K)
 {
+    (void)Cout;
     return (size_t)conv_chunk_rows() * (size_t)K * (size_t)K * (size_t)Cin;
 }
 
@@ -394,4 +395,187 @@ double wm_rng_normal(wm_rng *r)
     double u1 = wm_rng_uniform(r), u2 = wm_rng_uniform(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ---- Winograd F(4x4, 3x3) (Lavin & Gray 2016) ----
+ * Y = AT [ (G g G^T) . (BT d BT^T) ] AT^T on 6x6 input tiles giving 4x4
+ * output tiles: 36 multiplications per tile and channel pair instead of
+ * 144.  The 36 element-wise products over all tiles are 36 GEMMs of
+ * [tiles, Cin] x [Cin, Cout].  Channels are contiguous (NHWC), so the
+ * transforms run four channels at a time in vector registers. */
+
+#define WINO_M 4
+#define WINO_A 6
+#define WINO_P (WINO_A * WINO_A)
+
+static int wino_chunk_tiles(void) { return 128 * nn_threads; }
+
+size_t wm_winograd_weights_floats(int Cin, int Cout) { return (size_t)WINO_P * Cout * Cin; }
+
+/* Planes of V and M are padded by a cache line and a bit so the 36
+ * streams a tile touches do not all fall into the same cache sets. */
+#define WINO_PAD 40
+
+static size_t wino_plane(int tc, int C) { return (size_t)tc * C + WINO_PAD; }
+
+size_t wm_winograd_scratch_floats(int Cin, int Cout)
+{
+    int tc = wino_chunk_tiles();
+    size_t cmax = (size_t)(Cin > Cout ? Cin : Cout);
+    return (size_t)WINO_P * (wino_plane(tc, Cin) + wino_plane(tc, Cout) + cmax) + (size_t)Cin;
+}
+
+/* Up to 4 floats (n < 4: the rest zero) and back. */
+static inline v4f v4_load_n(const float *p, int n)
+{
+    if (n >= 4) return v4_load(p);
+    v4f v = v4_splat(0.0f);
+    for (int i = 0; i < n; i++) v[i] = p[i];
+    return v;
+}
+
+static inline void v4_store_n(float *p, v4f v, int n)
+{
+    if (n >= 4) { v4_store(p, v); return; }
+    for (int i = 0; i < n; i++) p[i] = v[i];
+}
+
+/* BT applied to 6 values: (BT d) */
+static inline void wino_bt(v4f *o, const v4f *d)
+{
+    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];
+    o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];
+    o[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];
+    o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
+    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+
+/* AT applied to 6 values: (AT m), 4 results */
+static inline void wino_at(v4f *o, const v4f *m)
+{
+    v4f a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    o[0] = m[0] + a + c;
+    o[1] = b + 2.0f * d;
+    o[2] = a + 4.0f * c;
+    o[3] = b + 8.0f * d + m[5];
+}
+
+/* G applied to 3 values: (G g), 6 results */
+static inline void wino_g(v4f *o, const v4f *g)
+{
+    o[0] = 0.25f * g[0];
+    o[1] = (-1.0f / 6) * (g[0] + g[1] + g[2]);
+    o[2] = (-1.0f / 6) * (g[0] - g[1] + g[2]);
+    o[3] = (1.0f / 24) * g[0] + (1.0f / 12) * g[1] + (1.0f / 6) * g[2];
+    o[4] = (1.0f / 24) * g[0] - (1.0f / 12) * g[1] + (1.0f / 6) * g[2];
+    o[5] = g[2];
+}
+
+void wm_winograd_weights(float *U, const float *weight, int Cin, int Cout)
+{
+    for (int co = 0; co < Cout; co++) {
+        const float *g = weight + (size_t)co * 9 * Cin;   /* [ky][kx][ci] */
+        for (int c = 0; c < Cin; c += 4) {
+            int n = Cin - c;
+            v4f k[3][3], t[WINO_A][3], col[3], r[WINO_A];
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 3; x++) k[y][x] = v4_load_n(g + (y * 3 + x) * Cin + c, n);
+            for (int x = 0; x < 3; x++) {   /* columns: t[.][x] = G k[.][x] */
+                col[0] = k[0][x]; col[1] = k[1][x]; col[2] = k[2][x];
+                wino_g(r, col);
+                for (int i = 0; i < WINO_A; i++) t[i][x] = r[i];
+            }
+            for (int i = 0; i < WINO_A; i++) {   /* rows: U[i][.] = t[i] G^T */
+                wino_g(r, t[i]);
+                for (int j = 0; j < WINO_A; j++)
+                    v4_store_n(U + ((size_t)(i * WINO_A + j) * Cout + co) * Cin + c, r[j], n);
+            }
+        }
+    }
+}
+
+int wm_winograd_supported(int Cin, int Cout) { return Cin % 4 == 0 && Cout % 4 == 0; }
+
+/* The transforms work on whole channel vectors in two passes (columns,
+ * then rows) through a small tile buffer, four channels per step, so each
+ * inner loop is a straight run of vector arithmetic. */
+void wm_conv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
+                                 int W, int Cin, int Cout, float *scratch)
+{
+    const int tiles_y = (H + WINO_M - 1) / WINO_M, tiles_x = (W + WINO_M - 1) / WINO_M;
+    const long per_image = (long)tiles_y * tiles_x, T = (long)B * per_image;
+    const int tc = wino_chunk_tiles();
+    const size_t vp = wino_plane(tc, Cin), mp = wino_plane(tc, Cout);
+    const size_t cmax = (size_t)(Cin > Cout ? Cin : Cout);
+    float *V = scratch;                                   /* [P][tc][Cin], planes vp apart */
+    float *Mt = V + (size_t)WINO_P * vp;                  /* [P][tc][Cout], planes mp apart */
+    float *tmp = Mt + (size_t)WINO_P * mp;                /* [A][A][cmax] */
+    float *zeros = tmp + (size_t)WINO_P * cmax;           /* [Cin] */
+    memset(zeros, 0, (size_t)Cin * sizeof(float));
+    for (long t0 = 0; t0 < T; t0 += tc) {
+        int nt = (int)(T - t0 < tc ? T - t0 : tc);
+        for (int t = 0; t < nt; t++) {
+            long tile = t0 + t;
+            int b = (int)(tile / per_image), r = (int)(tile % per_image);
+            int y0 = (r / tiles_x) * WINO_M - 1, x0 = (r % tiles_x) * WINO_M - 1;
+            const float *src[WINO_A][WINO_A];
+            for (int i = 0; i < WINO_A; i++)
+                for (int j = 0; j < WINO_A; j++) {
+                    int y = y0 + i, x = x0 + j;
+                    src[i][j] = y >= 0 && y < H && x >= 0 && x < W ? inp + (((size_t)b * H + y) * W + x) * Cin : zeros;
+                }
+            for (int j = 0; j < WINO_A; j++) {   /* columns: tmp[.][j] = BT d[.][j] */
+                const float *s0 = src[0][j], *s1 = src[1][j], *s2 = src[2][j], *s3 = src[3][j], *s4 = src[4][j],
+                            *s5 = src[5][j];
+                float *o = tmp + (size_t)j * cmax;
+                for (int c = 0; c < Cin; c += 4) {
+                    v4f d[6] = { v4_load(s0 + c), v4_load(s1 + c), v4_load(s2 + c),
+                                 v4_load(s3 + c), v4_load(s4 + c), v4_load(s5 + c) }, e[6];
+                    wino_bt(e, d);
+                    for (int i = 0; i < WINO_A; i++) v4_store(o + (size_t)i * WINO_A * cmax + c, e[i]);
+                }
+            }
+            for (int i = 0; i < WINO_A; i++) {   /* rows: V[i][.] = tmp[i][.] BT^T */
+                const float *row = tmp + (size_t)i * WINO_A * cmax;
+                float *v = V + (size_t)i * WINO_A * vp + (size_t)t * Cin;
+                for (int c = 0; c < Cin; c += 4) {
+                    v4f d[6], e[6];
+                    for (int j = 0; j < WINO_A; j++) d[j] = v4_load(row + (size_t)j * cmax + c);
+                    wino_bt(e, d);
+                    for (int j = 0; j < WINO_A; j++) v4_store(v + (size_t)j * vp + c, e[j]);
+                }
+            }
+        }
+        /* the 36 products: M[p] = V[p] x U[p]^T */
+        for (int p = 0; p < WINO_P; p++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, Cout, Cin, 1.0f, V + (size_t)p * vp, Cin,
+                        U + (size_t)p * Cout * Cin, Cin, 0.0f, Mt + (size_t)p * mp, Cout);
+        for (int t = 0; t < nt; t++) {
+            long tile = t0 + t;
+            int b = (int)(tile / per_image), r = (int)(tile % per_image);
+            int y0 = (r / tiles_x) * WINO_M, x0 = (r % tiles_x) * WINO_M;
+            for (int j = 0; j < WINO_A; j++) {   /* columns: tmp[.][j] = AT M[.][j] */
+                const float *m = Mt + (size_t)j * mp + (size_t)t * Cout;
+                float *o = tmp + (size_t)j * cmax;
+                for (int c = 0; c < Cout; c += 4) {
+                    v4f d[6], e[4];
+                    for (int k = 0; k < WINO_A; k++) d[k] = v4_load(m + (size_t)k * WINO_A * mp + c);
+                    wino_at(e, d);
+                    for (int i = 0; i < WINO_M; i++) v4_store(o + (size_t)i * WINO_A * cmax + c, e[i]);
+                }
+            }
+            const int nx = W - x0 < WINO_M ? W - x0 : WINO_M;
+            for (int i = 0; i < WINO_M && y0 + i < H; i++) {   /* rows: Y[i][.] = tmp[i][.] AT^T + bias */
+                const float *row = tmp + (size_t)i * WINO_A * cmax;
+                float *o = out + (((size_t)b * H + y0 + i) * W + x0) * Cout;
+                for (int c = 0; c < Cout; c += 4) {
+                    v4f d[6], e[4], bv = bias ? v4_load(bias + c) : v4_splat(0.0f);
+                    for (int j = 0; j < WINO_A; j++) d[j] = v4_load(row + (size_t)j * cmax + c);
+                    wino_at(e, d);
+                    for (int j = 0; j < nx; j++) v4_store(o + (size_t)j * Cout + c, e[j] + bv);
+                }
+            }
+        }
+    }
 }

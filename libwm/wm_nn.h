@@ -30,9 +30,10 @@ int wm_nn_threads(void);
 /* Output size of a convolution along one axis. */
 int wm_conv2d_out_size(int in, int K, int stride, int pad);
 
-/* Floats of scratch wm_conv2d_forward/backward need for a layer with Cin
- * input channels and a K x K kernel (im2col of one chunk of rows). */
-size_t wm_conv2d_scratch_floats(int Cin, int K);
+/* Floats of scratch wm_conv2d_forward/backward need for a layer of Cin
+ * input and Cout output channels and a K x K kernel (im2col of one chunk
+ * of rows). */
+size_t wm_conv2d_scratch_floats(int Cin, int Cout, int K);
 
 /* out[B, Ho, Wo, Cout] = conv(inp[B, H, W, Cin], weight[Cout, K, K, Cin]) + bias[Cout]
  * with zero padding pad and the given stride.  bias may be NULL. */
@@ -46,6 +47,18 @@ void wm_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *inp, const float *weight,
                         int B, int H, int W, int Cin, int Cout, int K, int stride, int pad,
                         float *scratch);
+
+/* The same convolution for K = 3, stride 1, padding 1 by Winograd's
+ * F(4x4, 3x3): 4x fewer multiplications; float error about 1e-6 of the
+ * output's scale.  The filters are transformed once into U
+ * (wm_winograd_weights, 36 x Cout x Cin floats), so inference reuses
+ * them; the backward pass is wm_conv2d_backward's. */
+int wm_winograd_supported(int Cin, int Cout);   /* both multiples of 4 */
+size_t wm_winograd_weights_floats(int Cin, int Cout);
+size_t wm_winograd_scratch_floats(int Cin, int Cout);
+void wm_winograd_weights(float *U, const float *weight, int Cin, int Cout);
+void wm_conv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias,
+                                 int B, int H, int W, int Cin, int Cout, float *scratch);
 
 /* SiLU: out = x * sigmoid(x), elementwise over n values. */
 void wm_silu_forward(float *out, const float *inp, size_t n);

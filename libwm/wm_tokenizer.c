@@ -17,6 +17,7 @@ typedef struct tk_op {
     tk_op_kind kind;
     int in, in2, out;      /* buffers */
     int weight, bias, K;   /* OP_CONV: parameter entries and kernel size */
+    long wino;             /* OP_CONV: offset of its Winograd filters in tk->wino, -1: im2col */
 } tk_op;
 
 typedef struct tk_buf {
@@ -37,6 +38,9 @@ struct wm_tokenizer {
     float *ptr[TK_MAX_BUFS], *dptr[TK_MAX_BUFS];
     float *work, *dwork, *scratch;
     size_t work_cap, dwork_cap, scratch_cap;
+    float *wino;                     /* Winograd-transformed filters of the 3x3 convolutions */
+    size_t wino_total;
+    int wino_valid;                  /* they match the parameters */
     int B, H, W;                     /* shape of the last pass */
 };
 
@@ -85,6 +89,11 @@ static int add_conv(wm_tokenizer *tk, int in, int cout, int K, const char *name)
     op->weight = wm_params_add(&tk->params, 4, wshape, "%s.weight", name);
     op->bias = wm_params_add(&tk->params, 1, bshape, "%s.bias", name);
     op->K = K;
+    op->wino = -1;
+    if (K == 3 && wm_winograd_supported(cin, cout)) {
+        op->wino = (long)tk->wino_total;
+        tk->wino_total += wm_winograd_weights_floats(cin, cout);
+    }
     return out;
 }
 
@@ -134,6 +143,8 @@ static wm_tokenizer *tokenizer_alloc(const wm_tokenizer_config *cfg, wm_error *e
     int bad = 0;
     for (int i = 0; i < tk->n_ops; i++)
         if (tk->ops[i].kind == OP_CONV && (tk->ops[i].weight < 0 || tk->ops[i].bias < 0)) bad = 1;
+    tk->wino = malloc((tk->wino_total ? tk->wino_total : 1) * sizeof(float));
+    if (!tk->wino) bad = 1;
     if (bad) wm_error_set(err, WM_E_SYSTEM, "out of memory");
     if (bad || wm_params_alloc(&tk->params, err) != WM_OK) {
         wm_tokenizer_free(&tk);
@@ -221,12 +232,31 @@ void wm_tokenizer_free(wm_tokenizer **tkp)
     free(tk->work);
     free(tk->dwork);
     free(tk->scratch);
+    free(tk->wino);
     free(tk);
     *tkp = NULL;
 }
 
 const wm_tokenizer_config *wm_tokenizer_get_config(const wm_tokenizer *tk) { return &tk->cfg; }
-wm_params *wm_tokenizer_params(wm_tokenizer *tk) { return &tk->params; }
+
+wm_params *wm_tokenizer_params(wm_tokenizer *tk)
+{
+    tk->wino_valid = 0;   /* the caller may change them */
+    return &tk->params;
+}
+
+/* Transforms the 3x3 filters for Winograd after the parameters changed. */
+static void refresh_winograd(wm_tokenizer *tk)
+{
+    if (tk->wino_valid) return;
+    for (int i = 0; i < tk->n_ops; i++) {
+        const tk_op *op = &tk->ops[i];
+        if (op->kind == OP_CONV && op->wino >= 0)
+            wm_winograd_weights(tk->wino + op->wino, wm_params_value(&tk->params, op->weight),
+                                tk->bufs[op->in].channels, tk->bufs[op->out].channels);
+    }
+    tk->wino_valid = 1;
+}
 
 wm_status wm_tokenizer_add_to(const wm_tokenizer *tk, const float *buf, const char *prefix,
                               wm_safetensors_builder *b, wm_error *err)
@@ -285,8 +315,11 @@ static wm_status layout(wm_tokenizer *tk, int B, int H, int W, const int *extern
         if (!external[i]) need += buf_floats(tk, i, B, H, W);
     for (int i = 0; i < tk->n_ops; i++)
         if (tk->ops[i].kind == OP_CONV) {
-            size_t s = wm_conv2d_scratch_floats(tk->bufs[tk->ops[i].in].channels, tk->ops[i].K);
+            int cin = tk->bufs[tk->ops[i].in].channels, cout = tk->bufs[tk->ops[i].out].channels;
+            size_t s = wm_conv2d_scratch_floats(cin, cout, tk->ops[i].K);
             if (s > scratch) scratch = s;
+            s = wm_winograd_scratch_floats(cin, cout);
+            if (tk->ops[i].wino >= 0 && s > scratch) scratch = s;
         }
     wm_status st;
     if ((st = grow(&tk->work, &tk->work_cap, need, err)) || (st = grow(&tk->scratch, &tk->scratch_cap, scratch, err)))
@@ -318,6 +351,7 @@ static wm_status layout(wm_tokenizer *tk, int B, int H, int W, const int *extern
 static void run_forward(wm_tokenizer *tk, int from, int to)
 {
     const int B = tk->B, P = WM_TOKENIZER_PATCH;
+    refresh_winograd(tk);
     for (int i = from; i < to; i++) {
         const tk_op *op = &tk->ops[i];
         const tk_buf *bi = &tk->bufs[op->in], *bo = &tk->bufs[op->out];
@@ -329,9 +363,14 @@ static void run_forward(wm_tokenizer *tk, int from, int to)
         case OP_SILU: wm_silu_forward(tk->ptr[op->out], tk->ptr[op->in], n); break;
         case OP_ADD: wm_add_forward(tk->ptr[op->out], tk->ptr[op->in], tk->ptr[op->in2], n); break;
         case OP_CONV:
-            wm_conv2d_forward(tk->ptr[op->out], tk->ptr[op->in], wm_params_value(&tk->params, op->weight),
-                              wm_params_value(&tk->params, op->bias), B, h, w, bi->channels, bo->channels, op->K, 1,
-                              op->K / 2, tk->scratch);
+            if (op->wino >= 0)
+                wm_conv3x3_winograd_forward(tk->ptr[op->out], tk->ptr[op->in], tk->wino + op->wino,
+                                            wm_params_value(&tk->params, op->bias), B, h, w, bi->channels,
+                                            bo->channels, tk->scratch);
+            else
+                wm_conv2d_forward(tk->ptr[op->out], tk->ptr[op->in], wm_params_value(&tk->params, op->weight),
+                                  wm_params_value(&tk->params, op->bias), B, h, w, bi->channels, bo->channels, op->K,
+                                  1, op->K / 2, tk->scratch);
             break;
         }
     }
@@ -409,7 +448,9 @@ wm_status wm_tokenizer_train_pass(wm_tokenizer *tk, const float *x, int B, int H
         (st = layout(tk, B, H, W, external, 1, err)))
         return st;
     tk->ptr[0] = (float *)x;
+    tk->wino_valid = 0;   /* training changes the parameters between passes */
     run_forward(tk, 0, tk->n_ops);
+    tk->wino_valid = 0;
     size_t n = buf_floats(tk, 0, B, H, W);
     *loss = wm_mse_forward(tk->ptr[tk->buf_y], x, n);
     memset(tk->params.grad, 0, tk->params.total * sizeof(float));

@@ -56,7 +56,10 @@ wm_tokenizer *wm_tokenizer_load(const char *path, wm_error *err);
 void wm_tokenizer_free(wm_tokenizer **tk);
 
 const wm_tokenizer_config *wm_tokenizer_get_config(const wm_tokenizer *tk);
-/* The parameter table, its values and (after a training step) gradients. */
+/* The parameter table, its values and (after a training step) gradients.
+ * Calling it marks what is derived from the values (the Winograd
+ * filters) stale; a caller that keeps the pointer and changes values
+ * later calls it again before encoding (training passes always refresh). */
 wm_params *wm_tokenizer_params(wm_tokenizer *tk);
 
 /* Adds the parameters (values taken from buf, laid out like the params'

@@ -78,9 +78,21 @@ ok "encode: 16 frames -> 16 latents [16,16,8]; stream, clip, end and unknown kin
 wm-encode-latent --keep-frames < "$T/in.wm" > "$T/both.wm"
 wm-cat "$T/both.wm" | jq -r 'select(.kind == "frame" or .kind == "latent") | .kind' | paste -sd' ' |
     grep -qx "$(for _ in $(seq 16); do printf 'frame latent '; done | sed 's/ $//')" || fail "--keep-frames order"
+# batching changes how GEMM rows are blocked, so only the last bits may differ
 wm-encode-latent --batch 5 < "$T/in.wm" > "$T/lat5.wm"
-cmp -s "$T/lat.wm" "$T/lat5.wm" || fail "--batch 5 changes the output"
-ok "--keep-frames interleaves frame and latent; --batch gives the same bytes"
+/usr/bin/python3 - "$T/lat.wm" "$T/lat5.wm" <<'EOF' || fail "--batch 5 changes the latents"
+import sys, msgpack, numpy as np
+a, b = ([m for m in msgpack.Unpacker(open(p, "rb"), raw=False)] for p in sys.argv[1:])
+assert len(a) == len(b)
+for x, y in zip(a, b):
+    if x["kind"] != "latent":
+        assert x == y
+        continue
+    u, v = np.frombuffer(x["data"], "<f4"), np.frombuffer(y["data"], "<f4")
+    assert {k: x[k] for k in x if k != "data"} == {k: y[k] for k in y if k != "data"}
+    assert np.max(np.abs(u - v)) <= 1e-5 * np.max(np.abs(u)), np.max(np.abs(u - v))
+EOF
+ok "--keep-frames interleaves frame and latent; --batch 5 gives the same latents"
 
 # --- decode: latent -> 64x64 rgb24 frame, extras (imagined) kept; --keep-latents
 wm-decode-frame < "$T/lat.wm" > "$T/dec.wm"

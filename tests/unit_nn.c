@@ -91,7 +91,7 @@ static void conv_naive(float *out, const layer_case *lc)
                 }
 }
 
-static void test_conv(int B, int H, int W, int Cin, int Cout, int K, int stride, int pad, int with_bias)
+static void test_conv(int B, int H, int W, int Cin, int Cout, int K, int stride, int pad, int with_bias, int grads)
 {
     layer_case lc = { conv_fwd, B, H, W, Cin, Cout, K, stride, pad, 0, NULL, NULL, NULL, NULL, NULL, 0 };
     int Ho = wm_conv2d_out_size(H, K, stride, pad), Wo = wm_conv2d_out_size(W, K, stride, pad);
@@ -101,7 +101,7 @@ static void test_conv(int B, int H, int W, int Cin, int Cout, int K, int stride,
     lc.weight = randn(n_w, 0.3f);
     lc.bias = with_bias ? randn((size_t)Cout, 0.5f) : NULL;
     lc.out = zeros(lc.n_out);
-    lc.scratch = zeros(wm_conv2d_scratch_floats(Cin, K));
+    lc.scratch = zeros(wm_conv2d_scratch_floats(Cin, Cout, K));
     char name[128];
     snprintf(name, sizeof name, "conv2d B%d %dx%d %d->%d K%d s%d p%d%s", B, H, W, Cin, Cout, K, stride, pad,
              with_bias ? "" : " nobias");
@@ -109,16 +109,35 @@ static void test_conv(int B, int H, int W, int Cin, int Cout, int K, int stride,
     float *ref = zeros(lc.n_out);
     conv_fwd(&lc);
     conv_naive(ref, &lc);
-    double worst = 0.0;
+    /* max |ours - naive| / max |naive|: Winograd's error is absolute, near 1e-7 of the scale */
+    double worst = 0.0, scale = 0.0;
     for (size_t i = 0; i < lc.n_out; i++) {
-        double e = fabs((double)lc.out[i] - ref[i]) / (1e-3 + fabs(ref[i]));
+        double e = fabs((double)lc.out[i] - ref[i]);
         if (e > worst) worst = e;
+        if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
     }
-    CHECK(worst < 1e-4, "%s forward: relative error %g against the naive convolution", name, worst);
+    worst /= scale;
+    CHECK(worst < 1e-5, "%s forward: relative error %g against the naive convolution", name, worst);
     printf("ok - %s forward (relative error %.2g)\n", name, worst);
+    if (K == 3 && stride == 1 && pad == 1 && wm_winograd_supported(Cin, Cout)) {
+        float *U = zeros(wm_winograd_weights_floats(Cin, Cout)), *ws = zeros(wm_winograd_scratch_floats(Cin, Cout));
+        float *wout = zeros(lc.n_out);
+        wm_winograd_weights(U, lc.weight, Cin, Cout);
+        wm_conv3x3_winograd_forward(wout, lc.inp, U, lc.bias, B, H, W, Cin, Cout, ws);
+        double we = 0.0, wscale = 0.0;
+        for (size_t i = 0; i < lc.n_out; i++) {
+            if (fabs((double)wout[i] - ref[i]) > we) we = fabs((double)wout[i] - ref[i]);
+            if (fabs(ref[i]) > wscale) wscale = fabs(ref[i]);
+        }
+        we /= wscale;
+        CHECK(we < 2e-5, "%s Winograd forward: relative error %g against the naive convolution", name, we);
+        printf("ok - %s Winograd F(4x4,3x3) forward (relative error %.2g)\n", name, we);
+        free(U); free(ws); free(wout);
+    }
 
     float *g = randn(lc.n_out, 1.0f);
     float *dinp = zeros(n_in), *dw = zeros(n_w), *db = zeros((size_t)Cout);
+    if (!grads) goto done;   /* on large shapes float noise swamps finite differences */
     /* accumulation: a second backward over the same g must double the gradients */
     wm_conv2d_backward(dinp, dw, with_bias ? db : NULL, g, lc.inp, lc.weight, B, H, W, Cin, Cout, K, stride, pad,
                        lc.scratch);
@@ -134,6 +153,7 @@ static void test_conv(int B, int H, int W, int Cin, int Cout, int K, int stride,
     float w0 = dw[0];
     wm_conv2d_backward(NULL, dw, NULL, g, lc.inp, lc.weight, B, H, W, Cin, Cout, K, stride, pad, lc.scratch);
     CHECK(fabsf(dw[0] - 2 * w0) <= 1e-4f * (1 + fabsf(w0)), "%s: backward does not accumulate", name);
+done:
     free(ref); free(g); free(dinp); free(dw); free(db);
     free(lc.inp); free(lc.weight); free(lc.bias); free(lc.out); free(lc.scratch);
 }
@@ -268,11 +288,14 @@ int main(void)
 {
     wm_rng_seed(&rng, 1);
     wm_nn_set_threads(1);
-    test_conv(1, 5, 6, 3, 4, 3, 1, 1, 1);
-    test_conv(2, 7, 5, 2, 3, 3, 2, 1, 1);
-    test_conv(2, 6, 6, 4, 5, 4, 2, 1, 0);
-    test_conv(2, 4, 3, 5, 3, 1, 1, 0, 1);      /* pointwise: no im2col */
-    test_conv(3, 12, 10, 3, 4, 3, 1, 1, 1);    /* 360 rows: crosses a 256-row chunk */
+    test_conv(1, 5, 6, 3, 4, 3, 1, 1, 1, 1);
+    test_conv(2, 7, 5, 2, 3, 3, 2, 1, 1, 1);
+    test_conv(2, 6, 6, 4, 5, 4, 2, 1, 0, 1);
+    test_conv(2, 4, 3, 5, 3, 1, 1, 0, 1, 1);      /* pointwise: no im2col */
+    test_conv(3, 12, 10, 3, 4, 3, 1, 1, 1, 1);    /* 360 rows: crosses a 256-row chunk */
+    test_conv(2, 16, 16, 64, 64, 3, 1, 1, 1, 0);  /* Winograd at the tokenizer's width: 32 tiles */
+    test_conv(5, 17, 18, 8, 16, 3, 1, 1, 1, 0);   /* 5*5*5 = 125 tiles, ragged edges */
+    test_conv(40, 8, 12, 4, 8, 3, 1, 1, 0, 0);    /* 240 tiles cross a 128-tile chunk */
     test_elementwise("silu", wm_silu_forward, wm_silu_backward, 0, silu_exact);
     test_elementwise("relu", wm_relu_forward, wm_relu_backward, 0, relu_exact);
     test_elementwise("sigmoid", wm_sigmoid_forward, wm_sigmoid_backward, 1, sigmoid_exact);
