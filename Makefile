@@ -3,6 +3,7 @@
 #   make test       build and run the whole suite (no GPU needed)
 #   make demo       set up, build and run the main job on the default model
 #   make bench-io   stream I/O benchmark (docs/benchmarks.md)
+#   make bench-synth  wm-synth frames/s on one core (docs/benchmarks.md)
 #   make install PREFIX=/usr/local
 # Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
 # libwm (libwm/*.c).  Tests are discovered by tests/run.
@@ -30,7 +31,7 @@ FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo install clean bench-io bench-zmq fuzz fuzz-build lint
+.PHONY: all test demo install clean bench-io bench-zmq bench-synth fuzz fuzz-build lint
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
 
@@ -88,6 +89,9 @@ bench-io: all
 
 bench-zmq: all
 	bench/bench-zmq.sh
+
+bench-synth: all
+	bench/bench-synth.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/wm
