@@ -500,8 +500,8 @@ int wm_winograd_supported(int Cin, int Cout) { return Cin % 4 == 0 && Cout % 4 =
 /* The transforms work on whole channel vectors in two passes (columns,
  * then rows) through a small tile buffer, four channels per step, so each
  * inner loop is a straight run of vector arithmetic. */
-void wm_conv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
-                                 int W, int Cin, int Cout, float *scratch)
+static void winograd_conv(float *out, const float *inp, const float *U, const float *bias, int B, int H, int W,
+                          int Cin, int Cout, float *scratch, int accumulate)
 {
     const int tiles_y = (H + WINO_M - 1) / WINO_M, tiles_x = (W + WINO_M - 1) / WINO_M;
     const long per_image = (long)tiles_y * tiles_x, T = (long)B * per_image;
@@ -573,9 +573,36 @@ void wm_conv3x3_winograd_forward(float *out, const float *inp, const float *U, c
                     v4f d[6], e[4], bv = bias ? v4_load(bias + c) : v4_splat(0.0f);
                     for (int j = 0; j < WINO_A; j++) d[j] = v4_load(row + (size_t)j * cmax + c);
                     wino_at(e, d);
-                    for (int j = 0; j < nx; j++) v4_store(o + (size_t)j * Cout + c, e[j] + bv);
+                    if (accumulate)
+                        for (int j = 0; j < nx; j++) v4_store(o + (size_t)j * Cout + c, v4_load(o + (size_t)j * Cout + c) + e[j]);
+                    else
+                        for (int j = 0; j < nx; j++) v4_store(o + (size_t)j * Cout + c, e[j] + bv);
                 }
             }
         }
     }
+}
+
+void wm_conv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
+                                 int W, int Cin, int Cout, float *scratch)
+{
+    winograd_conv(out, inp, U, bias, B, H, W, Cin, Cout, scratch, 0);
+}
+
+void wm_conv2d_flip_weights(float *wt, const float *w, int Cin, int Cout, int K)
+{
+    for (int co = 0; co < Cout; co++)
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++)
+                for (int ci = 0; ci < Cin; ci++)
+                    wt[(((size_t)ci * K + (K - 1 - ky)) * K + (K - 1 - kx)) * Cout + co] =
+                        w[(((size_t)co * K + ky) * K + kx) * Cin + ci];
+}
+
+void wm_conv3x3_winograd_backward_input(float *dinp, const float *dout, const float *Ut, int B, int H, int W,
+                                        int Cin, int Cout, float *scratch)
+{
+    /* the gradient of a stride-1 "same" convolution is the convolution of
+     * dout with the flipped, transposed filters */
+    winograd_conv(dinp, dout, Ut, NULL, B, H, W, Cout, Cin, scratch, 1);
 }

@@ -60,6 +60,17 @@ void wm_winograd_weights(float *U, const float *weight, int Cin, int Cout);
 void wm_conv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias,
                                  int B, int H, int W, int Cin, int Cout, float *scratch);
 
+/* The filters of the transposed convolution: wt[Cin][K][K][Cout] holds
+ * w[Cout][K][K][Cin] flipped in space. */
+void wm_conv2d_flip_weights(float *wt, const float *w, int Cin, int Cout, int K);
+
+/* dinp[B, H, W, Cin] += the input gradient of that 3x3 convolution, by
+ * Winograd: Ut = wm_winograd_weights of the flipped filters with Cin and
+ * Cout swapped.  (Its weight gradient is wm_conv2d_backward's with
+ * dinp NULL.) */
+void wm_conv3x3_winograd_backward_input(float *dinp, const float *dout, const float *Ut, int B, int H, int W,
+                                        int Cin, int Cout, float *scratch);
+
 /* SiLU: out = x * sigmoid(x), elementwise over n values. */
 void wm_silu_forward(float *out, const float *inp, size_t n);
 void wm_silu_backward(float *dinp, const float *dout, const float *inp, size_t n);

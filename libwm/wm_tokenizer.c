@@ -18,6 +18,7 @@ typedef struct tk_op {
     int in, in2, out;      /* buffers */
     int weight, bias, K;   /* OP_CONV: parameter entries and kernel size */
     long wino;             /* OP_CONV: offset of its Winograd filters in tk->wino, -1: im2col */
+    long wino_t;           /* OP_CONV: offset of the filters of its input gradient */
 } tk_op;
 
 typedef struct tk_buf {
@@ -40,6 +41,8 @@ struct wm_tokenizer {
     size_t work_cap, dwork_cap, scratch_cap;
     float *wino;                     /* Winograd-transformed filters of the 3x3 convolutions */
     size_t wino_total;
+    float *flip;                     /* room for one layer's flipped filters */
+    size_t flip_floats;
     int wino_valid;                  /* they match the parameters */
     int B, H, W;                     /* shape of the last pass */
 };
@@ -89,11 +92,14 @@ static int add_conv(wm_tokenizer *tk, int in, int cout, int K, const char *name)
     op->weight = wm_params_add(&tk->params, 4, wshape, "%s.weight", name);
     op->bias = wm_params_add(&tk->params, 1, bshape, "%s.bias", name);
     op->K = K;
-    op->wino = -1;
+    op->wino = op->wino_t = -1;
     if (K == 3 && wm_winograd_supported(cin, cout)) {
         op->wino = (long)tk->wino_total;
         tk->wino_total += wm_winograd_weights_floats(cin, cout);
+        op->wino_t = (long)tk->wino_total;
+        tk->wino_total += wm_winograd_weights_floats(cout, cin);
     }
+    if ((size_t)9 * cin * cout > tk->flip_floats) tk->flip_floats = (size_t)9 * cin * cout;
     return out;
 }
 
@@ -144,7 +150,8 @@ static wm_tokenizer *tokenizer_alloc(const wm_tokenizer_config *cfg, wm_error *e
     for (int i = 0; i < tk->n_ops; i++)
         if (tk->ops[i].kind == OP_CONV && (tk->ops[i].weight < 0 || tk->ops[i].bias < 0)) bad = 1;
     tk->wino = malloc((tk->wino_total ? tk->wino_total : 1) * sizeof(float));
-    if (!tk->wino) bad = 1;
+    tk->flip = malloc((tk->flip_floats ? tk->flip_floats : 1) * sizeof(float));
+    if (!tk->wino || !tk->flip) bad = 1;
     if (bad) wm_error_set(err, WM_E_SYSTEM, "out of memory");
     if (bad || wm_params_alloc(&tk->params, err) != WM_OK) {
         wm_tokenizer_free(&tk);
@@ -233,6 +240,7 @@ void wm_tokenizer_free(wm_tokenizer **tkp)
     free(tk->dwork);
     free(tk->scratch);
     free(tk->wino);
+    free(tk->flip);
     free(tk);
     *tkp = NULL;
 }
@@ -251,9 +259,12 @@ static void refresh_winograd(wm_tokenizer *tk)
     if (tk->wino_valid) return;
     for (int i = 0; i < tk->n_ops; i++) {
         const tk_op *op = &tk->ops[i];
-        if (op->kind == OP_CONV && op->wino >= 0)
-            wm_winograd_weights(tk->wino + op->wino, wm_params_value(&tk->params, op->weight),
-                                tk->bufs[op->in].channels, tk->bufs[op->out].channels);
+        if (op->kind != OP_CONV || op->wino < 0) continue;
+        int cin = tk->bufs[op->in].channels, cout = tk->bufs[op->out].channels;
+        const float *w = wm_params_value(&tk->params, op->weight);
+        wm_winograd_weights(tk->wino + op->wino, w, cin, cout);
+        wm_conv2d_flip_weights(tk->flip, w, cin, cout, 3);
+        wm_winograd_weights(tk->wino + op->wino_t, tk->flip, cout, cin);
     }
     tk->wino_valid = 1;
 }
@@ -320,6 +331,8 @@ static wm_status layout(wm_tokenizer *tk, int B, int H, int W, const int *extern
             if (s > scratch) scratch = s;
             s = wm_winograd_scratch_floats(cin, cout);
             if (tk->ops[i].wino >= 0 && s > scratch) scratch = s;
+            s = wm_winograd_scratch_floats(cout, cin);
+            if (tk->ops[i].wino_t >= 0 && s > scratch) scratch = s;
         }
     wm_status st;
     if ((st = grow(&tk->work, &tk->work_cap, need, err)) || (st = grow(&tk->scratch, &tk->scratch_cap, scratch, err)))
@@ -394,10 +407,13 @@ static void run_backward(wm_tokenizer *tk, int from, int to)
         case OP_SILU: wm_silu_backward(din, dout, tk->ptr[op->in], n); break;
         case OP_ADD: wm_add_backward(din, tk->dptr[op->in2], dout, n); break;
         case OP_CONV:
-            wm_conv2d_backward(din, wm_params_gradient(&tk->params, op->weight),
+            wm_conv2d_backward(op->wino_t >= 0 ? NULL : din, wm_params_gradient(&tk->params, op->weight),
                                wm_params_gradient(&tk->params, op->bias), dout, tk->ptr[op->in],
                                wm_params_value(&tk->params, op->weight), B, h, w, bi->channels, bo->channels, op->K,
                                1, op->K / 2, tk->scratch);
+            if (op->wino_t >= 0 && din)
+                wm_conv3x3_winograd_backward_input(din, dout, tk->wino + op->wino_t, B, h, w, bi->channels,
+                                                   bo->channels, tk->scratch);
             break;
         }
     }

@@ -5,8 +5,8 @@ Builds the same network in PyTorch (float64), writes random weights to a
 safetensors file with nothing but json + numpy (so the format is the
 standard one, not ours), has the C code (build/tests/unit_tokenizer oracle)
 encode, decode and take one training step, and compares: encoder and
-decoder outputs, the loss, every parameter gradient and the parameters
-after one Adam step.  The shipped model, when present, is read the same
+decoder outputs, the loss, every parameter gradient, and the parameters
+after one Adam step from our gradients.  The shipped model, when present, is read the same
 way and checked too.  Error measure: max |ours - torch| / max |torch| over
 each tensor; the bound is 1e-4.
 """
@@ -146,6 +146,12 @@ def check(label, model_path, x, lr, tmp):
     for n in param_names(net.blocks):
         cmp(f"grad {n}.weight", ours[f"grad.{n}.weight"], net.grad_of(n, "w").numpy())
         cmp(f"grad {n}.bias", ours[f"grad.{n}.bias"], net.grad_of(n, "b").numpy())
+    # Adam on OUR gradients: Adam's first step is about lr * sign(g), so a
+    # gradient near zero would turn float noise into a full-size step
+    for n in param_names(net.blocks):
+        k = n.replace(".", "_")
+        net.w[k + "_w"].grad = torch.tensor(ours[f"grad.{n}.weight"]).permute(0, 3, 1, 2).contiguous()
+        net.w[k + "_b"].grad = torch.tensor(ours[f"grad.{n}.bias"])
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     opt.step()
     for n in param_names(net.blocks):

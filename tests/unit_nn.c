@@ -132,7 +132,24 @@ static void test_conv(int B, int H, int W, int Cin, int Cout, int K, int stride,
         we /= wscale;
         CHECK(we < 2e-5, "%s Winograd forward: relative error %g against the naive convolution", name, we);
         printf("ok - %s Winograd F(4x4,3x3) forward (relative error %.2g)\n", name, we);
-        free(U); free(ws); free(wout);
+        /* the input gradient by Winograd on flipped filters, against im2col's */
+        float *g2 = randn(lc.n_out, 1.0f), *d1 = zeros(n_in), *d2 = zeros(n_in);
+        float *wt = zeros(n_w), *Ut = zeros(wm_winograd_weights_floats(Cout, Cin));
+        float *ws2 = zeros(wm_winograd_scratch_floats(Cout, Cin));
+        for (size_t i = 0; i < n_in; i++) d2[i] = d1[i] = 0.5f;   /* it accumulates */
+        wm_conv2d_backward(d1, NULL, NULL, g2, lc.inp, lc.weight, B, H, W, Cin, Cout, K, 1, 1, lc.scratch);
+        wm_conv2d_flip_weights(wt, lc.weight, Cin, Cout, 3);
+        wm_winograd_weights(Ut, wt, Cout, Cin);
+        wm_conv3x3_winograd_backward_input(d2, g2, Ut, B, H, W, Cin, Cout, ws2);
+        double be = 0.0, bscale = 0.0;
+        for (size_t i = 0; i < n_in; i++) {
+            if (fabs((double)d1[i] - d2[i]) > be) be = fabs((double)d1[i] - d2[i]);
+            if (fabs(d1[i]) > bscale) bscale = fabs(d1[i]);
+        }
+        be /= bscale;
+        CHECK(be < 2e-5, "%s Winograd input gradient: relative error %g against im2col", name, be);
+        printf("ok - %s Winograd input gradient (relative error %.2g)\n", name, be);
+        free(U); free(ws); free(wout); free(g2); free(d1); free(d2); free(wt); free(Ut); free(ws2);
     }
 
     float *g = randn(lc.n_out, 1.0f);
@@ -289,6 +306,7 @@ int main(void)
     wm_rng_seed(&rng, 1);
     wm_nn_set_threads(1);
     test_conv(1, 5, 6, 3, 4, 3, 1, 1, 1, 1);
+    test_conv(2, 6, 7, 4, 8, 3, 1, 1, 1, 1);      /* Winograd-sized channels, with gradients */
     test_conv(2, 7, 5, 2, 3, 3, 2, 1, 1, 1);
     test_conv(2, 6, 6, 4, 5, 4, 2, 1, 0, 1);
     test_conv(2, 4, 3, 5, 3, 1, 1, 0, 1, 1);      /* pointwise: no im2col */
