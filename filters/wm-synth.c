@@ -101,6 +101,10 @@ int main(int argc, char **argv)
     }
     wm_progress_done(&progress);
     if (st == WM_OK) st = wm_writer_close(out, &err);
+    else if (st == WM_E_INTERRUPTED) {          /* what is complete still goes out */
+        wm_error flush_err;
+        wm_writer_flush(out, &flush_err);
+    }
     wm_writer_free(&out);
     wm_synth_free(&synth);
     return wm_cli_exit(&tool, st, &err);

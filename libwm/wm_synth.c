@@ -1178,8 +1178,8 @@ wm_status wm_synth_write_clip(wm_synth *s, wm_writer *w, wm_error *err)
     int n_objs;
     size_t bytes = (size_t)s->o.width * s->o.height * 3;
     int64_t index = 0;
-    while (st == WM_OK && wm_synth_next_frame(s, &rgb, &objs, &n_objs)) {
-        if (wm_signal_pending()) return wm_error_set(err, WM_E_INTERRUPTED, "interrupted");
+    int interrupted = 0;
+    while (st == WM_OK && !(interrupted = wm_signal_pending()) && wm_synth_next_frame(s, &rgb, &objs, &n_objs)) {
         wm_frame_info fi = { l->id, index, (double)index * s->o.fps_den / s->o.fps_num, s->o.width, s->o.height,
                              WM_PIX_RGB24 };
         wm_msgbuf_reset(mb);
@@ -1199,7 +1199,10 @@ wm_status wm_synth_write_clip(wm_synth *s, wm_writer *w, wm_error *err)
         index++;
     }
     if (st != WM_OK) return st;
+    /* an interrupted clip still ends, with the frames it has */
     wm_msgbuf_reset(mb);
     wm_proto_pack_end(pk, l->id, index);
-    return wm_writer_send_buf(w, mb, err);
+    st = wm_writer_send_buf(w, mb, err);
+    if (st == WM_OK && interrupted) st = wm_error_set(err, WM_E_INTERRUPTED, "interrupted");
+    return st;
 }

@@ -112,7 +112,8 @@ const wm_synth_labels *wm_synth_get_labels(const wm_synth *s);
 int wm_synth_next_frame(wm_synth *s, const uint8_t **rgb, const wm_synth_object **objects, int *n_objects);
 
 /* Writes the started clip to w as clip, frame... and end messages
- * (docs/synth.md).  Stops with WM_E_INTERRUPTED on SIGINT/SIGTERM. */
+ * (docs/synth.md).  On SIGINT/SIGTERM it ends the clip where it is and
+ * returns WM_E_INTERRUPTED. */
 wm_status wm_synth_write_clip(wm_synth *s, wm_writer *w, wm_error *err);
 
 #endif

@@ -49,6 +49,23 @@ set -e -o pipefail
 [ "$rc" -eq 0 ] && [ ! -s "$T/err" ] || fail "wm-synth | head -c1: exit $rc, stderr: $(cat "$T/err")"
 ok "quiet exit when the reader goes away"
 
+# SIGINT: the clip being written ends where it is, the stream stays whole, exit 130
+wm-synth --clips 100000 --size 256x256 > "$T/int.wms" 2> "$T/err" &
+pid=$!
+sleep 0.5
+kill -INT "$pid"
+set +e; wait "$pid"; rc=$?; set -e
+[ "$rc" -eq 130 ] && grep -q 'interrupted' "$T/err" || fail "interrupted wm-synth: exit $rc, stderr: $(cat "$T/err")"
+if /usr/bin/python3 -c 'import msgpack' 2> /dev/null; then
+    /usr/bin/python3 - "$T/int.wms" <<'PY' || fail "the interrupted stream is not whole"
+import sys, msgpack
+msgs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False, max_buffer_size=1 << 30))
+frames = sum(m["kind"] == "frame" for m in msgs[-300:] if m.get("clip") == msgs[-1].get("clip"))
+assert msgs[-1]["kind"] == "end" and msgs[-1]["frames"] == frames, (msgs[-1], frames)
+PY
+fi
+ok "SIGINT ends the current clip and exits 130"
+
 # people watch pairs through wm-mux
 if [ -x "$WM_ROOT/bin/wm-mux" ] && command -v ffprobe > /dev/null; then
     wm-synth --pairs 1 --category solidity --frames 20 | wm-mux -q -o "$T/pair_%03d.mp4"
