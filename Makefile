@@ -7,6 +7,8 @@
 #   make install PREFIX=/usr/local
 # Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
 # libwm (libwm/*.c).  Tests are discovered by tests/run.
+# -ffp-contract=off: wm-synth promises the same bytes on every machine, and
+# fusing a*b+c into one rounding (FMA) where a CPU has it would break that.
 
 PREFIX ?= /usr/local
 CC ?= cc
@@ -20,7 +22,7 @@ ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilibwm $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -ffp-contract=off $(WARN) $(CFLAGS) -Ilibwm $(PKG_CFLAGS) -MMD -MP
 LIBS := $(PKG_LIBS) -lm -lpthread
 
 BUILD := build
