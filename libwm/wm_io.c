@@ -32,6 +32,15 @@ struct wm_reader {
     int zmsg_live;
 };
 
+/* A pipe's default 64 KiB buffer makes the processes of a pipeline of
+ * large frames take turns; 1 MiB (the unprivileged maximum) lets them run
+ * side by side.  Not a pipe, or not allowed: nothing changes. */
+static void grow_pipe(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
 wm_reader *wm_reader_open(const char *spec, size_t max_message, wm_error *err)
 {
     wm_reader *r = calloc(1, sizeof *r);
@@ -75,6 +84,7 @@ wm_reader *wm_reader_open(const char *spec, size_t max_message, wm_error *err)
             return NULL;
         }
     }
+    grow_pipe(r->fd);
     r->cap = 1 << 20;
     r->buf = malloc(r->cap);
     if (!r->buf || !msgpack_zone_init(&r->zone, 4096)) {
@@ -246,6 +256,7 @@ wm_writer *wm_writer_open(const char *spec, wm_error *err)
     if (!spec || strcmp(spec, "-") == 0) {
         w->fd = 1;
         snprintf(w->name, sizeof w->name, "stdout");
+        grow_pipe(w->fd);
         return w;
     }
     snprintf(w->name, sizeof w->name, "%s", spec);
