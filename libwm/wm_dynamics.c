@@ -1,0 +1,613 @@
+#include "wm_dynamics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wm_convgru.h"
+#include "wm_nn.h"
+
+/* parameter entries, in file order */
+enum { P_WX0, P_BX0, P_WH0, P_BH0, P_WX1, P_BX1, P_WH1, P_BH1, P_HEAD_W, P_HEAD_B, P_COUNT };
+/* the five convolutions, for their Winograd filters */
+enum { CV_X0, CV_H0, CV_X1, CV_H1, CV_HEAD, CV_COUNT };
+
+typedef struct conv_desc { int weight, bias, cin, cout, dil; } conv_desc;
+
+struct wm_dynamics {
+    wm_dynamics_config cfg;
+    wm_params params;
+    int idx[P_COUNT];
+    conv_desc conv[CV_COUNT];
+    float *norm_mean, *norm_std;
+    int tokenizer_match;               /* wm_dynamics_tokenizer_matches */
+    /* Winograd filters of each convolution (NULL where unsupported) */
+    float *wino[CV_COUNT];
+    int wino_valid;
+    /* training workspace and the shape of the last pass */
+    float *work;
+    size_t work_cap;
+    const float *last_mean, *last_logvar;
+};
+
+struct wm_dynamics_state {
+    wm_dynamics *d;
+    int lanes, H, W;
+    float *h[WM_DYNAMICS_LAYERS];      /* [lanes, H, W, hidden] */
+    float *xn, *gx, *gh, *act, *hnew, *y, *lv, *scratch;
+};
+
+wm_dynamics_config wm_dynamics_default_config(int latent_channels)
+{
+    wm_dynamics_config c = { latent_channels, 32, 2 };
+    return c;
+}
+
+static wm_status check_config(const wm_dynamics_config *c, wm_error *err)
+{
+    if (c->latent_channels < 1 || c->latent_channels > 64)
+        return wm_error_set(err, WM_E_USAGE, "latent channels must be 1 to 64, not %d", c->latent_channels);
+    if (c->hidden < 4 || c->hidden > 256 || c->hidden % 4)
+        return wm_error_set(err, WM_E_USAGE, "hidden channels must be a multiple of 4 in 4..256, not %d", c->hidden);
+    if (c->dilation < 1 || c->dilation > 4)
+        return wm_error_set(err, WM_E_USAGE, "dilation must be 1 to 4, not %d", c->dilation);
+    return WM_OK;
+}
+
+static void add_conv(wm_dynamics *d, int cv, int pw, int pb, int cin, int cout, int dil, const char *name)
+{
+    int wshape[4] = { cout, 3, 3, cin }, bshape[1] = { cout };
+    d->idx[pw] = wm_params_add(&d->params, 4, wshape, "%s.weight", name);
+    d->idx[pb] = wm_params_add(&d->params, 1, bshape, "%s.bias", name);
+    d->conv[cv] = (conv_desc){ pw, pb, cin, cout, dil };
+}
+
+static wm_dynamics *dynamics_alloc(const wm_dynamics_config *cfg, wm_error *err)
+{
+    if (check_config(cfg, err) != WM_OK) return NULL;
+    wm_dynamics *d = calloc(1, sizeof *d);
+    if (!d) { wm_error_set(err, WM_E_SYSTEM, "out of memory"); return NULL; }
+    d->cfg = *cfg;
+    d->tokenizer_match = -1;
+    const int C = cfg->latent_channels, Ch = cfg->hidden;
+    add_conv(d, CV_X0, P_WX0, P_BX0, C, 3 * Ch, 1, "gru0.x");
+    add_conv(d, CV_H0, P_WH0, P_BH0, Ch, 3 * Ch, 1, "gru0.h");
+    add_conv(d, CV_X1, P_WX1, P_BX1, Ch, 3 * Ch, cfg->dilation, "gru1.x");
+    add_conv(d, CV_H1, P_WH1, P_BH1, Ch, 3 * Ch, cfg->dilation, "gru1.h");
+    add_conv(d, CV_HEAD, P_HEAD_W, P_HEAD_B, Ch, 2 * C, 1, "head");
+    int bad = 0;
+    for (int i = 0; i < P_COUNT; i++) bad |= d->idx[i] < 0;
+    d->norm_mean = calloc((size_t)C, sizeof(float));
+    d->norm_std = malloc((size_t)C * sizeof(float));
+    bad |= !d->norm_mean || !d->norm_std;
+    for (int cv = 0; !bad && cv < CV_COUNT; cv++)
+        if (wm_winograd_supported(d->conv[cv].cin, d->conv[cv].cout) &&
+            !(d->wino[cv] = malloc(wm_winograd_weights_floats(d->conv[cv].cin, d->conv[cv].cout) * sizeof(float))))
+            bad = 1;
+    if (bad) wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    if (bad || wm_params_alloc(&d->params, err) != WM_OK) {
+        wm_dynamics_free(&d);
+        return NULL;
+    }
+    for (int c = 0; c < C; c++) d->norm_std[c] = 1.0f;
+    return d;
+}
+
+wm_dynamics *wm_dynamics_new(const wm_dynamics_config *cfg, uint64_t seed, wm_error *err)
+{
+    wm_dynamics *d = dynamics_alloc(cfg, err);
+    if (!d) return NULL;
+    wm_rng rng;
+    wm_rng_seed(&rng, seed);
+    const int Ch = cfg->hidden, C = cfg->latent_channels;
+    for (int cv = 0; cv < CV_COUNT; cv++) {
+        const conv_desc *c = &d->conv[cv];
+        float bound = 1.0f / sqrtf(9.0f * (float)c->cin);
+        if (cv == CV_HEAD) bound *= 0.1f;
+        float *w = wm_params_value(&d->params, d->idx[c->weight]), *b = wm_params_value(&d->params, d->idx[c->bias]);
+        for (size_t k = 0; k < (size_t)c->cout * 9 * c->cin; k++)
+            w[k] = bound * (float)(2.0 * wm_rng_uniform(&rng) - 1.0);
+        for (int k = 0; k < c->cout; k++) b[k] = bound * (float)(2.0 * wm_rng_uniform(&rng) - 1.0);
+    }
+    /* keep the state at first (update gate open toward h); start with a
+     * variance near the data's frame-to-frame change */
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
+        float *bx = wm_params_value(&d->params, d->idx[l ? P_BX1 : P_BX0]);
+        for (int c = 0; c < Ch; c++) bx[Ch + c] += 1.0f;
+    }
+    float *hb = wm_params_value(&d->params, d->idx[P_HEAD_B]);
+    for (int c = 0; c < C; c++) hb[C + c] = -2.0f;
+    return d;
+}
+
+/* ---- the model file ---- */
+
+static wm_status meta_number(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
+                             wm_error *err)
+{
+    const char *v = wm_safetensors_meta(st, key);
+    char *end = NULL;
+    errno = 0;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || end == v || *end || n < lo || n > hi)
+        return wm_error_set(err, WM_E_INPUT, "%s: metadata \"%s\" %s (an integer in [%d, %d])", path, key,
+                            v ? "is not valid" : "is missing", lo, hi);
+    *out = (int)n;
+    return WM_OK;
+}
+
+/* FNV-1a over the names and bytes of the file's tokenizer tensors: which
+ * tokenizer a dynamics model was trained on.  0 when there is none. */
+static uint64_t tokenizer_fingerprint(const wm_safetensors *st)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    int any = 0;
+    for (size_t i = 0; i < wm_safetensors_count(st); i++) {
+        const wm_safetensors_tensor *t = wm_safetensors_at(st, i);
+        if (strncmp(t->name, "tokenizer.", 10) != 0) continue;
+        any = 1;
+        for (const char *c = t->name; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+        for (size_t k = 0; k < t->nbytes; k++) h = (h ^ t->data[k]) * 0x100000001b3ULL;
+    }
+    return any ? h : 0;
+}
+
+wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, wm_error *err)
+{
+    const char *arch = wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "arch");
+    if (!arch) {
+        wm_error_set(err, WM_E_INPUT,
+                     "%s: holds no dynamics model (no \"" WM_DYNAMICS_PREFIX "arch\" metadata; train one with "
+                     "wm-train dynamics)", path);
+        return NULL;
+    }
+    if (strcmp(arch, WM_DYNAMICS_ARCH) != 0) {
+        wm_error_set(err, WM_E_INPUT, "%s: dynamics architecture \"%.60s\" is not supported (this wm reads \"%s\")",
+                     path, arch, WM_DYNAMICS_ARCH);
+        return NULL;
+    }
+    wm_dynamics_config cfg;
+    if (meta_number(st, path, WM_DYNAMICS_PREFIX "latent_channels", 1, 64, &cfg.latent_channels, err) ||
+        meta_number(st, path, WM_DYNAMICS_PREFIX "hidden", 4, 256, &cfg.hidden, err) ||
+        meta_number(st, path, WM_DYNAMICS_PREFIX "dilation", 1, 4, &cfg.dilation, err))
+        return NULL;
+    if (cfg.hidden % 4) {
+        wm_error_set(err, WM_E_INPUT, "%s: metadata \"dynamics.hidden\" = %d is not a multiple of 4", path, cfg.hidden);
+        return NULL;
+    }
+    wm_dynamics *d = dynamics_alloc(&cfg, err);
+    if (!d) return NULL;
+    if (wm_params_load(&d->params, st, path, WM_DYNAMICS_PREFIX, err) != WM_OK) {
+        wm_dynamics_free(&d);
+        return NULL;
+    }
+    const char *names[2] = { WM_DYNAMICS_PREFIX "norm.mean", WM_DYNAMICS_PREFIX "norm.std" };
+    float *dst[2] = { d->norm_mean, d->norm_std };
+    for (int k = 0; k < 2; k++) {
+        const wm_safetensors_tensor *t = wm_safetensors_find(st, names[k]);
+        if (!t || t->rank != 1 || t->shape[0] != (uint64_t)cfg.latent_channels) {
+            wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" [%d] is missing or of another shape", path, names[k],
+                         cfg.latent_channels);
+            wm_dynamics_free(&d);
+            return NULL;
+        }
+        if (wm_safetensors_read_f32(t, dst[k], (uint64_t)cfg.latent_channels, err) != WM_OK) {
+            wm_error_prefix(err, "%s", path);
+            wm_dynamics_free(&d);
+            return NULL;
+        }
+    }
+    for (int c = 0; c < cfg.latent_channels; c++)
+        if (!(d->norm_std[c] > 0.0f) || !isfinite(d->norm_std[c]) || !isfinite(d->norm_mean[c])) {
+            wm_error_set(err, WM_E_INPUT, "%s: dynamics.norm.std[%d] = %g is not a positive number", path, c,
+                         (double)d->norm_std[c]);
+            wm_dynamics_free(&d);
+            return NULL;
+        }
+    const char *rec = wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "tokenizer");
+    uint64_t now = tokenizer_fingerprint(st);
+    if (rec && now) {
+        char text[32];
+        snprintf(text, sizeof text, "%016llx", (unsigned long long)now);
+        d->tokenizer_match = strcmp(rec, text) == 0;
+    }
+    return d;
+}
+
+wm_dynamics *wm_dynamics_load(const char *path, wm_error *err)
+{
+    wm_safetensors *st = wm_safetensors_open(path, err);
+    if (!st) return NULL;
+    wm_dynamics *d = wm_dynamics_from_file(st, path, err);
+    wm_safetensors_close(&st);
+    return d;
+}
+
+void wm_dynamics_free(wm_dynamics **dp)
+{
+    wm_dynamics *d = *dp;
+    if (!d) return;
+    wm_params_free(&d->params);
+    free(d->norm_mean);
+    free(d->norm_std);
+    for (int cv = 0; cv < CV_COUNT; cv++) free(d->wino[cv]);
+    free(d->work);
+    free(d);
+    *dp = NULL;
+}
+
+const wm_dynamics_config *wm_dynamics_get_config(const wm_dynamics *d) { return &d->cfg; }
+
+wm_params *wm_dynamics_params(wm_dynamics *d)
+{
+    d->wino_valid = 0;
+    return &d->params;
+}
+
+void wm_dynamics_set_norm(wm_dynamics *d, const float *mean, const float *std)
+{
+    memcpy(d->norm_mean, mean, (size_t)d->cfg.latent_channels * sizeof(float));
+    memcpy(d->norm_std, std, (size_t)d->cfg.latent_channels * sizeof(float));
+}
+
+void wm_dynamics_get_norm(const wm_dynamics *d, const float **mean, const float **std)
+{
+    *mean = d->norm_mean;
+    *std = d->norm_std;
+}
+
+int wm_dynamics_tokenizer_matches(const wm_dynamics *d) { return d->tokenizer_match; }
+
+wm_status wm_dynamics_add_to(const wm_dynamics *d, const float *buf, const char *prefix, wm_safetensors_builder *b,
+                             wm_error *err)
+{
+    char full[96], num[4][24];
+    snprintf(full, sizeof full, "%s%s", prefix ? prefix : "", WM_DYNAMICS_PREFIX);
+    wm_status s = wm_params_add_to(&d->params, buf ? buf : d->params.data, full, b, err);
+    uint64_t shape[1] = { (uint64_t)d->cfg.latent_channels };
+    if (!s) s = wm_safetensors_builder_add(b, full, "norm.mean", WM_ST_F32, 1, shape, d->norm_mean, err);
+    if (!s) s = wm_safetensors_builder_add(b, full, "norm.std", WM_ST_F32, 1, shape, d->norm_std, err);
+    snprintf(num[0], sizeof num[0], "%d", d->cfg.latent_channels);
+    snprintf(num[1], sizeof num[1], "%d", d->cfg.hidden);
+    snprintf(num[2], sizeof num[2], "%d", d->cfg.dilation);
+    snprintf(num[3], sizeof num[3], "%g", (double)WM_DYNAMICS_LOGVAR_MIN);
+    const char *meta[] = {
+        "arch", WM_DYNAMICS_ARCH,
+        "latent_channels", num[0],
+        "hidden", num[1],
+        "dilation", num[2],
+        "logvar_min", num[3],
+        "cell", "ConvGRU (nn.GRU gate form: n = tanh(Wx x + r * (Wh h + bh))), gate blocks r|z|n, 3x3 convs",
+        "layout", "NHWC; conv weight [out, kh, kw, in]; gru1 and its recurrence dilated",
+        "output", "head [2C]: mean = z_t + y[:C], logvar = logvar_min + softplus(y[C:] - logvar_min), "
+                  "normalised units (z - norm.mean) / norm.std",
+    };
+    for (size_t i = 0; s == WM_OK && i < sizeof meta / sizeof meta[0]; i += 2) {
+        snprintf(full, sizeof full, "%s%s%s", prefix ? prefix : "", WM_DYNAMICS_PREFIX, meta[i]);
+        s = wm_safetensors_builder_meta(b, full, meta[i + 1], err);
+    }
+    return s;
+}
+
+wm_status wm_dynamics_save(const wm_dynamics *d, const char *path, const char *const *meta, size_t n_meta,
+                           wm_error *err)
+{
+    wm_safetensors *old = NULL;
+    if (access(path, F_OK) == 0) {
+        old = wm_safetensors_open(path, err);
+        if (!old) return wm_error_prefix(err, "will not replace an unreadable model file");
+    }
+    wm_safetensors_builder *b = wm_safetensors_builder_new(err);
+    wm_status st = b ? WM_OK : err->code;
+    const size_t np = strlen(WM_DYNAMICS_PREFIX);
+    for (size_t i = 0; old && st == WM_OK && i < wm_safetensors_count(old); i++) {
+        const wm_safetensors_tensor *t = wm_safetensors_at(old, i);
+        if (strncmp(t->name, WM_DYNAMICS_PREFIX, np) != 0)
+            st = wm_safetensors_builder_add(b, NULL, t->name, t->dtype, t->rank, t->shape, t->data, err);
+    }
+    for (size_t i = 0; old && st == WM_OK && i < wm_safetensors_meta_count(old); i++) {
+        const char *k, *v;
+        wm_safetensors_meta_at(old, i, &k, &v);
+        if (strncmp(k, WM_DYNAMICS_PREFIX, np) != 0) st = wm_safetensors_builder_meta(b, k, v, err);
+    }
+    if (!st) st = wm_dynamics_add_to(d, NULL, NULL, b, err);
+    uint64_t fp = old ? tokenizer_fingerprint(old) : 0;
+    if (!st && fp) {
+        char text[32];
+        snprintf(text, sizeof text, "%016llx", (unsigned long long)fp);
+        st = wm_safetensors_builder_meta(b, WM_DYNAMICS_PREFIX "tokenizer", text, err);
+    }
+    for (size_t i = 0; st == WM_OK && i < n_meta; i++) {
+        char key[128];
+        snprintf(key, sizeof key, "%s%s", WM_DYNAMICS_PREFIX, meta[2 * i]);
+        st = wm_safetensors_builder_meta(b, key, meta[2 * i + 1], err);
+    }
+    if (!st) st = wm_safetensors_builder_write(b, path, err);
+    wm_safetensors_builder_free(&b);
+    wm_safetensors_close(&old);
+    return st;
+}
+
+/* ---- shared pieces of the passes ---- */
+
+static const float *weight(const wm_dynamics *d, int cv) { return wm_params_value(&d->params, d->idx[d->conv[cv].weight]); }
+static const float *bias(const wm_dynamics *d, int cv) { return wm_params_value(&d->params, d->idx[d->conv[cv].bias]); }
+static float *dweight(const wm_dynamics *d, int cv) { return wm_params_gradient(&d->params, d->idx[d->conv[cv].weight]); }
+static float *dbias(const wm_dynamics *d, int cv) { return wm_params_gradient(&d->params, d->idx[d->conv[cv].bias]); }
+
+static void normalize(const wm_dynamics *d, float *out, const float *z, size_t cells)
+{
+    const int C = d->cfg.latent_channels;
+    for (size_t i = 0; i < cells; i++)
+        for (int c = 0; c < C; c++) out[i * C + c] = (z[i * C + c] - d->norm_mean[c]) / d->norm_std[c];
+}
+
+/* the largest scratch any convolution of the model needs for B images */
+static size_t conv_scratch(const wm_dynamics *d, int B, int H, int W, int winograd)
+{
+    size_t m = 0;
+    for (int cv = 0; cv < CV_COUNT; cv++) {
+        const conv_desc *c = &d->conv[cv];
+        size_t s = winograd && d->wino[cv] ? wm_dconv3x3_winograd_scratch_floats(B, H, W, c->cin, c->cout, c->dil)
+                                           : wm_dconv3x3_scratch_floats(B, H, W, c->cin, c->cout, c->dil);
+        if (s > m) m = s;
+    }
+    return m;
+}
+
+/* ---- inference ---- */
+
+static void refresh_winograd(wm_dynamics *d)
+{
+    if (d->wino_valid) return;
+    for (int cv = 0; cv < CV_COUNT; cv++)
+        if (d->wino[cv]) wm_winograd_weights(d->wino[cv], weight(d, cv), d->conv[cv].cin, d->conv[cv].cout);
+    d->wino_valid = 1;
+}
+
+static void conv_infer(wm_dynamics *d, int cv, float *out, const float *inp, int B, int H, int W, float *scratch)
+{
+    const conv_desc *c = &d->conv[cv];
+    if (d->wino[cv])
+        wm_dconv3x3_winograd_forward(out, inp, d->wino[cv], bias(d, cv), B, H, W, c->cin, c->cout, c->dil, scratch);
+    else
+        wm_dconv3x3_forward(out, inp, weight(d, cv), bias(d, cv), B, H, W, c->cin, c->cout, c->dil, scratch);
+}
+
+wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W, wm_error *err)
+{
+    if (lanes < 1 || H < 1 || W < 1 || (size_t)lanes * H * W > ((size_t)1 << 28)) {
+        wm_error_set(err, WM_E_USAGE, "bad dynamics state size: %d lanes of %dx%d", lanes, W, H);
+        return NULL;
+    }
+    wm_dynamics_state *s = calloc(1, sizeof *s);
+    if (!s) { wm_error_set(err, WM_E_SYSTEM, "out of memory"); return NULL; }
+    s->d = d;
+    s->lanes = lanes;
+    s->H = H;
+    s->W = W;
+    const size_t cells = (size_t)lanes * H * W, C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
+    int bad = 0;
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) bad |= !(s->h[l] = calloc(cells * Ch, sizeof(float)));
+    bad |= !(s->xn = malloc(cells * C * sizeof(float)));
+    bad |= !(s->gx = malloc(cells * 3 * Ch * sizeof(float)));
+    bad |= !(s->gh = malloc(cells * 3 * Ch * sizeof(float)));
+    bad |= !(s->act = malloc(cells * 3 * Ch * sizeof(float)));
+    bad |= !(s->hnew = malloc(cells * Ch * sizeof(float)));
+    bad |= !(s->y = malloc(cells * 2 * C * sizeof(float)));
+    bad |= !(s->lv = malloc(cells * C * sizeof(float)));
+    bad |= !(s->scratch = malloc(conv_scratch(d, lanes, H, W, 1) * sizeof(float)));
+    if (bad) {
+        wm_error_set(err, WM_E_SYSTEM, "out of memory for %d lanes of %dx%d", lanes, W, H);
+        wm_dynamics_state_free(&s);
+    }
+    return s;
+}
+
+void wm_dynamics_state_free(wm_dynamics_state **sp)
+{
+    wm_dynamics_state *s = *sp;
+    if (!s) return;
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) free(s->h[l]);
+    free(s->xn);
+    free(s->gx);
+    free(s->gh);
+    free(s->act);
+    free(s->hnew);
+    free(s->y);
+    free(s->lv);
+    free(s->scratch);
+    free(s);
+    *sp = NULL;
+}
+
+void wm_dynamics_state_reset(wm_dynamics_state *s)
+{
+    const size_t n = (size_t)s->lanes * s->H * s->W * s->d->cfg.hidden;
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) memset(s->h[l], 0, n * sizeof(float));
+}
+
+int wm_dynamics_state_lanes(const wm_dynamics_state *s) { return s->lanes; }
+float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l) { return s->h[l]; }
+
+void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
+{
+    refresh_winograd(d);
+    const int H = s->H, W = s->W, C = d->cfg.latent_channels, Ch = d->cfg.hidden;
+    const size_t cells = (size_t)n * H * W;
+    normalize(d, s->xn, x, cells);
+    const float *in = s->xn;
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
+        conv_infer(d, l ? CV_X1 : CV_X0, s->gx, in, n, H, W, s->scratch);
+        conv_infer(d, l ? CV_H1 : CV_H0, s->gh, s->h[l], n, H, W, s->scratch);
+        wm_gru_gates_forward(s->hnew, s->act, s->gx, s->gh, s->h[l], cells, Ch);
+        memcpy(s->h[l], s->hnew, cells * Ch * sizeof(float));
+        in = s->h[l];
+    }
+    conv_infer(d, CV_HEAD, s->y, in, n, H, W, s->scratch);
+    wm_gauss_head_forward(mean, s->lv, s->y, s->xn, cells, C, WM_DYNAMICS_LOGVAR_MIN);
+    for (size_t i = 0; i < cells; i++)
+        for (int c = 0; c < C; c++) {
+            float sd = d->norm_std[c];
+            mean[i * C + c] = mean[i * C + c] * sd + d->norm_mean[c];
+            if (var) var[i * C + c] = expf(s->lv[i * C + c]) * sd * sd;
+        }
+}
+
+/* ---- training ---- */
+
+/* Workspace of a training pass, carved from d->work. */
+typedef struct train_ws {
+    float *xn;                                   /* [T+1, B, cells, C] */
+    float *hs[WM_DYNAMICS_LAYERS];               /* [T+1, B, cells, Ch]: state before and after each step */
+    float *act[WM_DYNAMICS_LAYERS];              /* [T, B, cells, 3Ch] */
+    float *gh[WM_DYNAMICS_LAYERS];               /* [T, B, cells, 3Ch] */
+    float *dh_ext[WM_DYNAMICS_LAYERS];           /* [T, B, cells, Ch]: gradient from above */
+    float *g3, *dg3;                             /* [T, B, cells, 3Ch]: gx / dgx, dgh */
+    float *y, *mean, *logvar, *dy, *dmean, *dlogvar;
+    float *dcarry, *dho;                         /* [B, cells, Ch] */
+    float *scratch;
+} train_ws;
+
+static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_ws *w, wm_error *err)
+{
+    const size_t cells = (size_t)H * W, C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
+    const size_t N = (size_t)T * B * cells, F = (size_t)(T + 1) * B * cells;
+    const size_t scratch = conv_scratch(d, T * B, H, W, 0);
+    size_t need = F * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
+                  N * C * 8 + 2 * (size_t)B * cells * Ch + scratch;
+    if (need > d->work_cap) {
+        free(d->work);
+        d->work = malloc(need * sizeof(float));
+        d->work_cap = d->work ? need : 0;
+        if (!d->work)
+            return wm_error_set(err, WM_E_SYSTEM, "out of memory for the dynamics model's activations (%zu MB)",
+                                need * sizeof(float) >> 20);
+    }
+    float *p = d->work;
+#define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
+    TAKE(w->xn, F * C);
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
+        TAKE(w->hs[l], F * Ch);
+        TAKE(w->act[l], N * 3 * Ch);
+        TAKE(w->gh[l], N * 3 * Ch);
+        TAKE(w->dh_ext[l], N * Ch);
+    }
+    TAKE(w->g3, N * 3 * Ch);
+    TAKE(w->dg3, N * 3 * Ch);
+    TAKE(w->y, N * 2 * C);
+    TAKE(w->dy, N * 2 * C);
+    TAKE(w->mean, N * C);
+    TAKE(w->logvar, N * C);
+    TAKE(w->dmean, N * C);
+    TAKE(w->dlogvar, N * C);
+    TAKE(w->dcarry, (size_t)B * cells * Ch);
+    TAKE(w->dho, (size_t)B * cells * Ch);
+    TAKE(w->scratch, scratch);
+#undef TAKE
+    return WM_OK;
+}
+
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, int T, int B, int H, int W, float *state,
+                                 float beta, wm_dynamics_loss *loss, wm_error *err)
+{
+    if (T < 1 || B < 1 || H < 1 || W < 1)
+        return wm_error_set(err, WM_E_USAGE, "bad training window: %d steps of %d lanes of %dx%d", T, B, W, H);
+    wm_status st = wm_params_alloc_grad(&d->params, err);
+    if (st) return st;
+    train_ws w = { 0 };
+    if ((st = train_layout(d, T, B, H, W, &w, err))) return st;
+    const int C = d->cfg.latent_channels, Ch = d->cfg.hidden;
+    const size_t cells = (size_t)H * W, step_h = (size_t)B * cells * Ch, step_g = 3 * step_h;
+    const size_t N = (size_t)T * B * cells;
+
+    /* ---- forward, one layer at a time over the whole window ---- */
+    normalize(d, w.xn, seq, (size_t)(T + 1) * B * cells);
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
+        const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0, dil = d->conv[cx].dil, cin = d->conv[cx].cin;
+        const float *xin = l ? w.hs[0] + step_h : w.xn;   /* layer 0's outputs h_1..h_T */
+        wm_dconv3x3_forward(w.g3, xin, weight(d, cx), bias(d, cx), T * B, H, W, cin, 3 * Ch, dil, w.scratch);
+        if (state) memcpy(w.hs[l], state + l * step_h, step_h * sizeof(float));
+        else memset(w.hs[l], 0, step_h * sizeof(float));
+        for (int t = 0; t < T; t++) {
+            float *gh = w.gh[l] + t * step_g;
+            wm_dconv3x3_forward(gh, w.hs[l] + t * step_h, weight(d, ch), bias(d, ch), B, H, W, Ch, 3 * Ch, dil,
+                                w.scratch);
+            wm_gru_gates_forward(w.hs[l] + (t + 1) * step_h, w.act[l] + t * step_g, w.g3 + t * step_g, gh,
+                                 w.hs[l] + t * step_h, (size_t)B * cells, Ch);
+        }
+    }
+    const float *top = w.hs[WM_DYNAMICS_LAYERS - 1] + step_h;
+    wm_dconv3x3_forward(w.y, top, weight(d, CV_HEAD), bias(d, CV_HEAD), T * B, H, W, Ch, 2 * C, 1, w.scratch);
+    const float *target = w.xn + (size_t)B * cells * C;
+    wm_gauss_head_forward(w.mean, w.logvar, w.y, w.xn, N, C, WM_DYNAMICS_LOGVAR_MIN);
+    const size_t nv = N * (size_t)C;
+    double sq = 0.0, sq_copy = 0.0;
+    double nll = wm_gauss_nll_forward(w.mean, w.logvar, target, nv, &sq);
+    for (size_t i = 0; i < nv; i++) {
+        double e = (double)target[i] - w.xn[i];
+        sq_copy += e * e;
+    }
+    if (loss) {
+        loss->nll = nll / (double)nv;
+        loss->mse = sq / (double)nv;
+        loss->mse_copy = sq_copy / (double)nv;
+    }
+    d->last_mean = w.mean;
+    d->last_logvar = w.logvar;
+    if (state)
+        for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
+            memcpy(state + l * step_h, w.hs[l] + (size_t)T * step_h, step_h * sizeof(float));
+
+    /* ---- backward ---- */
+    memset(d->params.grad, 0, d->params.total * sizeof(float));
+    memset(w.dmean, 0, nv * sizeof(float));
+    memset(w.dlogvar, 0, nv * sizeof(float));
+    memset(w.dy, 0, N * 2 * C * sizeof(float));
+    wm_gauss_nll_backward(w.dmean, w.dlogvar, w.mean, w.logvar, target, nv, 1.0f / (float)nv, beta);
+    wm_gauss_head_backward(w.dy, NULL, w.dmean, w.dlogvar, w.y, N, C, WM_DYNAMICS_LOGVAR_MIN);
+    float *dtop = w.dh_ext[WM_DYNAMICS_LAYERS - 1];
+    memset(dtop, 0, N * Ch * sizeof(float));
+    wm_dconv3x3_backward(dtop, dweight(d, CV_HEAD), dbias(d, CV_HEAD), w.dy, top, weight(d, CV_HEAD), T * B, H, W,
+                         Ch, 2 * C, 1, w.scratch);
+    for (int l = WM_DYNAMICS_LAYERS - 1; l >= 0; l--) {
+        const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0, dil = d->conv[cx].dil, cin = d->conv[cx].cin;
+        float *dgx = w.g3, *dgh = w.dg3;
+        memset(dgx, 0, N * 3 * Ch * sizeof(float));
+        memset(dgh, 0, N * 3 * Ch * sizeof(float));
+        memset(w.dcarry, 0, step_h * sizeof(float));
+        for (int t = T - 1; t >= 0; t--) {
+            const float *ext = w.dh_ext[l] + t * step_h;
+            for (size_t i = 0; i < step_h; i++) w.dho[i] = ext[i] + w.dcarry[i];
+            memset(w.dcarry, 0, step_h * sizeof(float));
+            wm_gru_gates_backward(dgx + t * step_g, dgh + t * step_g, w.dcarry, w.dho, w.act[l] + t * step_g,
+                                  w.gh[l] + t * step_g, w.hs[l] + t * step_h, (size_t)B * cells, Ch);
+            /* through the recurrent convolution into h_{t-1}; the window's
+             * initial state is a constant (truncated BPTT) */
+            if (t > 0)
+                wm_dconv3x3_backward(w.dcarry, NULL, NULL, dgh + t * step_g, w.hs[l] + t * step_h, weight(d, ch), B,
+                                     H, W, Ch, 3 * Ch, dil, w.scratch);
+        }
+        /* weight gradients over the whole window in one GEMM each */
+        wm_dconv3x3_backward(NULL, dweight(d, ch), dbias(d, ch), dgh, w.hs[l], weight(d, ch), T * B, H, W, Ch,
+                             3 * Ch, dil, w.scratch);
+        float *dxin = NULL;
+        if (l > 0) {
+            dxin = w.dh_ext[l - 1];
+            memset(dxin, 0, N * Ch * sizeof(float));
+        }
+        const float *xin = l ? w.hs[0] + step_h : w.xn;
+        wm_dconv3x3_backward(dxin, dweight(d, cx), dbias(d, cx), dgx, xin, weight(d, cx), T * B, H, W, cin, 3 * Ch,
+                             dil, w.scratch);
+    }
+    return WM_OK;
+}
+
+void wm_dynamics_last(const wm_dynamics *d, const float **mean, const float **logvar)
+{
+    *mean = d->last_mean;
+    *logvar = d->last_logvar;
+}
