@@ -1,6 +1,5 @@
 /* libFuzzer target: arbitrary bytes as a wm stream, through the real
  * reader (framing, caps, validation) and the JSON writer wm-cat uses. */
-#define _GNU_SOURCE
 #include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
