@@ -89,12 +89,11 @@ def main():
             src = f.read()
         enc = [os.path.join(a.bin, "wm-encode-latent"), "--model", a.model, "--batch", "32", "--threads", a.threads]
         dec = [os.path.join(a.bin, "wm-decode-frame"), "--model", a.model, "--batch", "32", "--threads", a.threads]
-        p1 = subprocess.Popen(enc, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        p2 = subprocess.Popen(dec, stdin=p1.stdout, stdout=subprocess.PIPE)
-        p1.stdout.close()
-        p1.stdin.write(src)
-        p1.stdin.close()
-        out = p2.stdout.read()
+        with open(path, "rb") as fin:
+            p1 = subprocess.Popen(enc, stdin=fin, stdout=subprocess.PIPE)
+            p2 = subprocess.Popen(dec, stdin=p1.stdout, stdout=subprocess.PIPE)
+            p1.stdout.close()
+            out = p2.stdout.read()
         if p2.wait() or p1.wait():
             sys.exit(f"the filters failed on {path}")
         orig, rec = read_frames(src), read_frames(out)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "wm_cli.h"
+#include "wm_dynamics_train.h"
 #include "wm_nn.h"
 #include "wm_proto.h"
 #include "wm_signal.h"
@@ -16,7 +17,8 @@
 static const wm_tool tokenizer_tool = {
     "wm-train tokenizer", "train the latent tokenizer on frames", "--model PATH [options] [STREAM...]",
     "Reads frames from each STREAM (default stdin) into memory, then trains the\n"
-    "convolutional autoencoder with Adam on random crops, and writes it into the\n"
+    "convolutional autoencoder with Adam on random crops, starting from the\n"
+    "per-patch PCA code of the data (or --init PATH, or --random-init), and writes it into the\n"
     "model file PATH (tensors tokenizer.*; other parts of an existing file, such as\n"
     "the dynamics model, are kept).  Each STREAM is a source: batches draw from the\n"
     "sources by --weights (default equal), so a short real video counts as much as\n"
@@ -96,7 +98,7 @@ static int cmd_tokenizer(int argc, char **argv)
     const char *model = NULL, *checkpoint = NULL, *init = NULL, *weights_text = NULL;
     wm_tokenizer_config cfg = wm_tokenizer_default_config();
     wm_size crop = { 64, 64 };
-    int steps = 2000, batch = 16, warmup = -1, seed = 1, flip = 0, resume = 0, threads = 1, first = 0;
+    int steps = 2000, batch = 16, warmup = -1, seed = 1, flip = 0, resume = 0, threads = 1, first = 0, random_init = 0;
     int max_frames = 100000;
     double lr = 2e-3, lr_floor = 0.02, clip = 1.0, ckpt_every = 300, log_every = 10;
     const wm_opt opts[] = {
@@ -115,7 +117,8 @@ static int cmd_tokenizer(int argc, char **argv)
         { "latent-channels", 'c', WM_OPT_INT, &cfg.latent_channels, "C", "channels of the latent grid, 4-16 (default 8)", NULL, 4, 16 },
         { "hidden", 0, WM_OPT_INT, &cfg.hidden, "N", "hidden channels (default 64)", NULL, 8, 256 },
         { "blocks", 0, WM_OPT_INT, &cfg.blocks, "N", "residual blocks per half (default 2)", NULL, 0, 8 },
-        { "init", 0, WM_OPT_STRING, &init, "PATH", "start from the tokenizer in PATH, not random weights", NULL, 0, 0 },
+        { "init", 0, WM_OPT_STRING, &init, "PATH", "start from the tokenizer in PATH", NULL, 0, 0 },
+        { "random-init", 0, WM_OPT_FLAG, &random_init, NULL, "start from random weights, not from the data's PCA code", NULL, 0, 0 },
         { "checkpoint", 0, WM_OPT_STRING, &checkpoint, "PATH", "checkpoint file (default MODEL.ckpt)", NULL, 0, 0 },
         { "checkpoint-every", 0, WM_OPT_DOUBLE, &ckpt_every, "SECONDS", "checkpoint interval (default 300)", NULL, 1, 1e9 },
         { "resume", 0, WM_OPT_FLAG, &resume, NULL, "continue from the checkpoint", NULL, 0, 0 },
@@ -171,6 +174,7 @@ static int cmd_tokenizer(int argc, char **argv)
     o.clip = (float)clip;
     o.seed = (uint64_t)seed;
     o.flip = flip;
+    o.pca_init = !init && !random_init;
     o.weights = weights;
     o.checkpoint = checkpoint;
     o.checkpoint_every = ckpt_every;
@@ -204,6 +208,166 @@ static int cmd_tokenizer(int argc, char **argv)
     return wm_cli_exit(tool, st, &err);
 }
 
+/* ---- wm-train dynamics ---- */
+
+static const wm_tool dynamics_tool = {
+    "wm-train dynamics", "train the latent dynamics model on clips", "--model PATH [options] [STREAM...]",
+    "Reads clips from each STREAM (default stdin): latents (wm-encode-latent's\n"
+    "output), or frames, which are encoded with the tokenizer in PATH.  Trains the\n"
+    "recurrent predictor (two ConvGRU layers and a Gaussian head, docs/model.md)\n"
+    "with truncated backpropagation through time and Adam: each step is a chunk of\n"
+    "--tbptt predictions of --batch windows of --seq + 1 latents, the state carried\n"
+    "from chunk to chunk.  The loss is the Gaussian NLL (beta-NLL, --beta), so the\n"
+    "predicted variance is calibrated.  Writes the model into PATH beside its\n"
+    "tokenizer (tensors dynamics.*).  Progress (NLL per value, the squared error\n"
+    "against predicting no change) goes to stderr every --log-every seconds; a\n"
+    "checkpoint is written every --checkpoint-every seconds and on SIGINT, and\n"
+    "--resume continues from it exactly.  Deterministic for a --seed, data and\n"
+    "--threads.",
+    "  wm-synth --clips 400 | wm-encode-latent > synth.wm\n"
+    "  wm-decode motion.mov --size 64x64 | wm-encode-latent > real.wm\n"
+    "  wm-train dynamics --model model.safetensors --steps 4000 synth.wm real.wm"
+};
+
+static void dynamics_report(void *ctx, const wm_dynamics_progress *p)
+{
+    const report_ctx *r = ctx;
+    if (r->quiet) return;
+    char eta[32], el[32];
+    format_duration(eta, sizeof eta, p->eta);
+    format_duration(el, sizeof el, p->elapsed);
+    fprintf(stderr, "%s: step %ld/%ld  nll %.4f  mse/no-change %.3f  %.0f latents/s  lr %.2e  |g| %.3g  %s  ETA %s%s%s\n",
+            r->name, p->step, p->steps, p->nll, p->mse_ratio, p->latents_per_s, (double)p->lr, p->grad_norm, el, eta,
+            p->checkpointed ? "  checkpoint " : "", p->checkpointed ? p->checkpointed : "");
+}
+
+static int cmd_dynamics(int argc, char **argv)
+{
+    const wm_tool *tool = &dynamics_tool;
+    wm_common common = { 0 };
+    wm_error err = { 0 };
+    const char *model = NULL, *checkpoint = NULL, *init = NULL, *weights_text = NULL;
+    wm_dynamics_config cfg = wm_dynamics_default_config(0);
+    wm_size crop = { 16, 16 };
+    int steps = 3000, batch = 16, seq = 31, tbptt = 16, warmup = -1, seed = 1, resume = 0, threads = 1, first = 0;
+    int max_clips = 100000;
+    double lr = 2e-3, lr_floor = 0.05, clip = 1.0, beta = 0.5, ckpt_every = 300, log_every = 10;
+    const wm_opt opts[] = {
+        { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer; the dynamics model is written into it (required)", NULL, 0, 0 },
+        { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps, one per truncated chunk (default 3000)", NULL, 0, 100000000 },
+        { "batch", 'b', WM_OPT_INT, &batch, "N", "windows per minibatch (default 16)", NULL, 1, 4096 },
+        { "seq", 0, WM_OPT_INT, &seq, "N", "predictions per window: N + 1 latents of a clip (default 31)", NULL, 1, 100000 },
+        { "tbptt", 0, WM_OPT_INT, &tbptt, "N", "steps of backpropagation through time per chunk (default 16)", NULL, 1, 100000 },
+        { "crop", 0, WM_OPT_SIZE, &crop, "WxH", "grid cells of each window (default 16x16: 64x64 frames)", NULL, 0, 0 },
+        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 2e-3)", NULL, 1e-7, 1 },
+        { "warmup", 0, WM_OPT_INT, &warmup, "N", "warm-up steps (default steps/50)", NULL, 0, 100000000 },
+        { "lr-floor", 0, WM_OPT_DOUBLE, &lr_floor, "F", "final lr as a fraction of the peak (default 0.05)", NULL, 0, 1 },
+        { "clip", 0, WM_OPT_DOUBLE, &clip, "NORM", "clip the global gradient norm to NORM, 0: off (default 1)", NULL, 0, 1e9 },
+        { "beta", 0, WM_OPT_DOUBLE, &beta, "B", "beta-NLL weight exponent, 0: plain NLL (default 0.5)", NULL, 0, 1 },
+        { "seed", 0, WM_OPT_INT, &seed, "S", "random seed for weights and minibatches (default 1)", NULL, 0, 2147483647 },
+        { "weights", 0, WM_OPT_STRING, &weights_text, "W,W,...", "sampling weight of each STREAM", NULL, 0, 0 },
+        { "max-clips", 0, WM_OPT_INT, &max_clips, "N", "clips kept per STREAM, a uniform sample (default 100000)", NULL, 1, 100000000 },
+        { "hidden", 0, WM_OPT_INT, &cfg.hidden, "N", "channels of each GRU layer, a multiple of 4 (default 32)", NULL, 4, 256 },
+        { "dilation", 0, WM_OPT_INT, &cfg.dilation, "D", "dilation of the second layer (default 2)", NULL, 1, 4 },
+        { "init", 0, WM_OPT_STRING, &init, "PATH", "start from the dynamics model in PATH (keeps its normalisation)", NULL, 0, 0 },
+        { "checkpoint", 0, WM_OPT_STRING, &checkpoint, "PATH", "checkpoint file (default MODEL.dynamics.ckpt)", NULL, 0, 0 },
+        { "checkpoint-every", 0, WM_OPT_DOUBLE, &ckpt_every, "SECONDS", "checkpoint interval (default 300)", NULL, 1, 1e9 },
+        { "resume", 0, WM_OPT_FLAG, &resume, NULL, "continue from the checkpoint", NULL, 0, 0 },
+        { "log-every", 0, WM_OPT_DOUBLE, &log_every, "SECONDS", "progress interval (default 10)", NULL, 0, 1e9 },
+        { "threads", 't', WM_OPT_INT, &threads, "N", "BLAS threads (default 1)", NULL, 1, 256 },
+        { 0 } };
+    wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
+    if (st != WM_OK) return wm_cli_exit(tool, st, &err);
+    if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
+    if (tbptt > seq) tbptt = seq;
+    wm_nn_set_threads(threads);
+    char ckpt_default[4200];
+    if (!checkpoint) {
+        snprintf(ckpt_default, sizeof ckpt_default, "%s.dynamics.ckpt", model);
+        checkpoint = ckpt_default;
+    }
+    double *weights = NULL;
+    int n_weights = 0;
+    if ((st = parse_weights(weights_text, &weights, &n_weights, &err))) return wm_cli_exit(tool, st, &err);
+    int n_inputs = argc - first;
+    if (weights && n_weights != (n_inputs ? n_inputs : 1)) {
+        free(weights);
+        return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--weights has %d values for %d streams", n_weights,
+                                              n_inputs ? n_inputs : 1), &err);
+    }
+    /* the tokenizer fixes C, encodes frame streams, and stays in the file */
+    wm_tokenizer *tk = wm_tokenizer_load(model, &err);
+    if (!tk) {
+        free(weights);
+        wm_error_prefix(&err, "--model (train the tokenizer into it first: wm-train tokenizer --model %s)", model);
+        return wm_cli_exit(tool, WM_E_USAGE, &err);
+    }
+    cfg.latent_channels = wm_tokenizer_get_config(tk)->latent_channels;
+    wm_dynamics *dyn = init ? wm_dynamics_load(init, &err) : wm_dynamics_new(&cfg, (uint64_t)seed, &err);
+    if (!dyn) st = init ? WM_E_USAGE : err.code;
+    else if (wm_dynamics_get_config(dyn)->latent_channels != cfg.latent_channels)
+        st = wm_error_set(&err, WM_E_USAGE, "--init %s: its dynamics model has %d latent channels, the tokenizer %d",
+                          init, wm_dynamics_get_config(dyn)->latent_channels, cfg.latent_channels);
+    wm_clipset *cs = st == WM_OK ? wm_clipset_new(cfg.latent_channels, (size_t)max_clips, (uint64_t)seed, &err) : NULL;
+    if (st == WM_OK && !cs) st = err.code;
+    double t_read = wm_now();
+    for (int i = 0; st == WM_OK && i < (n_inputs ? n_inputs : 1); i++)
+        st = wm_clipset_read(cs, n_inputs ? argv[first + i] : NULL, i, common.max_message, tk, &err);
+    report_ctx rc = { common.quiet, tool->name };
+    if (st == WM_OK && !common.quiet) {
+        const wm_dynamics_config *c = wm_dynamics_get_config(dyn);
+        fprintf(stderr, "%s: %zu clips (%zu latents, %zu usable windows of %d) from %d stream%s in %.1fs; %s C=%d "
+                        "hidden=%d dilation=%d, %zu parameters\n",
+                tool->name, wm_clipset_count(cs), wm_clipset_latents(cs), wm_clipset_usable(cs, seq + 1, crop.h, crop.w),
+                seq + 1, wm_clipset_sources(cs), wm_clipset_sources(cs) > 1 ? "s" : "", wm_now() - t_read,
+                WM_DYNAMICS_ARCH, c->latent_channels, c->hidden, c->dilation, wm_dynamics_params(dyn)->total);
+    }
+    wm_dynamics_train_options o = { 0 };
+    o.steps = steps;
+    o.batch = batch;
+    o.seq = seq;
+    o.tbptt = tbptt;
+    o.crop_h = crop.h;
+    o.crop_w = crop.w;
+    o.lr = (float)lr;
+    o.warmup = warmup >= 0 ? warmup : steps / 50;
+    o.lr_floor = (float)lr_floor;
+    o.clip = (float)clip;
+    o.beta = (float)beta;
+    o.seed = (uint64_t)seed;
+    o.weights = weights;
+    o.keep_norm = init != NULL;
+    o.checkpoint = checkpoint;
+    o.checkpoint_every = ckpt_every;
+    o.log_every = log_every;
+    if (st == WM_OK) st = wm_dynamics_train(dyn, cs, &o, resume, dynamics_report, should_stop, &rc, &err);
+    if (st == WM_OK) {
+        char num[6][32];
+        snprintf(num[0], sizeof num[0], "%d", steps);
+        snprintf(num[1], sizeof num[1], "%d", batch);
+        snprintf(num[2], sizeof num[2], "%d", seq);
+        snprintf(num[3], sizeof num[3], "%d", tbptt);
+        snprintf(num[4], sizeof num[4], "%d", seed);
+        snprintf(num[5], sizeof num[5], "%zu", wm_clipset_count(cs));
+        const char *meta[] = { "train.steps", num[0], "train.batch", num[1], "train.seq", num[2],
+                               "train.tbptt", num[3], "train.seed", num[4], "train.clips", num[5] };
+        st = wm_dynamics_save(dyn, model, meta, 6, &err);
+        if (st == WM_OK) {
+            unlink(checkpoint);
+            if (!common.quiet) fprintf(stderr, "%s: wrote %s (tokenizer kept)\n", tool->name, model);
+        }
+    }
+    free(weights);
+    wm_clipset_free(&cs);
+    wm_dynamics_free(&dyn);
+    wm_tokenizer_free(&tk);
+    if (st == WM_E_INTERRUPTED) {
+        fprintf(stderr, "%s: %s\n", tool->name, err.msg);
+        return wm_exit_code(st);
+    }
+    return wm_cli_exit(tool, st, &err);
+}
+
 /* ---- dispatch ---- */
 
 static const struct command {
@@ -212,6 +376,7 @@ static const struct command {
     const char *summary;
 } commands[] = {
     { "tokenizer", cmd_tokenizer, "train the latent tokenizer on frames" },
+    { "dynamics", cmd_dynamics, "train the latent dynamics model on clips" },
 };
 
 static void usage(FILE *out)

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- threads ---- */
@@ -347,6 +348,69 @@ void wm_mse_backward(float *dpred, const float *pred, const float *target, size_
 {
     const float k = 2.0f * scale / (float)n;
     for (size_t i = 0; i < n; i++) dpred[i] += k * (pred[i] - target[i]);
+}
+
+/* ---- symmetric eigen-decomposition (cyclic Jacobi) ---- */
+
+int wm_symmetric_eigen(double *a, int n, double *evals, double *evecs)
+{
+    int *order = malloc((size_t)n * sizeof *order);
+    double *tmp = malloc((size_t)n * n * sizeof *tmp);
+    if (!order || !tmp) {
+        free(order);
+        free(tmp);
+        return -1;
+    }
+    double *v = evecs;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) v[i * n + j] = i == j;   /* columns of v: eigenvectors so far */
+    for (int sweep = 0; sweep < 100; sweep++) {
+        double off = 0.0, diag = 0.0;
+        for (int i = 0; i < n; i++) {
+            diag += a[i * n + i] * a[i * n + i];
+            for (int j = i + 1; j < n; j++) off += a[i * n + j] * a[i * n + j];
+        }
+        if (off <= 1e-30 * (diag + 1e-300)) break;
+        for (int p = 0; p < n; p++)
+            for (int q = p + 1; q < n; q++) {
+                double apq = a[p * n + q];
+                if (apq == 0.0) continue;
+                double theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                double t = (theta >= 0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0));
+                double c = 1.0 / sqrt(t * t + 1.0), s = t * c;
+                for (int k = 0; k < n; k++) {   /* a = J^T a J */
+                    double akp = a[k * n + p], akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for (int k = 0; k < n; k++) {
+                    double apk = a[p * n + k], aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for (int k = 0; k < n; k++) {
+                    double vkp = v[k * n + p], vkq = v[k * n + q];
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+    }
+    /* sort descending and turn the eigenvector columns into rows */
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && a[order[j] * n + order[j]] > a[order[j - 1] * n + order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    memcpy(tmp, v, (size_t)n * n * sizeof *tmp);
+    for (int r = 0; r < n; r++) {
+        evals[r] = a[order[r] * n + order[r]];
+        for (int k = 0; k < n; k++) evecs[r * n + k] = tmp[k * n + order[r]];
+    }
+    free(order);
+    free(tmp);
+    return 0;
 }
 
 /* ---- random numbers ---- */

@@ -106,6 +106,13 @@ void wm_depth_to_space_backward(float *dinp, const float *dout, int B, int H, in
 double wm_mse_forward(const float *pred, const float *target, size_t n);
 void wm_mse_backward(float *dpred, const float *pred, const float *target, size_t n, float scale);
 
+/* Eigen-decomposition of the symmetric n x n matrix a (row-major, double;
+ * destroyed) by cyclic Jacobi rotations: eigenvalues in descending order
+ * into evals[n], the matching unit eigenvectors as the ROWS of evecs[n*n].
+ * For the small matrices of PCA initialisation (n = 48).  Returns 0, or
+ * -1 when out of memory. */
+int wm_symmetric_eigen(double *a, int n, double *evals, double *evecs);
+
 /* A small deterministic random generator (splitmix64 seeding xoshiro256**),
  * the same sequence on every machine. */
 typedef struct wm_rng { uint64_t s[4]; } wm_rng;

@@ -180,6 +180,92 @@ wm_tokenizer *wm_tokenizer_new(const wm_tokenizer_config *cfg, uint64_t seed, wm
     return tk;
 }
 
+static wm_status check_size(int B, int H, int W, wm_error *err);
+
+/* The conv op whose weight is named name. */
+static const tk_op *find_conv(const wm_tokenizer *tk, const char *name)
+{
+    char full[64];
+    snprintf(full, sizeof full, "%s.weight", name);
+    int w = wm_params_find(&tk->params, full);
+    for (int i = 0; i < tk->n_ops; i++)
+        if (tk->ops[i].kind == OP_CONV && tk->ops[i].weight == w) return &tk->ops[i];
+    return NULL;
+}
+
+wm_status wm_tokenizer_init_pca(wm_tokenizer *tk, const float *x, int B, int H, int W, wm_error *err)
+{
+    const int P = WM_TOKENIZER_PATCH, D = 3 * P * P, C = tk->cfg.latent_channels, hidden = tk->cfg.hidden;
+    if (hidden < C) return wm_error_set(err, WM_E_USAGE, "PCA initialisation needs hidden >= latent channels");
+    wm_status st = check_size(B, H, W, err);
+    if (st) return st;
+    size_t rows = (size_t)B * (H / P) * (W / P);
+    float *patches = malloc(rows * D * sizeof *patches);
+    double *mean = calloc(D, sizeof *mean), *cov = calloc((size_t)D * D, sizeof *cov);
+    double *evals = malloc(D * sizeof *evals), *evecs = malloc((size_t)D * D * sizeof *evecs);
+    if (!patches || !mean || !cov || !evals || !evecs) {
+        st = wm_error_set(err, WM_E_SYSTEM, "out of memory");
+        goto done;
+    }
+    wm_space_to_depth_forward(patches, x, B, H, W, 3, P);   /* rows of D values, as enc.in sees them */
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < D; k++) mean[k] += patches[r * D + k];
+    for (int k = 0; k < D; k++) mean[k] /= (double)rows;
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = patches + r * D;
+        for (int i = 0; i < D; i++)
+            for (int j = i; j < D; j++) cov[i * D + j] += (p[i] - mean[i]) * (p[j] - mean[j]);
+    }
+    for (int i = 0; i < D; i++)
+        for (int j = i; j < D; j++) cov[j * D + i] = cov[i * D + j] /= (double)rows;
+    if (wm_symmetric_eigen(cov, D, evals, evecs) != 0) {
+        st = wm_error_set(err, WM_E_SYSTEM, "out of memory");
+        goto done;
+    }
+    const tk_op *ein = find_conv(tk, "enc.in"), *eout = find_conv(tk, "enc.out");
+    const tk_op *din = find_conv(tk, "dec.in"), *dout = find_conv(tk, "dec.out");
+    float *w = wm_params_value(&tk->params, ein->weight), *b = wm_params_value(&tk->params, ein->bias);
+    const size_t center = 1 * 3 + 1;   /* tap (1, 1) of a 3x3 kernel */
+    for (int c = 0; c < C; c++) {       /* enc.in: z_c = e_c . (patch - mean) */
+        memset(w + (size_t)c * 9 * D, 0, (size_t)9 * D * sizeof *w);
+        double bias = 0;
+        for (int k = 0; k < D; k++) {
+            w[((size_t)c * 9 + center) * D + k] = (float)evecs[c * D + k];
+            bias -= evecs[c * D + k] * mean[k];
+        }
+        b[c] = (float)bias;
+    }
+    w = wm_params_value(&tk->params, eout->weight);   /* enc.out: the first C channels */
+    memset(w, 0, (size_t)C * 9 * hidden * sizeof *w);
+    memset(wm_params_value(&tk->params, eout->bias), 0, (size_t)C * sizeof *w);
+    for (int c = 0; c < C; c++) w[((size_t)c * 9 + center) * hidden + c] = 1.0f;
+    w = wm_params_value(&tk->params, din->weight);    /* dec.in: into the first C channels */
+    b = wm_params_value(&tk->params, din->bias);
+    for (int c = 0; c < C; c++) {
+        memset(w + (size_t)c * 9 * C, 0, (size_t)9 * C * sizeof *w);
+        w[((size_t)c * 9 + center) * C + c] = 1.0f;
+        b[c] = 0.0f;
+    }
+    w = wm_params_value(&tk->params, dout->weight);   /* dec.out: patch = mean + sum_c z_c e_c */
+    b = wm_params_value(&tk->params, dout->bias);
+    memset(w, 0, (size_t)D * 9 * hidden * sizeof *w);
+    for (int k = 0; k < D; k++) {
+        for (int c = 0; c < C; c++) w[((size_t)k * 9 + center) * hidden + c] = (float)evecs[c * D + k];
+        b[k] = (float)mean[k];
+    }
+    for (int i = 0; i < tk->params.count; i++)   /* residual blocks start as the identity */
+        if (strstr(tk->params.items[i].name, ".conv2."))
+            memset(wm_params_value(&tk->params, i), 0, tk->params.items[i].numel * sizeof(float));
+    tk->wino_valid = 0;
+done:
+    free(patches);
+    free(mean);
+    free(cov);
+    free(evals);
+    free(evecs);
+    return st;
+}
+
 /* A metadata integer in [lo, hi]. */
 static wm_status meta_int(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
                           wm_error *err)

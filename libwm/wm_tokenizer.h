@@ -49,6 +49,16 @@ typedef struct wm_tokenizer wm_tokenizer;
  * residual block scaled by 0.1 so blocks start near identity). */
 wm_tokenizer *wm_tokenizer_new(const wm_tokenizer_config *cfg, uint64_t seed, wm_error *err);
 
+/* Sets the linear path of the network to the per-patch PCA code of the
+ * frames x[B, H, W, 3]: enc.in's first C output channels project each
+ * 4x4 patch (minus the mean patch) on the top C principal components,
+ * enc.out and dec.in pass those channels through, dec.out maps them back
+ * and adds the mean, and the residual blocks start as the identity (their
+ * second convolution zero).  The network then starts as exactly the PCA
+ * baseline, and training only has to add what a linear code misses.
+ * Needs hidden >= C. */
+wm_status wm_tokenizer_init_pca(wm_tokenizer *tk, const float *x, int B, int H, int W, wm_error *err);
+
 /* The tokenizer stored in an open model file (path names it in errors). */
 wm_tokenizer *wm_tokenizer_from_file(const wm_safetensors *st, const char *path, wm_error *err);
 wm_tokenizer *wm_tokenizer_load(const char *path, wm_error *err);

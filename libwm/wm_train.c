@@ -201,8 +201,8 @@ double wm_train_psnr(double mse) { return mse > 0 ? 10.0 * log10(4.0 / mse) : 99
 static void run_signature(char *out, size_t cap, const wm_train_options *o, const wm_frameset *fs, uint64_t hash)
 {
     int n = snprintf(out, cap, "steps=%ld;batch=%d;crop=%dx%d;lr=%.9g;warmup=%ld;floor=%.9g;clip=%.9g;seed=%" PRIu64
-                     ";flip=%d;data=%016" PRIx64 ";weights=", o->steps, o->batch, o->crop_w, o->crop_h, (double)o->lr,
-                     o->warmup, (double)o->lr_floor, (double)o->clip, o->seed, o->flip, hash);
+                     ";flip=%d;pca=%d;data=%016" PRIx64 ";weights=", o->steps, o->batch, o->crop_w, o->crop_h,
+                     (double)o->lr, o->warmup, (double)o->lr_floor, (double)o->clip, o->seed, o->flip, o->pca_init, hash);
     for (int s = 0; s < wm_frameset_sources(fs) && n > 0 && (size_t)n < cap; s++)
         n += snprintf(out + n, cap - (size_t)n, "%s%.6g", s ? "," : "", o->weights ? o->weights[s] : 1.0);
 }
@@ -293,6 +293,24 @@ wm_status wm_train_tokenizer(wm_tokenizer *tk, const wm_frameset *fs, const wm_t
     if (!x) {
         wm_adam_free(&adam);
         return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    }
+    if (!resume && o->pca_init) {
+        /* 256 crops drawn like training batches, from their own stream of random numbers */
+        enum { PCA_FRAMES = 256 };
+        float *px = malloc((size_t)PCA_FRAMES * H * W * 3 * sizeof *px);
+        wm_rng rng;
+        wm_rng_seed(&rng, step_seed(o->seed, -1));
+        if (!px) st = wm_error_set(err, WM_E_SYSTEM, "out of memory");
+        else {
+            wm_frameset_sample(fs, &rng, o->weights, PCA_FRAMES, H, W, o->flip, px);
+            st = wm_tokenizer_init_pca(tk, px, PCA_FRAMES, H, W, err);
+            free(px);
+        }
+        if (st) {
+            free(x);
+            wm_adam_free(&adam);
+            return st;
+        }
     }
     const long first = step;
     double t0 = wm_now(), last_log = t0, last_ckpt = t0, acc = 0, max_norm = 0;

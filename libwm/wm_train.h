@@ -68,6 +68,7 @@ typedef struct wm_train_options {
     float clip;                /* gradients scaled down to this global L2 norm (0: no clipping) */
     uint64_t seed;
     int flip;                  /* random horizontal mirror images */
+    int pca_init;              /* start a fresh run from the PCA code of the data (wm_tokenizer_init_pca) */
     const double *weights;     /* per-source sampling weights, NULL: equal */
     const char *checkpoint;    /* path, NULL: none */
     double checkpoint_every;   /* seconds between checkpoints */

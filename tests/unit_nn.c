@@ -286,6 +286,33 @@ static void test_mse_add(void)
     free(p); free(t); free(d); free(a); free(b);
 }
 
+static void test_eigen(void)
+{
+    enum { N = 7 };
+    double a[N * N], m[N * N], vals[N], vecs[N * N];
+    for (int i = 0; i < N; i++)   /* symmetric: m = r r^T */
+        for (int j = 0; j < N; j++) m[i * N + j] = 0;
+    for (int k = 0; k < N; k++) {
+        double r[N];
+        for (int i = 0; i < N; i++) r[i] = wm_rng_normal(&rng);
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) m[i * N + j] += r[i] * r[j];
+    }
+    memcpy(a, m, sizeof a);
+    CHECK(wm_symmetric_eigen(a, N, vals, vecs) == 0, "eigen failed");
+    double worst = 0;
+    for (int e = 0; e < N; e++) {
+        for (int i = 0; i < N; i++) {   /* m v = lambda v */
+            double s = 0;
+            for (int j = 0; j < N; j++) s += m[i * N + j] * vecs[e * N + j];
+            if (fabs(s - vals[e] * vecs[e * N + i]) > worst) worst = fabs(s - vals[e] * vecs[e * N + i]);
+        }
+        CHECK(e == 0 || vals[e] <= vals[e - 1], "eigenvalues not descending");
+    }
+    CHECK(worst < 1e-9, "m v != lambda v: %g", worst);
+    printf("ok - symmetric eigen-decomposition (residual %.1g)\n", worst);
+}
+
 static void test_rng(void)
 {
     wm_rng a, b;
@@ -320,6 +347,7 @@ int main(void)
     test_elementwise("tanh", wm_tanh_forward, wm_tanh_backward, 1, tanh_exact);
     test_space_depth();
     test_mse_add();
+    test_eigen();
     test_rng();
     if (failures) fprintf(stderr, "%d failures\n", failures);
     return failures ? 1 : 0;

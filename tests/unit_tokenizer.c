@@ -182,6 +182,44 @@ static void test_passes(void)
     wm_tokenizer_free(&tk);
 }
 
+/* After PCA initialisation the network is a projection onto the top C
+ * components: applying it twice changes nothing, and it beats random
+ * weights by far. */
+static void test_pca_init(void)
+{
+    wm_error err = { 0 };
+    wm_tokenizer_config cfg = { 6, 12, 1 };
+    wm_tokenizer *tk = wm_tokenizer_new(&cfg, 9, &err);
+    wm_rng rng;
+    wm_rng_seed(&rng, 4);
+    const int B = 8, H = 16, W = 16;
+    size_t nx = (size_t)B * H * W * 3, nz = (size_t)B * (H / 4) * (W / 4) * 6;
+    float *x = malloc(nx * sizeof *x), *z = malloc(nz * sizeof *z), *y = malloc(nx * sizeof *y);
+    float *y2 = malloc(nx * sizeof *y2);
+    for (int b = 0; b < B; b++)   /* smooth frames: gradients plus noise */
+        for (int i = 0; i < H * W; i++)
+            for (int c = 0; c < 3; c++)
+                x[((size_t)b * H * W + i) * 3 + c] = (float)(0.1 * b - 0.5 + 0.05 * (i % W) * (c + 1) +
+                                                             0.1 * wm_rng_normal(&rng));
+    double before, after;
+    wm_tokenizer_train_pass(tk, x, B, H, W, &before, &err);
+    CHECK(wm_tokenizer_init_pca(tk, x, B, H, W, &err) == WM_OK, "init_pca: %s", err.msg);
+    wm_tokenizer_train_pass(tk, x, B, H, W, &after, &err);
+    wm_tokenizer_encode(tk, z, x, B, H, W, &err);
+    wm_tokenizer_decode(tk, y, z, B, H / 4, W / 4, &err);
+    wm_tokenizer_encode(tk, z, y, B, H, W, &err);
+    wm_tokenizer_decode(tk, y2, z, B, H / 4, W / 4, &err);
+    double worst = 0;
+    for (size_t i = 0; i < nx; i++)
+        if (fabs(y2[i] - y[i]) > worst) worst = fabs(y2[i] - y[i]);
+    CHECK(worst < 1e-4, "the PCA start is not a projection: %g", worst);
+    CHECK(after < before / 10, "PCA start loss %g, random %g", after, before);
+    printf("ok - PCA initialisation: a projection (twice = once within %.1g), loss %.4f vs random %.4f\n", worst,
+           after, before);
+    free(x); free(z); free(y); free(y2);
+    wm_tokenizer_free(&tk);
+}
+
 static void test_pixels(void)
 {
     uint8_t px[6] = { 0, 127, 255, 1, 254, 128 }, back[6];
@@ -203,6 +241,7 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "oracle") == 0) return oracle(argv[2], argv[3], argv[4]);
     wm_nn_set_threads(1);
     test_passes();
+    test_pca_init();
     test_pixels();
     if (failures) fprintf(stderr, "%d failures\n", failures);
     return failures ? 1 : 0;
