@@ -52,6 +52,28 @@ bin/%: $(BUILD)/filters/%.o $(BUILD)/libwm.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libwm.a
 	$(CC) $(LDFLAGS) $< $(BUILD)/libwm.a $(LIBS) -o $@
 
+# The CUDA backend (kernels/*.cu, behind libwm/wm_gpu.h) is always built,
+# for sm_80 and sm_90 plus PTX for later cards, and linked into bin/wm-step
+# alone (cudart, cuBLAS, found beside nvcc, with an rpath), so the other
+# filters stay free of CUDA.  wm-step runs without a GPU: it falls back to
+# the CPU.
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+CUDA_LIB ?= $(abspath $(dir $(NVCC))../lib64)
+CUDA_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCC_FLAGS := -O2 -std=c++17 $(CUDA_ARCH) -Ilibwm -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+KERNEL_SRC := $(wildcard kernels/*.cu)
+KERNEL_OBJ := $(KERNEL_SRC:%.cu=$(BUILD)/%.o)
+CUDA_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart
+
+$(BUILD)/kernels/%.o: kernels/%.cu libwm/wm_gpu.h libwm/wm_error.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+bin/wm-step: $(BUILD)/filters/wm-step.o $(KERNEL_OBJ) $(BUILD)/libwm.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) $< $(KERNEL_OBJ) $(BUILD)/libwm.a $(LIBS) $(CUDA_LIBS) -lstdc++ -o $@
+
 test: all
 	tests/run
 

@@ -261,6 +261,17 @@ void wm_dynamics_get_norm(const wm_dynamics *d, const float **mean, const float 
 
 int wm_dynamics_tokenizer_matches(const wm_dynamics *d) { return d->tokenizer_match; }
 
+static const float *weight(const wm_dynamics *d, int cv);
+static const float *bias(const wm_dynamics *d, int cv);
+
+void wm_dynamics_weights(const wm_dynamics *d, const float *w[5], const float *b[5])
+{
+    for (int cv = 0; cv < CV_COUNT; cv++) {
+        w[cv] = weight(d, cv);
+        b[cv] = bias(d, cv);
+    }
+}
+
 wm_status wm_dynamics_add_to(const wm_dynamics *d, const float *buf, const char *prefix, wm_safetensors_builder *b,
                              wm_error *err)
 {

@@ -68,6 +68,10 @@ const wm_dynamics_config *wm_dynamics_get_config(const wm_dynamics *d);
  * stale, as wm_tokenizer_params does. */
 wm_params *wm_dynamics_params(wm_dynamics *d);
 
+/* The five convolutions (gru0.x, gru0.h, gru1.x, gru1.h, head): views of
+ * their weights [out][3][3][in] and biases, for another backend. */
+void wm_dynamics_weights(const wm_dynamics *d, const float *weight[5], const float *bias[5]);
+
 /* The per-channel normalisation, C values each (std > 0). */
 void wm_dynamics_set_norm(wm_dynamics *d, const float *mean, const float *std);
 void wm_dynamics_get_norm(const wm_dynamics *d, const float **mean, const float **std);
