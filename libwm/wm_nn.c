@@ -17,6 +17,63 @@ void wm_nn_set_threads(int n)
 
 int wm_nn_threads(void) { return nn_threads; }
 
+/* ---- Winograd F(4x4, 3x3) (Lavin & Gray 2016) ----
+ * Y = AT [ (G g G^T) . (BT d BT^T) ] AT^T on 6x6 input tiles giving 4x4
+ * output tiles: 36 multiplications per tile and channel pair instead of
+ * 144.  The 36 element-wise products over all tiles are 36 GEMMs of
+ * [tiles, Cin] x [Cin, Cout].  Channels are contiguous (NHWC), so the
+ * transforms run four channels at a time in vector registers. */
+
+#define WINO_M 4
+#define WINO_A 6
+#define WINO_P (WINO_A * WINO_A)
+
+static int wino_chunk_tiles(void) { return 128 * nn_threads; }
+
+size_t wm_winograd_weights_floats(int Cin, int Cout) { return (size_t)WINO_P * Cout * Cin; }
+
+/* Planes of V and M are padded by a cache line and a bit so the 36
+ * streams a tile touches do not all fall into the same cache sets. */
+#define WINO_PAD 40
+
+static size_t wino_plane(int tc, int C) { return (size_t)tc * C + WINO_PAD; }
+
+size_t wm_winograd_scratch_floats(int Cin, int Cout)
+{
+    int tc = wino_chunk_tiles();
+    size_t cmax = (size_t)(Cin > Cout ? Cin : Cout);
+    return (size_t)WINO_P * (wino_plane(tc, Cin) + wino_plane(tc, Cout) + cmax) + (size_t)Cin;
+}
+
+#define VEC_N 4
+#define VEC_FN(name) name##_v4
+#define VEC_TARGET
+#include "wm_nn_vec.h"
+#undef VEC_N
+#undef VEC_FN
+#undef VEC_TARGET
+
+#define VEC_N 8
+#define VEC_FN(name) name##_v8
+#define VEC_TARGET __attribute__((target("avx2")))
+#include "wm_nn_vec.h"
+#undef VEC_N
+#undef VEC_FN
+#undef VEC_TARGET
+
+/* AVX2 is checked once; WM_NN_NO_AVX2=1 in the environment forces the
+ * 4-lane code (for comparisons). */
+static int nn_avx2(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        const char *off = getenv("WM_NN_NO_AVX2");
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") && !(off && *off == '1');
+    }
+    return have;
+}
+
 /* ---- convolution: im2col over chunks of output rows + one GEMM each ----
  * A chunk of 256 output pixels keeps the im2col block in L2 (256 x 576
  * floats for a 3x3x64 patch is 590 KB) and is a GEMM large enough for
@@ -147,72 +204,37 @@ void wm_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
     }
 }
 
-/* ---- elementwise: a 4-wide exp in GCC vector extensions ----
- * glibc's expf does not vectorize at -O2; this one runs SiLU about three
- * times faster (relative error below 3e-7 on [-87, 88]). */
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4f v4_load(const float *p) { v4f v; memcpy(&v, p, sizeof v); return v; }
-static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
-static inline v4f v4_splat(float x) { return (v4f){ x, x, x, x }; }
-
-static inline v4f v4_select(v4i mask, v4f a, v4f b)
-{
-    v4i ai, bi, r;
-    v4f f;
-    memcpy(&ai, &a, sizeof ai);
-    memcpy(&bi, &b, sizeof bi);
-    r = (mask & ai) | (~mask & bi);
-    memcpy(&f, &r, sizeof f);
-    return f;
-}
-
-static inline v4f v4_exp(v4f x)
-{
-    const v4f lo = v4_splat(-87.0f), hi = v4_splat(88.0f);
-    x = v4_select(x < lo, lo, x);
-    x = v4_select(x > hi, hi, x);
-    /* x = n ln2 + r, |r| <= ln2/2; exp(r) by its Taylor polynomial */
-    v4f n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
-    v4f r = x - n * 0.693145752f - n * 1.42860677e-6f;
-    v4f p = r * (1.0f / 720) + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
-    v4f s;
-    memcpy(&s, &e, sizeof s);
-    return p * s;
-}
+/* ---- vectorised loops: 4 lanes everywhere, 8 with AVX2 (wm_nn_vec.h) ----
+ * glibc's expf does not vectorise at -O2, so SiLU, sigmoid and tanh use
+ * their own exp (relative error below 3e-7 on [-87, 88]). */
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void wm_silu_forward(float *out, const float *inp, size_t n)
 {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f x = v4_load(inp + i);
-        v4_store(out + i, x / (1.0f + v4_exp(-x)));
-    }
+    size_t i = nn_avx2() ? silu_forward_v8(out, inp, n) : silu_forward_v4(out, inp, n);
     for (; i < n; i++) out[i] = inp[i] * sigmoidf(inp[i]);
 }
 
 void wm_silu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f x = v4_load(inp + i);
-        v4f s = 1.0f / (1.0f + v4_exp(-x));
-        v4_store(dinp + i, v4_load(dinp + i) + v4_load(dout + i) * s * (1.0f + x * (1.0f - s)));
-    }
+    size_t i = nn_avx2() ? silu_backward_v8(dinp, dout, inp, n) : silu_backward_v4(dinp, dout, inp, n);
     for (; i < n; i++) {
         float s = sigmoidf(inp[i]);
         dinp[i] += dout[i] * s * (1.0f + inp[i] * (1.0f - s));
     }
+}
+
+void wm_sigmoid_forward(float *out, const float *inp, size_t n)
+{
+    size_t i = nn_avx2() ? sigmoid_forward_v8(out, inp, n) : sigmoid_forward_v4(out, inp, n);
+    for (; i < n; i++) out[i] = sigmoidf(inp[i]);
+}
+
+void wm_tanh_forward(float *out, const float *inp, size_t n)
+{
+    size_t i = nn_avx2() ? tanh_forward_v8(out, inp, n) : tanh_forward_v4(out, inp, n);
+    for (; i < n; i++) out[i] = tanhf(inp[i]);
 }
 
 void wm_relu_forward(float *out, const float *inp, size_t n)
@@ -226,30 +248,9 @@ void wm_relu_backward(float *dinp, const float *dout, const float *inp, size_t n
         if (inp[i] > 0.0f) dinp[i] += dout[i];
 }
 
-void wm_sigmoid_forward(float *out, const float *inp, size_t n)
-{
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) v4_store(out + i, 1.0f / (1.0f + v4_exp(-v4_load(inp + i))));
-    for (; i < n; i++) out[i] = sigmoidf(inp[i]);
-}
-
 void wm_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
-}
-
-void wm_tanh_forward(float *out, const float *inp, size_t n)
-{
-    /* tanh(x) = 1 - 2 / (1 + exp(2x)) saturates cleanly but cancels near
-     * 0, where its Taylor series takes over */
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f x = v4_load(inp + i), x2 = x * x;
-        v4f big = 1.0f - 2.0f / (1.0f + v4_exp(2.0f * x));
-        v4f small = x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835)))));
-        v4_store(out + i, v4_select(x2 < 0.0625f, small, big));
-    }
-    for (; i < n; i++) out[i] = tanhf(inp[i]);
 }
 
 void wm_tanh_backward(float *dinp, const float *dout, const float *out, size_t n)
@@ -461,68 +462,21 @@ double wm_rng_normal(wm_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-/* ---- Winograd F(4x4, 3x3) (Lavin & Gray 2016) ----
- * Y = AT [ (G g G^T) . (BT d BT^T) ] AT^T on 6x6 input tiles giving 4x4
- * output tiles: 36 multiplications per tile and channel pair instead of
- * 144.  The 36 element-wise products over all tiles are 36 GEMMs of
- * [tiles, Cin] x [Cin, Cout].  Channels are contiguous (NHWC), so the
- * transforms run four channels at a time in vector registers. */
-
-#define WINO_M 4
-#define WINO_A 6
-#define WINO_P (WINO_A * WINO_A)
-
-static int wino_chunk_tiles(void) { return 128 * nn_threads; }
-
-size_t wm_winograd_weights_floats(int Cin, int Cout) { return (size_t)WINO_P * Cout * Cin; }
-
-/* Planes of V and M are padded by a cache line and a bit so the 36
- * streams a tile touches do not all fall into the same cache sets. */
-#define WINO_PAD 40
-
-static size_t wino_plane(int tc, int C) { return (size_t)tc * C + WINO_PAD; }
-
-size_t wm_winograd_scratch_floats(int Cin, int Cout)
-{
-    int tc = wino_chunk_tiles();
-    size_t cmax = (size_t)(Cin > Cout ? Cin : Cout);
-    return (size_t)WINO_P * (wino_plane(tc, Cin) + wino_plane(tc, Cout) + cmax) + (size_t)Cin;
-}
+typedef vf_v4 v4f;
 
 /* Up to 4 floats (n < 4: the rest zero) and back. */
 static inline v4f v4_load_n(const float *p, int n)
 {
-    if (n >= 4) return v4_load(p);
-    v4f v = v4_splat(0.0f);
+    if (n >= 4) return load_v4(p);
+    v4f v = splat_v4(0.0f);
     for (int i = 0; i < n; i++) v[i] = p[i];
     return v;
 }
 
 static inline void v4_store_n(float *p, v4f v, int n)
 {
-    if (n >= 4) { v4_store(p, v); return; }
+    if (n >= 4) { store_v4(p, v); return; }
     for (int i = 0; i < n; i++) p[i] = v[i];
-}
-
-/* BT applied to 6 values: (BT d) */
-static inline void wino_bt(v4f *o, const v4f *d)
-{
-    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
-    o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];
-    o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];
-    o[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];
-    o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
-    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
-}
-
-/* AT applied to 6 values: (AT m), 4 results */
-static inline void wino_at(v4f *o, const v4f *m)
-{
-    v4f a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
-    o[0] = m[0] + a + c;
-    o[1] = b + 2.0f * d;
-    o[2] = a + 4.0f * c;
-    o[3] = b + 8.0f * d + m[5];
 }
 
 /* G applied to 3 values: (G g), 6 results */
@@ -561,90 +515,14 @@ void wm_winograd_weights(float *U, const float *weight, int Cin, int Cout)
 
 int wm_winograd_supported(int Cin, int Cout) { return Cin % 4 == 0 && Cout % 4 == 0; }
 
-/* The transforms work on whole channel vectors in two passes (columns,
- * then rows) through a small tile buffer, four channels per step, so each
- * inner loop is a straight run of vector arithmetic. */
+/* The 8-lane code needs both channel counts to be multiples of 8. */
 static void winograd_conv(float *out, const float *inp, const float *U, const float *bias, int B, int H, int W,
                           int Cin, int Cout, float *scratch, int accumulate)
 {
-    const int tiles_y = (H + WINO_M - 1) / WINO_M, tiles_x = (W + WINO_M - 1) / WINO_M;
-    const long per_image = (long)tiles_y * tiles_x, T = (long)B * per_image;
-    const int tc = wino_chunk_tiles();
-    const size_t vp = wino_plane(tc, Cin), mp = wino_plane(tc, Cout);
-    const size_t cmax = (size_t)(Cin > Cout ? Cin : Cout);
-    float *V = scratch;                                   /* [P][tc][Cin], planes vp apart */
-    float *Mt = V + (size_t)WINO_P * vp;                  /* [P][tc][Cout], planes mp apart */
-    float *tmp = Mt + (size_t)WINO_P * mp;                /* [A][A][cmax] */
-    float *zeros = tmp + (size_t)WINO_P * cmax;           /* [Cin] */
-    memset(zeros, 0, (size_t)Cin * sizeof(float));
-    for (long t0 = 0; t0 < T; t0 += tc) {
-        int nt = (int)(T - t0 < tc ? T - t0 : tc);
-        for (int t = 0; t < nt; t++) {
-            long tile = t0 + t;
-            int b = (int)(tile / per_image), r = (int)(tile % per_image);
-            int y0 = (r / tiles_x) * WINO_M - 1, x0 = (r % tiles_x) * WINO_M - 1;
-            const float *src[WINO_A][WINO_A];
-            for (int i = 0; i < WINO_A; i++)
-                for (int j = 0; j < WINO_A; j++) {
-                    int y = y0 + i, x = x0 + j;
-                    src[i][j] = y >= 0 && y < H && x >= 0 && x < W ? inp + (((size_t)b * H + y) * W + x) * Cin : zeros;
-                }
-            for (int j = 0; j < WINO_A; j++) {   /* columns: tmp[.][j] = BT d[.][j] */
-                const float *s0 = src[0][j], *s1 = src[1][j], *s2 = src[2][j], *s3 = src[3][j], *s4 = src[4][j],
-                            *s5 = src[5][j];
-                float *o = tmp + (size_t)j * cmax;
-                for (int c = 0; c < Cin; c += 4) {
-                    v4f d[6] = { v4_load(s0 + c), v4_load(s1 + c), v4_load(s2 + c),
-                                 v4_load(s3 + c), v4_load(s4 + c), v4_load(s5 + c) }, e[6];
-                    wino_bt(e, d);
-                    for (int i = 0; i < WINO_A; i++) v4_store(o + (size_t)i * WINO_A * cmax + c, e[i]);
-                }
-            }
-            for (int i = 0; i < WINO_A; i++) {   /* rows: V[i][.] = tmp[i][.] BT^T */
-                const float *row = tmp + (size_t)i * WINO_A * cmax;
-                float *v = V + (size_t)i * WINO_A * vp + (size_t)t * Cin;
-                for (int c = 0; c < Cin; c += 4) {
-                    v4f d[6], e[6];
-                    for (int j = 0; j < WINO_A; j++) d[j] = v4_load(row + (size_t)j * cmax + c);
-                    wino_bt(e, d);
-                    for (int j = 0; j < WINO_A; j++) v4_store(v + (size_t)j * vp + c, e[j]);
-                }
-            }
-        }
-        /* the 36 products: M[p] = V[p] x U[p]^T */
-        for (int p = 0; p < WINO_P; p++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, Cout, Cin, 1.0f, V + (size_t)p * vp, Cin,
-                        U + (size_t)p * Cout * Cin, Cin, 0.0f, Mt + (size_t)p * mp, Cout);
-        for (int t = 0; t < nt; t++) {
-            long tile = t0 + t;
-            int b = (int)(tile / per_image), r = (int)(tile % per_image);
-            int y0 = (r / tiles_x) * WINO_M, x0 = (r % tiles_x) * WINO_M;
-            for (int j = 0; j < WINO_A; j++) {   /* columns: tmp[.][j] = AT M[.][j] */
-                const float *m = Mt + (size_t)j * mp + (size_t)t * Cout;
-                float *o = tmp + (size_t)j * cmax;
-                for (int c = 0; c < Cout; c += 4) {
-                    v4f d[6], e[4];
-                    for (int k = 0; k < WINO_A; k++) d[k] = v4_load(m + (size_t)k * WINO_A * mp + c);
-                    wino_at(e, d);
-                    for (int i = 0; i < WINO_M; i++) v4_store(o + (size_t)i * WINO_A * cmax + c, e[i]);
-                }
-            }
-            const int nx = W - x0 < WINO_M ? W - x0 : WINO_M;
-            for (int i = 0; i < WINO_M && y0 + i < H; i++) {   /* rows: Y[i][.] = tmp[i][.] AT^T + bias */
-                const float *row = tmp + (size_t)i * WINO_A * cmax;
-                float *o = out + (((size_t)b * H + y0 + i) * W + x0) * Cout;
-                for (int c = 0; c < Cout; c += 4) {
-                    v4f d[6], e[4], bv = bias ? v4_load(bias + c) : v4_splat(0.0f);
-                    for (int j = 0; j < WINO_A; j++) d[j] = v4_load(row + (size_t)j * cmax + c);
-                    wino_at(e, d);
-                    if (accumulate)
-                        for (int j = 0; j < nx; j++) v4_store(o + (size_t)j * Cout + c, v4_load(o + (size_t)j * Cout + c) + e[j]);
-                    else
-                        for (int j = 0; j < nx; j++) v4_store(o + (size_t)j * Cout + c, e[j] + bv);
-                }
-            }
-        }
-    }
+    if (nn_avx2() && Cin % 8 == 0 && Cout % 8 == 0)
+        winograd_conv_v8(out, inp, U, bias, B, H, W, Cin, Cout, scratch, accumulate);
+    else
+        winograd_conv_v4(out, inp, U, bias, B, H, W, Cin, Cout, scratch, accumulate);
 }
 
 void wm_conv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
