@@ -4,6 +4,8 @@
 #   make demo       set up, build and run the main job on the default model
 #   make bench-io   stream I/O benchmark (docs/benchmarks.md)
 #   make bench-synth  wm-synth frames/s on one core (docs/benchmarks.md)
+#   make bench-tokenizer  wm-encode-latent + wm-decode-frame against PyTorch (docs/benchmarks.md)
+#   make model      retrain models/wm-default.safetensors from scratch (long; docs/tokenizer.md)
 #   make install PREFIX=/usr/local
 # Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
 # libwm (libwm/*.c).  Tests are discovered by tests/run.
@@ -33,7 +35,7 @@ FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo install clean bench-io bench-zmq bench-synth fuzz fuzz-build lint
+.PHONY: all test demo install clean bench-io bench-zmq bench-synth fuzz fuzz-build lint bench-tokenizer model
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
 
@@ -117,10 +119,18 @@ bench-zmq: all
 bench-synth: all
 	bench/bench-synth.sh
 
+bench-tokenizer: all
+	bench/bench-tokenizer.sh
+
+model: all
+	scripts/model-tokenizer.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/wm
 	install -m 755 $(FILTERS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/wm/
+	if [ -f models/wm-default.safetensors ]; then install -d $(DESTDIR)$(PREFIX)/share/wm && \
+	  install -m 644 models/wm-default.safetensors $(DESTDIR)$(PREFIX)/share/wm/; fi
 	for f in $(FILTERS); do n=$$(basename $$f); \
 	  scripts/help2man.sh $$f > $(DESTDIR)$(PREFIX)/share/man/man1/$$n.1 || exit 1; done
 

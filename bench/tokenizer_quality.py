@@ -67,13 +67,16 @@ def main():
     ap.add_argument("--train", nargs="+", required=True)
     ap.add_argument("--test", nargs="+", required=True, metavar="NAME=STREAM")
     ap.add_argument("--threads", default="1")
+    ap.add_argument("--pool", nargs="*", default=[], metavar="LABEL=NAME,NAME",
+                    help="also a row for these test sets together (MSE over all their pixels)")
     a = ap.parse_args()
     C = model_channels(a.model)
 
     train = []
-    for s in a.train:
+    for s in a.train:   # at most 2000 frames of each, evenly spread
         with open(s, "rb") as f:
-            train += [v for v in read_frames(f.read()).values() if v.shape[:2] == (64, 64)]
+            frames = [v for v in read_frames(f.read()).values() if v.shape[:2] == (64, 64)]
+        train += frames[::max(1, len(frames) // 2000)]
     rng = np.random.default_rng(0)
     tp, _ = patches(train)
     tp = tp[rng.choice(len(tp), size=min(len(tp), 400000), replace=False)]
@@ -81,6 +84,7 @@ def main():
     _, _, vt = np.linalg.svd(tp - mean, full_matrices=False)
     basis = vt[:C]
 
+    sums = {}
     print(f"| test set | frames | tokenizer PSNR (dB) | PCA {C}/48 PSNR (dB) | gain (dB) |")
     print("|---|---:|---:|---:|---:|")
     for spec in a.test:
@@ -107,6 +111,13 @@ def main():
         base = psnr(np.mean((unpatch(recon, shape) - a_) ** 2))
         print(f"| {name} | {len(keys)} | {ours:.2f} | {base:.2f} | {ours - base:+.2f} |")
         sys.stdout.flush()
+        sums[name] = (np.sum((a_ - b_) ** 2), np.sum((unpatch(recon, shape) - a_) ** 2), a_.size, len(keys))
+    for spec in a.pool:
+        label, names = spec.split("=", 1)
+        parts = [sums[n] for n in names.split(",")]
+        se_o, se_b, n, frames = (sum(p[i] for p in parts) for i in range(4))
+        ours, base = psnr(se_o / n), psnr(se_b / n)
+        print(f"| **{label}** | {frames} | **{ours:.2f}** | {base:.2f} | {ours - base:+.2f} |")
 
 
 if __name__ == "__main__":
