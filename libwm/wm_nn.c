@@ -32,17 +32,10 @@ static int wino_chunk_tiles(void) { return 128 * nn_threads; }
 
 size_t wm_winograd_weights_floats(int Cin, int Cout) { return (size_t)WINO_P * Cout * Cin; }
 
-/* Planes of V and M are padded by a cache line and a bit so the 36
- * streams a tile touches do not all fall into the same cache sets. */
-#define WINO_PAD 40
-
-static size_t wino_plane(int tc, int C) { return (size_t)tc * C + WINO_PAD; }
-
 size_t wm_winograd_scratch_floats(int Cin, int Cout)
 {
-    int tc = wino_chunk_tiles();
-    size_t cmax = (size_t)(Cin > Cout ? Cin : Cout);
-    return (size_t)WINO_P * (wino_plane(tc, Cin) + wino_plane(tc, Cout) + cmax) + (size_t)Cin;
+    size_t tc = (size_t)wino_chunk_tiles(), cmax = (size_t)(Cin > Cout ? Cin : Cout);
+    return (size_t)WINO_P * (tc * ((size_t)Cin + Cout) + cmax) + (size_t)Cin;
 }
 
 #define VEC_N 4

@@ -5,7 +5,7 @@
  *
  * The includer defines VEC_N (lanes), VEC_FN(name) (a suffixed name) and
  * VEC_TARGET (a target attribute or nothing), and has WINO_* and
- * wino_plane() in scope. */
+ * wino_chunk_tiles() in scope. */
 
 typedef float VEC_FN(vf) __attribute__((vector_size(VEC_N * 4)));
 typedef int32_t VEC_FN(vi) __attribute__((vector_size(VEC_N * 4)));
@@ -123,11 +123,12 @@ VEC_TARGET static void VEC_FN(winograd_conv)(float *out, const float *inp, const
     const int tiles_y = (H + WINO_M - 1) / WINO_M, tiles_x = (W + WINO_M - 1) / WINO_M;
     const long per_image = (long)tiles_y * tiles_x, T = (long)B * per_image;
     const int tc = wino_chunk_tiles();
-    const size_t vp = wino_plane(tc, Cin), mp = wino_plane(tc, Cout);
     const size_t cmax = (size_t)(Cin > Cout ? Cin : Cout);
-    float *V = scratch;                                   /* [P][tc][Cin], planes vp apart */
-    float *Mt = V + (size_t)WINO_P * vp;                  /* [P][tc][Cout], planes mp apart */
-    float *tmp = Mt + (size_t)WINO_P * mp;                /* [A][A][cmax] */
+    /* tile-major, so each tile's transform reads and writes one contiguous
+     * block; the GEMM of point p reads its rows P*Cin floats apart */
+    float *V = scratch;                                   /* [tc][P][Cin] */
+    float *Mt = V + (size_t)tc * WINO_P * Cin;            /* [tc][P][Cout] */
+    float *tmp = Mt + (size_t)tc * WINO_P * Cout;         /* [A][A][cmax] */
     float *zeros = tmp + (size_t)WINO_P * cmax;           /* [Cin] */
     memset(zeros, 0, (size_t)Cin * sizeof(float));
     for (long t0 = 0; t0 < T; t0 += tc) {
@@ -155,29 +156,29 @@ VEC_TARGET static void VEC_FN(winograd_conv)(float *out, const float *inp, const
             }
             for (int i = 0; i < WINO_A; i++) {   /* rows: V[i][.] = tmp[i][.] BT^T */
                 const float *row = tmp + (size_t)i * WINO_A * cmax;
-                float *v = V + (size_t)i * WINO_A * vp + (size_t)t * Cin;
+                float *v = V + ((size_t)t * WINO_P + (size_t)i * WINO_A) * Cin;
                 for (int c = 0; c < Cin; c += VEC_N) {
                     VF d[6], e[6];
                     for (int j = 0; j < WINO_A; j++) d[j] = VEC_FN(load)(row + (size_t)j * cmax + c);
                     VEC_FN(wino_bt)(e, d);
-                    for (int j = 0; j < WINO_A; j++) VEC_FN(store)(v + (size_t)j * vp + c, e[j]);
+                    for (int j = 0; j < WINO_A; j++) VEC_FN(store)(v + (size_t)j * Cin + c, e[j]);
                 }
             }
         }
         /* the 36 products: M[p] = V[p] x U[p]^T */
         for (int p = 0; p < WINO_P; p++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, Cout, Cin, 1.0f, V + (size_t)p * vp, Cin,
-                        U + (size_t)p * Cout * Cin, Cin, 0.0f, Mt + (size_t)p * mp, Cout);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, Cout, Cin, 1.0f, V + (size_t)p * Cin, WINO_P * Cin,
+                        U + (size_t)p * Cout * Cin, Cin, 0.0f, Mt + (size_t)p * Cout, WINO_P * Cout);
         for (int t = 0; t < nt; t++) {
             long tile = t0 + t;
             int b = (int)(tile / per_image), r = (int)(tile % per_image);
             int y0 = (r / tiles_x) * WINO_M, x0 = (r % tiles_x) * WINO_M;
             for (int j = 0; j < WINO_A; j++) {   /* columns: tmp[.][j] = AT M[.][j] */
-                const float *m = Mt + (size_t)j * mp + (size_t)t * Cout;
+                const float *m = Mt + ((size_t)t * WINO_P + j) * Cout;
                 float *o = tmp + (size_t)j * cmax;
                 for (int c = 0; c < Cout; c += VEC_N) {
                     VF d[6], e[4];
-                    for (int k = 0; k < WINO_A; k++) d[k] = VEC_FN(load)(m + (size_t)k * WINO_A * mp + c);
+                    for (int k = 0; k < WINO_A; k++) d[k] = VEC_FN(load)(m + (size_t)k * WINO_A * Cout + c);
                     VEC_FN(wino_at)(e, d);
                     for (int i = 0; i < WINO_M; i++) VEC_FN(store)(o + (size_t)i * WINO_A * cmax + c, e[i]);
                 }

@@ -175,3 +175,13 @@ h = json.loads(blob[8:8 + struct.unpack("<Q", blob[:8])[0]])
 assert "dynamics.w" in h and h["__metadata__"]["dynamics.arch"] == "test" and "tokenizer.enc.in.weight" in h
 EOF
 ok "retraining the tokenizer keeps the dynamics tensors of the model file"
+
+# --- the shipped model is found without --model: bin/../models/, then $WM_MODEL first
+if [ -f "$WM_ROOT/models/wm-default.safetensors" ]; then
+    unset WM_MODEL
+    wm-encode-latent < "$T/train.wm" | wm-cat | jq -e -s '[.[] | select(.kind == "latent")] | length == 16 and
+        all(.shape[0:2] == [16, 16])' > /dev/null || fail "the shipped model was not used by default"
+    WM_MODEL="$T/m.safetensors" wm-encode-latent < "$T/train.wm" | wm-cat |
+        jq -e -s 'all(.[] | select(.kind == "latent"); .shape == [16, 16, 8])' > /dev/null || fail "\$WM_MODEL is not honoured"
+    ok "the shipped model is the default; \$WM_MODEL overrides it"
+fi
