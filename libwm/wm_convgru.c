@@ -1,9 +1,42 @@
 #include "wm_convgru.h"
 
+#include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "wm_nn.h"
+
+/* ---- 16-wide vectors ----
+ * GCC vector extensions, 16 floats: one AVX-512 register, two AVX2 ones,
+ * four SSE ones.  The hot kernels are compiled once per instruction set
+ * (a target attribute each) and chosen at run time. */
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* The helpers are macros, not inline functions: GCC lowers a function's
+ * vector arithmetic for that function's own target before it inlines, so
+ * a helper would run as SSE even inside the AVX-512 clone. */
+#define V16_LOAD(p) ({ v16f v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define V16_STORE(p, v) do { v16f s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+/* exp(x) on [-87, 88] (clamped; casts between vector types reinterpret the
+ * bits): x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor polynomial */
+#define V16_EXP(xin) ({                                                                                     \
+    v16f x_ = (xin);                                                                                        \
+    v16i lo_ = x_ < -87.0f, hi_ = x_ > 88.0f;                                                               \
+    x_ = (v16f)(((v16i)x_ & ~(lo_ | hi_)) | ((v16i)(x_ * 0.0f - 87.0f) & lo_) | ((v16i)(x_ * 0.0f + 88.0f) & hi_)); \
+    v16f n_ = (x_ * 1.44269504f + 12582912.0f) - 12582912.0f;                                               \
+    v16f r_ = x_ - n_ * 0.693145752f - n_ * 1.42860677e-6f;                                                 \
+    v16f p_ = r_ * (1.0f / 720) + 1.0f / 120;                                                               \
+    p_ = p_ * r_ + 1.0f / 24;                                                                               \
+    p_ = p_ * r_ + 1.0f / 6;                                                                                \
+    p_ = p_ * r_ + 0.5f;                                                                                    \
+    p_ = p_ * r_ + 1.0f;                                                                                    \
+    p_ = p_ * r_ + 1.0f;                                                                                    \
+    p_ * (v16f)((__builtin_convertvector(n_, v16i) + 127) << 23);                                           \
+})
+
 
 /* ---- space-to-batch ---- */
 
@@ -89,9 +122,224 @@ void wm_dconv3x3_backward(float *dinp, float *dweight, float *dbias, const float
     if (dinp) wm_batch_to_space(dinp, dxs, B, H, W, Cin, d, 1);
 }
 
+/* ---- Winograd F(4x4, 3x3) sixteen channels at a time ----
+ * wm_nn's Winograd (Lavin & Gray 2016) redone for this model's shapes on
+ * CPUs with AVX-512: the tile transforms on 16-channel vectors, and the 36
+ * products per tile by a small FMA kernel instead of 36 BLAS calls, whose
+ * packing costs more than the arithmetic when the inner dimension is 32.
+ * The filters are wm_nn's U, stored [36][Cin][Cout] so a product row is a
+ * run of Cout/16 vectors.  Channel counts: Cin a multiple of 8, Cout of 16;
+ * anything else (or no AVX-512) runs wm_nn's.  Y = AT [U . (BT d B)] A on
+ * 6x6 tiles giving 4x4 outputs. */
+
+#define W16_CHUNK 32   /* tiles transformed per round */
+
+#define W16_BT(o, d) do {                                                                                     \
+        o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];                                                             \
+        o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];                                                          \
+        o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];                                                           \
+        o[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];                                                           \
+        o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];                                                           \
+        o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];                                                             \
+    } while (0)
+
+#define W16_AT(o, m) do {                                                                                     \
+        v16f a_ = m[1] + m[2], b_ = m[1] - m[2], c_ = m[3] + m[4], d_ = m[3] - m[4];                          \
+        o[0] = m[0] + a_ + c_;                                                                                \
+        o[1] = b_ + 2.0f * d_;                                                                                \
+        o[2] = a_ + 4.0f * c_;                                                                                \
+        o[3] = b_ + 8.0f * d_ + m[5];                                                                         \
+    } while (0)
+
+/* 16 or 8 floats (the rest zero) and back, in fixed sizes the compiler turns into one move */
+#define V16_LOAD_N(p, n) ({ v16f v_ = { 0 }; if ((n) == 16) memcpy(&v_, (p), 64); else memcpy(&v_, (p), 32); v_; })
+#define V16_STORE_N(p, v, n) do { v16f s_ = (v); if ((n) == 16) memcpy((p), &s_, 64); else memcpy((p), &s_, 32); } while (0)
+
+static int wino16_usable(int Cin, int Cout)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    static int avx512 = -1;
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return avx512 && Cin % 8 == 0 && Cout % 16 == 0 && Cout <= 1024;
+#else
+    (void)Cin, (void)Cout;
+    return 0;
+#endif
+}
+
+static size_t wino16_scratch_floats(int Cin, int Cout)
+{
+    return (size_t)36 * W16_CHUNK * (Cin + Cout) + (size_t)Cin;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* M[t][Cout] = V[t][Cin] Ut[Cin][Cout] for nt rows, NB vectors of 16
+ * outputs at a time, two rows at a time so each load of U feeds two FMAs */
+#define W16_GEMM(NB)                                                                                          \
+    __attribute__((target("avx512f"))) static void w16_gemm##NB(float *M, size_t m_stride, const float *V,   \
+                                                                size_t v_stride, const float *Ut, int nt,     \
+                                                                int Cin, int Cout, int o)                     \
+    {                                                                                                         \
+        int t = 0;                                                                                            \
+        for (; t + 2 <= nt; t += 2) {                                                                         \
+            __m512 acc[NB], acc2[NB];                                                                         \
+            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) acc[j] = acc2[j] = _mm512_setzero_ps();      \
+            const float *v = V + (size_t)t * v_stride, *v2 = v + v_stride, *u = Ut + o;                       \
+            for (int k = 0; k < Cin; k++, u += Cout) {                                                        \
+                __m512 a = _mm512_set1_ps(v[k]), a2 = _mm512_set1_ps(v2[k]);                                  \
+                _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) {                                        \
+                    __m512 w = _mm512_loadu_ps(u + 16 * j);                                                   \
+                    acc[j] = _mm512_fmadd_ps(a, w, acc[j]);                                                   \
+                    acc2[j] = _mm512_fmadd_ps(a2, w, acc2[j]);                                                \
+                }                                                                                             \
+            }                                                                                                 \
+            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) {                                            \
+                _mm512_storeu_ps(M + (size_t)t * m_stride + o + 16 * j, acc[j]);                              \
+                _mm512_storeu_ps(M + (size_t)(t + 1) * m_stride + o + 16 * j, acc2[j]);                       \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (; t < nt; t++) {                                                                                 \
+            __m512 acc[NB];                                                                                   \
+            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) acc[j] = _mm512_setzero_ps();                \
+            const float *v = V + (size_t)t * v_stride, *u = Ut + o;                                           \
+            for (int k = 0; k < Cin; k++, u += Cout) {                                                        \
+                __m512 a = _mm512_set1_ps(v[k]);                                                              \
+                _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++)                                          \
+                    acc[j] = _mm512_fmadd_ps(a, _mm512_loadu_ps(u + 16 * j), acc[j]);                         \
+            }                                                                                                 \
+            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++)                                              \
+                _mm512_storeu_ps(M + (size_t)t * m_stride + o + 16 * j, acc[j]);                              \
+        }                                                                                                     \
+    }
+W16_GEMM(1)
+W16_GEMM(2)
+W16_GEMM(3)
+W16_GEMM(4)
+W16_GEMM(5)
+W16_GEMM(6)
+
+__attribute__((target("avx512f")))
+static void w16_gemm(float *M, size_t m_stride, const float *V, size_t v_stride, const float *Ut, int nt, int Cin,
+                     int Cout)
+{
+    static void (*const fn[7])(float *, size_t, const float *, size_t, const float *, int, int, int, int) = {
+        NULL, w16_gemm1, w16_gemm2, w16_gemm3, w16_gemm4, w16_gemm5, w16_gemm6 };
+    for (int o = 0; o < Cout;) {
+        int nb = (Cout - o) / 16 > 6 ? 6 : (Cout - o) / 16;
+        fn[nb](M, m_stride, V, v_stride, Ut, nt, Cin, Cout, o);
+        o += 16 * nb;
+    }
+}
+
+/* Transforms, products and inverse transforms, one round of tiles at a
+ * time, so V and M stay in L2. */
+__attribute__((target("avx512f")))
+static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
+                        int Cout, float *scratch)
+{
+    const int tiles_y = (H + 3) / 4, tiles_x = (W + 3) / 4;
+    const long per_image = (long)tiles_y * tiles_x, T = (long)B * per_image;
+    /* V[tile][36][Cin] and M[tile][36][Cout]: a tile's transform touches one block */
+    float *V = scratch, *M = V + (size_t)36 * W16_CHUNK * Cin, *zeros = M + (size_t)36 * W16_CHUNK * Cout;
+    memset(zeros, 0, (size_t)Cin * sizeof(float));
+    for (long t0 = 0; t0 < T; t0 += W16_CHUNK) {
+        const int nt = (int)(T - t0 < W16_CHUNK ? T - t0 : W16_CHUNK);
+        for (int t = 0; t < nt; t++) {
+            const long tile = t0 + t;
+            const int b = (int)(tile / per_image), r = (int)(tile % per_image);
+            const int y0 = (r / tiles_x) * 4 - 1, x0 = (r % tiles_x) * 4 - 1;
+            const float *src[6][6];
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) {
+                    const int y = y0 + i, x = x0 + j;
+                    src[i][j] = y >= 0 && y < H && x >= 0 && x < W ? inp + (((size_t)b * H + y) * W + x) * Cin : zeros;
+                }
+            for (int c = 0; c < Cin; c += 16) {
+                const int n = Cin - c >= 16 ? 16 : 8;
+                v16f col[6][6];
+                for (int j = 0; j < 6; j++) {   /* columns: col[.][j] = BT d[.][j] */
+                    v16f d[6], e[6];
+                    for (int i = 0; i < 6; i++) d[i] = V16_LOAD_N(src[i][j] + c, n);
+                    W16_BT(e, d);
+                    for (int i = 0; i < 6; i++) col[i][j] = e[i];
+                }
+                for (int i = 0; i < 6; i++) {   /* rows: V[i][.] = col[i][.] BT^T */
+                    v16f e[6];
+                    W16_BT(e, col[i]);
+                    for (int j = 0; j < 6; j++) V16_STORE_N(V + ((size_t)t * 36 + i * 6 + j) * Cin + c, e[j], n);
+                }
+            }
+        }
+        for (int p = 0; p < 36; p++)   /* the 36 products, each U[p] staying in L1 across the round */
+            w16_gemm(M + (size_t)p * Cout, 36 * (size_t)Cout, V + (size_t)p * Cin, 36 * (size_t)Cin,
+                     Ut + (size_t)p * Cin * Cout, nt, Cin, Cout);
+        for (int t = 0; t < nt; t++) {
+            const long tile = t0 + t;
+            const int b = (int)(tile / per_image), r = (int)(tile % per_image);
+            const int y0 = (r / tiles_x) * 4, x0 = (r % tiles_x) * 4;
+            const int ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
+            for (int c = 0; c < Cout; c += 16) {
+                v16f rows[4][6], bv = bias ? V16_LOAD(bias + c) : (v16f){ 0 };
+                for (int j = 0; j < 6; j++) {   /* columns: rows[.][j] = AT M[.][j] */
+                    v16f m[6], e[4];
+                    for (int i = 0; i < 6; i++) m[i] = V16_LOAD(M + ((size_t)t * 36 + i * 6 + j) * Cout + c);
+                    W16_AT(e, m);
+                    for (int i = 0; i < 4; i++) rows[i][j] = e[i];
+                }
+                for (int i = 0; i < ny; i++) {   /* rows: Y[i][.] = rows[i][.] AT^T + bias */
+                    v16f e[4];
+                    W16_AT(e, rows[i]);
+                    float *o = out + (((size_t)b * H + y0 + i) * W + x0) * Cout + c;
+                    for (int j = 0; j < nx; j++) V16_STORE(o + (size_t)j * Cout, e[j] + bv);
+                }
+            }
+        }
+    }
+}
+#else
+static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
+                        int Cout, float *scratch)
+{
+    (void)out, (void)inp, (void)Ut, (void)bias, (void)B, (void)H, (void)W, (void)Cin, (void)Cout, (void)scratch;
+}
+#endif
+
+size_t wm_dconv3x3_winograd_weights_floats(int Cin, int Cout) { return wm_winograd_weights_floats(Cin, Cout); }
+
+void wm_dconv3x3_winograd_weights(float *U, const float *weight, int Cin, int Cout, float *scratch)
+{
+    if (!wino16_usable(Cin, Cout)) {
+        wm_winograd_weights(U, weight, Cin, Cout);
+        return;
+    }
+    wm_winograd_weights(scratch, weight, Cin, Cout);   /* [36][Cout][Cin] -> [36][Cin][Cout] */
+    for (int p = 0; p < 36; p++)
+        for (int o = 0; o < Cout; o++)
+            for (int i = 0; i < Cin; i++)
+                U[((size_t)p * Cin + i) * Cout + o] = scratch[((size_t)p * Cout + o) * Cin + i];
+}
+
+static size_t wino_scratch(int Cin, int Cout)
+{
+    size_t a = wm_winograd_scratch_floats(Cin, Cout), b = wino16_scratch_floats(Cin, Cout);
+    return a > b ? a : b;
+}
+
+static void wino_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H, int W,
+                         int Cin, int Cout, float *scratch)
+{
+    if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
+    else wm_conv3x3_winograd_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
+}
+
 size_t wm_dconv3x3_winograd_scratch_floats(int B, int H, int W, int Cin, int Cout, int d)
 {
-    size_t wino = wm_winograd_scratch_floats(Cin, Cout);
+    size_t wino = wino_scratch(Cin, Cout);
     if (d == 1) return wino;
     return wino + s2b_floats(B, H, W, Cin, d) + s2b_floats(B, H, W, Cout, d);
 }
@@ -100,34 +348,76 @@ void wm_dconv3x3_winograd_forward(float *out, const float *inp, const float *U, 
                                   int W, int Cin, int Cout, int d, float *scratch)
 {
     if (d == 1) {
-        wm_conv3x3_winograd_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
+        wino_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
         return;
     }
     const int Hs = wm_s2b_size(H, d), Ws = wm_s2b_size(W, d);
     float *xs = scratch, *ys = xs + s2b_floats(B, H, W, Cin, d), *wino = ys + s2b_floats(B, H, W, Cout, d);
     wm_space_to_batch(xs, inp, B, H, W, Cin, d);
-    wm_conv3x3_winograd_forward(ys, xs, U, bias, B * d * d, Hs, Ws, Cin, Cout, wino);
+    wino_forward(ys, xs, U, bias, B * d * d, Hs, Ws, Cin, Cout, wino);
     wm_batch_to_space(out, ys, B, H, W, Cout, d, 0);
 }
 
-/* ---- GRU gates ---- */
+/* ---- GRU gates ----
+ * The gates are most of a step's arithmetic outside the GEMMs: sigmoid
+ * and tanh of 3 x hidden values per cell.  They run 16 channels at a time
+ * in GCC vector extensions, compiled for AVX-512, AVX2 and plain x86-64
+ * (target_clones picks one at load time), with a polynomial exp (relative
+ * error below 2e-7 on [-87, 88]). */
+
+static inline float sigmoid1(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* The kernel, instantiated once per instruction set (a target attribute
+ * each) and chosen at the first call; GCC's target_clones made a clone
+ * four times slower than the same code under target("avx512f"). */
+#define GATES_KERNEL(name, target)                                                                             \
+    target static void name(float *hout, float *act, const float *gx, const float *gh, const float *h,         \
+                            size_t cells, int Ch)                                                              \
+    {                                                                                                          \
+        const size_t G = 3 * (size_t)Ch;                                                                       \
+        for (size_t i = 0; i < cells; i++) {                                                                   \
+            const float *a = gx + i * G, *b = gh + i * G, *hp = h + i * (size_t)Ch;                            \
+            float *g = act ? act + i * G : NULL, *ho = hout + i * (size_t)Ch;                                  \
+            int c = 0;                                                                                         \
+            for (; c + 16 <= Ch; c += 16) {                                                                    \
+                v16f r = 1.0f / (1.0f + V16_EXP(-(V16_LOAD(a + c) + V16_LOAD(b + c))));                       \
+                v16f z = 1.0f / (1.0f + V16_EXP(-(V16_LOAD(a + Ch + c) + V16_LOAD(b + Ch + c))));             \
+                /* tanh(x) = 2 sigmoid(2x) - 1: absolute error below 1e-7 */                                   \
+                v16f an = V16_LOAD(a + 2 * Ch + c) + r * V16_LOAD(b + 2 * Ch + c);                             \
+                v16f nn = 2.0f / (1.0f + V16_EXP(-2.0f * an)) - 1.0f;                                          \
+                v16f hv = V16_LOAD(hp + c);                                                                    \
+                if (g) {                                                                                       \
+                    V16_STORE(g + c, r);                                                                       \
+                    V16_STORE(g + Ch + c, z);                                                                  \
+                    V16_STORE(g + 2 * Ch + c, nn);                                                             \
+                }                                                                                              \
+                V16_STORE(ho + c, nn + z * (hv - nn));                                                         \
+            }                                                                                                  \
+            for (; c < Ch; c++) { /* widths that are not a multiple of 16 */                                   \
+                float r = sigmoid1(a[c] + b[c]), z = sigmoid1(a[Ch + c] + b[Ch + c]);                          \
+                float nn = 2.0f * sigmoid1(2.0f * (a[2 * Ch + c] + r * b[2 * Ch + c])) - 1.0f;                 \
+                if (g) g[c] = r, g[Ch + c] = z, g[2 * Ch + c] = nn;                                            \
+                ho[c] = nn + z * (hp[c] - nn);                                                                 \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+GATES_KERNEL(gates_avx512, __attribute__((target("avx512f"))))
+GATES_KERNEL(gates_avx2, __attribute__((target("avx2"))))
+GATES_KERNEL(gates_generic, )
+
+typedef void (*gates_fn)(float *, float *, const float *, const float *, const float *, size_t, int);
 
 void wm_gru_gates_forward(float *hout, float *act, const float *gx, const float *gh, const float *h, size_t cells,
                           int Ch)
 {
-    const size_t G = 3 * (size_t)Ch;
-    for (size_t i = 0; i < cells; i++) {
-        const float *a = gx + i * G, *b = gh + i * G, *hp = h + i * (size_t)Ch;
-        float *g = act + i * G, *ho = hout + i * (size_t)Ch;
-        for (int c = 0; c < 2 * Ch; c++) g[c] = a[c] + b[c];
-        wm_sigmoid_forward(g, g, 2 * (size_t)Ch);                 /* r | z */
-        for (int c = 0; c < Ch; c++) g[2 * Ch + c] = a[2 * Ch + c] + g[c] * b[2 * Ch + c];
-        wm_tanh_forward(g + 2 * Ch, g + 2 * Ch, (size_t)Ch);      /* n */
-        for (int c = 0; c < Ch; c++) {
-            float z = g[Ch + c], n = g[2 * Ch + c];
-            ho[c] = n + z * (hp[c] - n);
-        }
+    static gates_fn fn;   /* a race here only picks the same function twice */
+    if (!fn) {
+        __builtin_cpu_init();
+        fn = __builtin_cpu_supports("avx512f") ? gates_avx512 : __builtin_cpu_supports("avx2") ? gates_avx2
+                                                                                               : gates_generic;
     }
+    fn(hout, act, gx, gh, h, cells, Ch);
 }
 
 void wm_gru_gates_backward(float *dgx, float *dgh, float *dh, const float *dhout, const float *act, const float *gh,

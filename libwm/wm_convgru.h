@@ -36,16 +36,20 @@ void wm_dconv3x3_forward(float *out, const float *inp, const float *weight, cons
                          int Cin, int Cout, int d, float *scratch);
 void wm_dconv3x3_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int B, int H, int W, int Cin, int Cout, int d, float *scratch);
-/* The same forward by Winograd F(4x4,3x3) (inference): U from
- * wm_winograd_weights(weight), Cin and Cout multiples of 4. */
+/* The same forward by Winograd F(4x4,3x3) (inference), Cin and Cout
+ * multiples of 4.  U holds the transformed filters in the layout this
+ * forward wants (wm_dconv3x3_winograd_weights; scratch for it:
+ * wm_dconv3x3_winograd_weights_floats floats). */
+size_t wm_dconv3x3_winograd_weights_floats(int Cin, int Cout);
+void wm_dconv3x3_winograd_weights(float *U, const float *weight, int Cin, int Cout, float *scratch);
 size_t wm_dconv3x3_winograd_scratch_floats(int B, int H, int W, int Cin, int Cout, int d);
 void wm_dconv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
                                   int W, int Cin, int Cout, int d, float *scratch);
 
 /* ---- GRU gates over `cells` grid cells of Ch channels ----
  * gx, gh: [cells, 3Ch] (biases included); h, hout: [cells, Ch];
- * act: [cells, 3Ch] receives r | z | n, what the backward pass needs.
- * hout may not alias h. */
+ * act: [cells, 3Ch] receives r | z | n, what the backward pass needs
+ * (NULL: not kept, for inference).  hout may be h (an update in place). */
 void wm_gru_gates_forward(float *hout, float *act, const float *gx, const float *gh, const float *h, size_t cells,
                           int Ch);
 /* Accumulates dgx, dgh ([cells, 3Ch]) and dh ([cells, Ch], the direct

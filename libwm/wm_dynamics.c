@@ -26,6 +26,7 @@ struct wm_dynamics {
     int tokenizer_match;               /* wm_dynamics_tokenizer_matches */
     /* Winograd filters of each convolution (NULL where unsupported) */
     float *wino[CV_COUNT];
+    float *wino_tmp;                   /* room to transform one layer's filters */
     int wino_valid;
     /* training workspace and the shape of the last pass */
     float *work;
@@ -36,8 +37,9 @@ struct wm_dynamics {
 struct wm_dynamics_state {
     wm_dynamics *d;
     int lanes, H, W;
+    int group;                         /* lanes run together */
     float *h[WM_DYNAMICS_LAYERS];      /* [lanes, H, W, hidden] */
-    float *xn, *gx, *gh, *act, *hnew, *y, *lv, *scratch;
+    float *xn, *gx, *gh, *y, *scratch;
 };
 
 wm_dynamics_config wm_dynamics_default_config(int latent_channels)
@@ -83,10 +85,14 @@ static wm_dynamics *dynamics_alloc(const wm_dynamics_config *cfg, wm_error *err)
     d->norm_mean = calloc((size_t)C, sizeof(float));
     d->norm_std = malloc((size_t)C * sizeof(float));
     bad |= !d->norm_mean || !d->norm_std;
-    for (int cv = 0; !bad && cv < CV_COUNT; cv++)
-        if (wm_winograd_supported(d->conv[cv].cin, d->conv[cv].cout) &&
-            !(d->wino[cv] = malloc(wm_winograd_weights_floats(d->conv[cv].cin, d->conv[cv].cout) * sizeof(float))))
+    size_t most = 0;
+    for (int cv = 0; !bad && cv < CV_COUNT; cv++) {
+        size_t n = wm_dconv3x3_winograd_weights_floats(d->conv[cv].cin, d->conv[cv].cout);
+        if (wm_winograd_supported(d->conv[cv].cin, d->conv[cv].cout) && !(d->wino[cv] = malloc(n * sizeof(float))))
             bad = 1;
+        if (n > most) most = n;
+    }
+    bad |= !(d->wino_tmp = malloc(most * sizeof(float)));
     if (bad) wm_error_set(err, WM_E_SYSTEM, "out of memory");
     if (bad || wm_params_alloc(&d->params, err) != WM_OK) {
         wm_dynamics_free(&d);
@@ -234,6 +240,7 @@ void wm_dynamics_free(wm_dynamics **dp)
     free(d->norm_mean);
     free(d->norm_std);
     for (int cv = 0; cv < CV_COUNT; cv++) free(d->wino[cv]);
+    free(d->wino_tmp);
     free(d->work);
     free(d);
     *dp = NULL;
@@ -375,7 +382,8 @@ static void refresh_winograd(wm_dynamics *d)
 {
     if (d->wino_valid) return;
     for (int cv = 0; cv < CV_COUNT; cv++)
-        if (d->wino[cv]) wm_winograd_weights(d->wino[cv], weight(d, cv), d->conv[cv].cin, d->conv[cv].cout);
+        if (d->wino[cv])
+            wm_dconv3x3_winograd_weights(d->wino[cv], weight(d, cv), d->conv[cv].cin, d->conv[cv].cout, d->wino_tmp);
     d->wino_valid = 1;
 }
 
@@ -400,17 +408,16 @@ wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W
     s->lanes = lanes;
     s->H = H;
     s->W = W;
-    const size_t cells = (size_t)lanes * H * W, C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
+    s->group = 512 / (H * W) < 1 ? 1 : 512 / (H * W) > lanes ? lanes : 512 / (H * W);
+    const size_t cells = (size_t)lanes * H * W, gcells = (size_t)s->group * H * W;
+    const size_t C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
     int bad = 0;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) bad |= !(s->h[l] = calloc(cells * Ch, sizeof(float)));
-    bad |= !(s->xn = malloc(cells * C * sizeof(float)));
-    bad |= !(s->gx = malloc(cells * 3 * Ch * sizeof(float)));
-    bad |= !(s->gh = malloc(cells * 3 * Ch * sizeof(float)));
-    bad |= !(s->act = malloc(cells * 3 * Ch * sizeof(float)));
-    bad |= !(s->hnew = malloc(cells * Ch * sizeof(float)));
-    bad |= !(s->y = malloc(cells * 2 * C * sizeof(float)));
-    bad |= !(s->lv = malloc(cells * C * sizeof(float)));
-    bad |= !(s->scratch = malloc(conv_scratch(d, lanes, H, W, 1) * sizeof(float)));
+    bad |= !(s->xn = malloc(gcells * C * sizeof(float)));
+    bad |= !(s->gx = malloc(gcells * 3 * Ch * sizeof(float)));
+    bad |= !(s->gh = malloc(gcells * 3 * Ch * sizeof(float)));
+    bad |= !(s->y = malloc(gcells * 2 * C * sizeof(float)));
+    bad |= !(s->scratch = malloc(conv_scratch(d, s->group, H, W, 1) * sizeof(float)));
     if (bad) {
         wm_error_set(err, WM_E_SYSTEM, "out of memory for %d lanes of %dx%d", lanes, W, H);
         wm_dynamics_state_free(&s);
@@ -426,10 +433,7 @@ void wm_dynamics_state_free(wm_dynamics_state **sp)
     free(s->xn);
     free(s->gx);
     free(s->gh);
-    free(s->act);
-    free(s->hnew);
     free(s->y);
-    free(s->lv);
     free(s->scratch);
     free(s);
     *sp = NULL;
@@ -444,28 +448,42 @@ void wm_dynamics_state_reset(wm_dynamics_state *s)
 int wm_dynamics_state_lanes(const wm_dynamics_state *s) { return s->lanes; }
 float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l) { return s->h[l]; }
 
-void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
+/* Lanes are independent, so a step runs a few lanes at a time through the
+ * whole network: about 512 cells keep every activation in L2. */
+static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, int lane0, int n, const float *x, float *mean, float *var)
 {
-    refresh_winograd(d);
     const int H = s->H, W = s->W, C = d->cfg.latent_channels, Ch = d->cfg.hidden;
-    const size_t cells = (size_t)n * H * W;
+    const size_t cells = (size_t)n * H * W, first = (size_t)lane0 * H * W;
     normalize(d, s->xn, x, cells);
     const float *in = s->xn;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
+        float *h = s->h[l] + first * Ch;
         conv_infer(d, l ? CV_X1 : CV_X0, s->gx, in, n, H, W, s->scratch);
-        conv_infer(d, l ? CV_H1 : CV_H0, s->gh, s->h[l], n, H, W, s->scratch);
-        wm_gru_gates_forward(s->hnew, s->act, s->gx, s->gh, s->h[l], cells, Ch);
-        memcpy(s->h[l], s->hnew, cells * Ch * sizeof(float));
-        in = s->h[l];
+        conv_infer(d, l ? CV_H1 : CV_H0, s->gh, h, n, H, W, s->scratch);
+        wm_gru_gates_forward(h, NULL, s->gx, s->gh, h, cells, Ch);   /* in place */
+        in = h;
     }
     conv_infer(d, CV_HEAD, s->y, in, n, H, W, s->scratch);
-    wm_gauss_head_forward(mean, s->lv, s->y, s->xn, cells, C, WM_DYNAMICS_LOGVAR_MIN);
-    for (size_t i = 0; i < cells; i++)
+    /* the head in latent units; exp(lv_min + softplus(u)) = exp(lv_min) (1 + e^u) needs no log */
+    const float floor_var = expf(WM_DYNAMICS_LOGVAR_MIN);
+    for (size_t i = 0; i < cells; i++) {
+        const float *y = s->y + i * 2 * C, *xn = s->xn + i * C;
         for (int c = 0; c < C; c++) {
-            float sd = d->norm_std[c];
-            mean[i * C + c] = mean[i * C + c] * sd + d->norm_mean[c];
-            if (var) var[i * C + c] = expf(s->lv[i * C + c]) * sd * sd;
+            float sd = d->norm_std[c], u = y[C + c] - WM_DYNAMICS_LOGVAR_MIN;
+            mean[i * C + c] = (xn[c] + y[c]) * sd + d->norm_mean[c];
+            if (var) var[i * C + c] = floor_var * (1.0f + expf(u < 80.0f ? u : 80.0f)) * sd * sd;
         }
+    }
+}
+
+void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
+{
+    refresh_winograd(d);
+    const size_t per_lane = (size_t)s->H * s->W * d->cfg.latent_channels;
+    for (int b = 0; b < n; b += s->group) {
+        int g = n - b < s->group ? n - b : s->group;
+        step_lanes(d, s, b, g, x + b * per_lane, mean + b * per_lane, var ? var + b * per_lane : NULL);
+    }
 }
 
 /* ---- training ---- */

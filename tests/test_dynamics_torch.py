@@ -185,7 +185,7 @@ def main():
     rng = np.random.default_rng(13)
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
-        C, hidden, T, B, H, W = 8, 12, 5, 2, 9, 10   # odd sizes: the dilated layer's padding
+        C, hidden, T, B, H, W = 8, 16, 5, 2, 9, 10   # odd sizes: the dilated layer's padding
         model = os.path.join(tmp, "random.safetensors")
         random_model(rng, model, C, hidden, 2)
         seq = rng.normal(0, 0.3, (T + 1, B, H, W, C)).astype(np.float32)

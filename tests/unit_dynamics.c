@@ -133,14 +133,15 @@ static void test_dconv(int B, int H, int W, int Cin, int Cout, int d, int grads)
     CHECK(e < 1e-5, "%s forward: relative error %g against the naive convolution", name, e);
     printf("ok - %s forward (relative error %.2g)\n", name, e);
     if (wm_winograd_supported(Cin, Cout)) {
-        float *U = zeros(wm_winograd_weights_floats(Cin, Cout)), *o2 = zeros(c.n_out);
+        float *U = zeros(wm_dconv3x3_winograd_weights_floats(Cin, Cout)), *o2 = zeros(c.n_out);
+        float *tmp = zeros(wm_dconv3x3_winograd_weights_floats(Cin, Cout));
         float *ws = zeros(wm_dconv3x3_winograd_scratch_floats(B, H, W, Cin, Cout, d));
-        wm_winograd_weights(U, c.weight, Cin, Cout);
+        wm_dconv3x3_winograd_weights(U, c.weight, Cin, Cout, tmp);
         wm_dconv3x3_winograd_forward(o2, c.inp, U, c.bias, B, H, W, Cin, Cout, d, ws);
         e = max_rel(o2, ref, c.n_out);
         CHECK(e < 2e-5, "%s Winograd: relative error %g", name, e);
         printf("ok - %s Winograd forward (relative error %.2g)\n", name, e);
-        free(U); free(o2); free(ws);
+        free(U); free(o2); free(ws); free(tmp);
     }
     if (grads) {
         c.g = randn(c.n_out, 1.0f);
@@ -341,7 +342,7 @@ static void test_train_pass_gradient(int dilation)
 static void test_step(void)
 {
     wm_error err = { 0 };
-    const int C = 8, Ch = 12, T = 4, B = 3, H = 7, W = 9;
+    const int C = 8, Ch = 16, T = 4, B = 3, H = 7, W = 9;   /* widths the 16-channel Winograd takes */
     wm_dynamics *d = tiny_model(C, Ch, 2, 9);
     const size_t frame = (size_t)B * H * W * C, one = (size_t)H * W * C;
     float *seq = randn((size_t)(T + 1) * frame, 0.8f);
@@ -573,6 +574,9 @@ int main(int argc, char **argv)
     test_dconv(1, 7, 6, 2, 3, 3, 1);
     test_dconv(2, 16, 16, 8, 12, 2, 0);  /* Winograd on the sub-grids */
     test_dconv(3, 9, 11, 4, 8, 2, 0);
+    test_dconv(3, 16, 16, 8, 96, 1, 0);  /* the model's widths: 16-channel Winograd under AVX-512 */
+    test_dconv(2, 13, 11, 32, 96, 2, 0);
+    test_dconv(70, 5, 7, 32, 16, 1, 0);  /* 140 tiles: more than one round of 64 */
     test_gates();
     test_head();
     test_train_pass_gradient(1);
