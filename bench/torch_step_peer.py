@@ -2,7 +2,7 @@
 """The PyTorch peer of bench/bench-step.sh: the dynamics model with the same
 weights (read from the same safetensors file) on the CPU with a given number
 of threads, in teacher mode over the latents of a stream: B clips in
-lock-step, each step normalise -> two ConvGRU layers -> head -> mean and
+lock-step, each step normalise -> [z, z - z_prev] -> two ConvGRU layers -> head -> mean and
 variance in latent units, as wm-step computes them.  It starts from float32
 latents in memory and ends with the means and variances in memory: no stream
 I/O (which favours it).
@@ -51,9 +51,12 @@ def main():
                 x_all = torch.stack(group, 1)     # [T, B, H, W, C] (the bench's clips share one length)
                 B, H, W = x_all.shape[1], x_all.shape[2], x_all.shape[3]
                 state = [torch.zeros(B, Ch, H, W).contiguous(memory_format=fmt) for _ in range(2)]
+                prev = None
                 for t in range(T):
                     x = x_all[t].permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-                    mean, logvar, state = net.step(net.normalize(x), state)
+                    xn = net.normalize(x)
+                    mean, logvar, state = net.step(xn, state, prev)
+                    prev = xn
                     out_m = (mean * net.std + net.mean).permute(0, 2, 3, 1).contiguous()
                     out_v = (torch.exp(logvar) * net.std ** 2).permute(0, 2, 3, 1).contiguous()
             dt = time.perf_counter() - t0

@@ -59,13 +59,22 @@ __global__ void im2col3x3_vec4(float4 *__restrict__ col, const float4 *__restric
                                                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
-__global__ void normalize(float *__restrict__ xn, const float *__restrict__ x, const float *__restrict__ mean,
-                          const float *__restrict__ std, size_t n, int C)
+// xn = (x - mean) / std; the first layer's input xin = [xn, xn - prev] per
+// cell (a change of zero on the first step after a reset); prev <- xn
+__global__ void layer0_input(float *__restrict__ xn, float *__restrict__ xin, float *__restrict__ prev,
+                             const float *__restrict__ x, const float *__restrict__ mean,
+                             const float *__restrict__ std, size_t n, int C, int fresh)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
+    size_t cell = i / C;
     int c = (int)(i % C);
-    xn[i] = (x[i] - mean[c]) / std[c];
+    float v = (x[i] - mean[c]) / std[c];
+    float p = fresh ? v : prev[i];
+    xn[i] = v;
+    xin[cell * 2 * C + c] = v;
+    xin[cell * 2 * C + C + c] = v - p;
+    prev[i] = v;
 }
 
 __device__ inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -117,7 +126,8 @@ struct wm_gpu_dynamics {
     cudaStream_t comp, copy;
     // buffers for `cap` lanes of h x w
     int cap, lanes, h, w;
-    float *state[2], *xn, *gx, *gh, *col, *y;
+    int fresh;                                             // no step since the reset
+    float *state[2], *prev, *xn, *xin, *gx, *gh, *col, *y;
     float *x_dev[2], *mean_dev[2], *var_dev[2];           // per step, double-buffered
     float *x_pin[2], *mean_pin[2], *var_pin[2];           // pinned staging
     cudaEvent_t x_ready[2], in_used[2], out_ready[2], out_copied[2];
@@ -145,7 +155,7 @@ wm_status blas_fail(wm_error *err, cublasStatus_t s, const char *what)
 
 void free_shape(wm_gpu_dynamics *g)
 {
-    float **dev[] = { &g->state[0], &g->state[1], &g->xn, &g->gx, &g->gh, &g->col, &g->y, &g->x_dev[0],
+    float **dev[] = { &g->state[0], &g->state[1], &g->prev, &g->xin, &g->xn, &g->gx, &g->gh, &g->col, &g->y, &g->x_dev[0],
                       &g->x_dev[1], &g->mean_dev[0], &g->mean_dev[1], &g->var_dev[0], &g->var_dev[1] };
     for (float **p : dev) {
         if (*p) cudaFree(*p);
@@ -199,9 +209,11 @@ wm_status step(wm_gpu_dynamics *g, int lanes, const float *x, float *mean, float
     const size_t cells = (size_t)lanes * g->h * g->w;
     const int C = g->C, Ch = g->Ch;
     wm_status st;
-    normalize<<<blocks_for(cells * C), THREADS, 0, g->comp>>>(g->xn, x, g->norm_mean, g->norm_std, cells * C, C);
-    CU(cudaGetLastError(), "normalize");
-    const float *in = g->xn;
+    layer0_input<<<blocks_for(cells * C), THREADS, 0, g->comp>>>(g->xn, g->xin, g->prev, x, g->norm_mean, g->norm_std,
+                                                                cells * C, C, g->fresh);
+    CU(cudaGetLastError(), "layer 0 input");
+    g->fresh = 0;
+    const float *in = g->xin;
     for (int l = 0; l < 2; l++) {
         const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0;
         if ((st = conv(g, cx, g->gx, in, lanes, err)) || (st = conv(g, ch, g->gh, g->state[l], lanes, err))) return st;
@@ -253,7 +265,7 @@ extern "C" wm_gpu_dynamics *wm_gpu_dynamics_new(const wm_gpu_model *m, wm_error 
     g->Ch = m->hidden;
     g->dil = m->dilation;
     g->lv_min = m->logvar_min;
-    const int cin[CV_COUNT] = { m->C, m->hidden, m->hidden, m->hidden, m->hidden };
+    const int cin[CV_COUNT] = { 2 * m->C, m->hidden, m->hidden, m->hidden, m->hidden };
     const int cout[CV_COUNT] = { 3 * m->hidden, 3 * m->hidden, 3 * m->hidden, 3 * m->hidden, 2 * m->C };
     const int dl[CV_COUNT] = { 1, 1, m->dilation, m->dilation, 1 };
     wm_status st = WM_OK;
@@ -340,7 +352,8 @@ extern "C" wm_status wm_gpu_dynamics_reset(wm_gpu_dynamics *g, int lanes, int h,
         for (int cv = 0; cv < CV_COUNT; cv++)
             if ((size_t)9 * g->cin[cv] > kmax) kmax = (size_t)9 * g->cin[cv];
         struct { float **p; size_t n; } dev[] = {
-            { &g->state[0], cells * Ch }, { &g->state[1], cells * Ch }, { &g->xn, cells * C },
+            { &g->state[0], cells * Ch }, { &g->state[1], cells * Ch }, { &g->prev, cells * C },
+            { &g->xin, cells * 2 * C }, { &g->xn, cells * C },
             { &g->gx, cells * 3 * Ch }, { &g->gh, cells * 3 * Ch }, { &g->col, cells * kmax }, { &g->y, cells * 2 * C },
             { &g->x_dev[0], cells * C }, { &g->x_dev[1], cells * C }, { &g->mean_dev[0], cells * C },
             { &g->mean_dev[1], cells * C }, { &g->var_dev[0], cells * C }, { &g->var_dev[1], cells * C } };
@@ -364,6 +377,7 @@ extern "C" wm_status wm_gpu_dynamics_reset(wm_gpu_dynamics *g, int lanes, int h,
     const size_t n = (size_t)g->cap * g->h * g->w * g->Ch * sizeof(float);
     CU(cudaMemsetAsync(g->state[0], 0, n, g->comp), "reset");
     CU(cudaMemsetAsync(g->state[1], 0, n, g->comp), "reset");
+    g->fresh = 1;
     return WM_OK;
 }
 

@@ -38,8 +38,10 @@ struct wm_dynamics_state {
     wm_dynamics *d;
     int lanes, H, W;
     int group;                         /* lanes run together */
+    int fresh;                         /* no step since the reset */
     float *h[WM_DYNAMICS_LAYERS];      /* [lanes, H, W, hidden] */
-    float *xn, *gx, *gh, *y, *scratch;
+    float *prev;                       /* [lanes, H, W, C]: the last normalised input */
+    float *xn, *xin, *gx, *gh, *y, *scratch;
 };
 
 wm_dynamics_config wm_dynamics_default_config(int latent_channels)
@@ -75,7 +77,7 @@ static wm_dynamics *dynamics_alloc(const wm_dynamics_config *cfg, wm_error *err)
     d->cfg = *cfg;
     d->tokenizer_match = -1;
     const int C = cfg->latent_channels, Ch = cfg->hidden;
-    add_conv(d, CV_X0, P_WX0, P_BX0, C, 3 * Ch, 1, "gru0.x");
+    add_conv(d, CV_X0, P_WX0, P_BX0, 2 * C, 3 * Ch, 1, "gru0.x");   /* [z_t, z_t - z_{t-1}] */
     add_conv(d, CV_H0, P_WH0, P_BH0, Ch, 3 * Ch, 1, "gru0.h");
     add_conv(d, CV_X1, P_WX1, P_BX1, Ch, 3 * Ch, cfg->dilation, "gru1.x");
     add_conv(d, CV_H1, P_WH1, P_BH1, Ch, 3 * Ch, cfg->dilation, "gru1.h");
@@ -363,6 +365,21 @@ static void normalize(const wm_dynamics *d, float *out, const float *z, size_t c
         for (int c = 0; c < C; c++) out[i * C + c] = (z[i * C + c] - d->norm_mean[c]) / d->norm_std[c];
 }
 
+/* The first layer's input: each cell's normalised latent and its change
+ * since the previous step, [x, x - prev] (2C channels); prev NULL: no
+ * previous step (a clip's first latent), a change of zero. */
+static void layer0_input(float *out, const float *xn, const float *prev, size_t cells, int C)
+{
+    for (size_t i = 0; i < cells; i++) {
+        const float *x = xn + i * C, *p = prev ? prev + i * C : x;
+        float *o = out + i * 2 * C;
+        for (int c = 0; c < C; c++) {
+            o[c] = x[c];
+            o[C + c] = x[c] - p[c];
+        }
+    }
+}
+
 /* the largest scratch any convolution of the model needs for B images */
 static size_t conv_scratch(const wm_dynamics *d, int B, int H, int W, int winograd)
 {
@@ -409,11 +426,14 @@ wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W
     s->H = H;
     s->W = W;
     s->group = 512 / (H * W) < 1 ? 1 : 512 / (H * W) > lanes ? lanes : 512 / (H * W);
+    s->fresh = 1;
     const size_t cells = (size_t)lanes * H * W, gcells = (size_t)s->group * H * W;
     const size_t C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
     int bad = 0;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) bad |= !(s->h[l] = calloc(cells * Ch, sizeof(float)));
+    bad |= !(s->prev = malloc(cells * C * sizeof(float)));
     bad |= !(s->xn = malloc(gcells * C * sizeof(float)));
+    bad |= !(s->xin = malloc(gcells * 2 * C * sizeof(float)));
     bad |= !(s->gx = malloc(gcells * 3 * Ch * sizeof(float)));
     bad |= !(s->gh = malloc(gcells * 3 * Ch * sizeof(float)));
     bad |= !(s->y = malloc(gcells * 2 * C * sizeof(float)));
@@ -430,7 +450,9 @@ void wm_dynamics_state_free(wm_dynamics_state **sp)
     wm_dynamics_state *s = *sp;
     if (!s) return;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) free(s->h[l]);
+    free(s->prev);
     free(s->xn);
+    free(s->xin);
     free(s->gx);
     free(s->gh);
     free(s->y);
@@ -443,6 +465,7 @@ void wm_dynamics_state_reset(wm_dynamics_state *s)
 {
     const size_t n = (size_t)s->lanes * s->H * s->W * s->d->cfg.hidden;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) memset(s->h[l], 0, n * sizeof(float));
+    s->fresh = 1;
 }
 
 int wm_dynamics_state_lanes(const wm_dynamics_state *s) { return s->lanes; }
@@ -455,7 +478,10 @@ static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, int lane0, int n, c
     const int H = s->H, W = s->W, C = d->cfg.latent_channels, Ch = d->cfg.hidden;
     const size_t cells = (size_t)n * H * W, first = (size_t)lane0 * H * W;
     normalize(d, s->xn, x, cells);
-    const float *in = s->xn;
+    float *prev = s->prev + first * C;
+    layer0_input(s->xin, s->xn, s->fresh ? NULL : prev, cells, C);
+    memcpy(prev, s->xn, cells * C * sizeof(float));
+    const float *in = s->xin;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
         float *h = s->h[l] + first * Ch;
         conv_infer(d, l ? CV_X1 : CV_X0, s->gx, in, n, H, W, s->scratch);
@@ -484,6 +510,7 @@ void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *
         int g = n - b < s->group ? n - b : s->group;
         step_lanes(d, s, b, g, x + b * per_lane, mean + b * per_lane, var ? var + b * per_lane : NULL);
     }
+    s->fresh = 0;
 }
 
 /* ---- training ---- */
@@ -491,6 +518,8 @@ void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *
 /* Workspace of a training pass, carved from d->work. */
 typedef struct train_ws {
     float *xn;                                   /* [T+1, B, cells, C] */
+    float *xin;                                  /* [T, B, cells, 2C]: layer 0's input */
+    float *prevn;                                /* [B, cells, C]: the latent before the window */
     float *hs[WM_DYNAMICS_LAYERS];               /* [T+1, B, cells, Ch]: state before and after each step */
     float *act[WM_DYNAMICS_LAYERS];              /* [T, B, cells, 3Ch] */
     float *gh[WM_DYNAMICS_LAYERS];               /* [T, B, cells, 3Ch] */
@@ -506,7 +535,7 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     const size_t cells = (size_t)H * W, C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
     const size_t N = (size_t)T * B * cells, F = (size_t)(T + 1) * B * cells;
     const size_t scratch = conv_scratch(d, T * B, H, W, 0);
-    size_t need = F * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
+    size_t need = F * C + N * 2 * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
                   N * C * 8 + 2 * (size_t)B * cells * Ch + scratch;
     if (need > d->work_cap) {
         free(d->work);
@@ -519,6 +548,8 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     float *p = d->work;
 #define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
     TAKE(w->xn, F * C);
+    TAKE(w->xin, N * 2 * C);
+    TAKE(w->prevn, (size_t)B * cells * C);
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
         TAKE(w->hs[l], F * Ch);
         TAKE(w->act[l], N * 3 * Ch);
@@ -540,8 +571,8 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     return WM_OK;
 }
 
-wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, int T, int B, int H, int W, float *state,
-                                 float beta, wm_dynamics_loss *loss, wm_error *err)
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *prev, int T, int B, int H, int W,
+                                 float *state, float beta, wm_dynamics_loss *loss, wm_error *err)
 {
     if (T < 1 || B < 1 || H < 1 || W < 1)
         return wm_error_set(err, WM_E_USAGE, "bad training window: %d steps of %d lanes of %dx%d", T, B, W, H);
@@ -555,9 +586,14 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, int T, int B,
 
     /* ---- forward, one layer at a time over the whole window ---- */
     normalize(d, w.xn, seq, (size_t)(T + 1) * B * cells);
+    const size_t step_x = (size_t)B * cells * C;
+    if (prev) normalize(d, w.prevn, prev, (size_t)B * cells);   /* the latent before the window */
+    for (int t = 0; t < T; t++)
+        layer0_input(w.xin + t * step_x * 2, w.xn + t * step_x, t ? w.xn + (t - 1) * step_x : prev ? w.prevn : NULL,
+                     (size_t)B * cells, C);
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
         const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0, dil = d->conv[cx].dil, cin = d->conv[cx].cin;
-        const float *xin = l ? w.hs[0] + step_h : w.xn;   /* layer 0's outputs h_1..h_T */
+        const float *xin = l ? w.hs[0] + step_h : w.xin;   /* layer 0's outputs h_1..h_T */
         wm_dconv3x3_forward(w.g3, xin, weight(d, cx), bias(d, cx), T * B, H, W, cin, 3 * Ch, dil, w.scratch);
         if (state) memcpy(w.hs[l], state + l * step_h, step_h * sizeof(float));
         else memset(w.hs[l], 0, step_h * sizeof(float));
@@ -628,7 +664,7 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, int T, int B,
             dxin = w.dh_ext[l - 1];
             memset(dxin, 0, N * Ch * sizeof(float));
         }
-        const float *xin = l ? w.hs[0] + step_h : w.xn;
+        const float *xin = l ? w.hs[0] + step_h : w.xin;
         wm_dconv3x3_backward(dxin, dweight(d, cx), dbias(d, cx), dgx, xin, weight(d, cx), T * B, H, W, cin, 3 * Ch,
                              dil, w.scratch);
     }

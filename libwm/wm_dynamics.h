@@ -2,10 +2,12 @@
  * tokenizer's latent grid.
  *
  * Each step reads latent z_t [H, W, C] (normalised per channel with the
- * training set's mean and std) and the state of two ConvGRU layers
- * (wm_convgru.h; `hidden` channels each, 3x3 kernels; the first layer
- * undilated, the second with dilation `dilation` so one step reaches 4
- * cells = 16 pixels), and predicts z_{t+1} as a Gaussian per element: a
+ * training set's mean and std) together with its change since the last
+ * step, z_t - z_{t-1} (zero at a clip's first latent), and the state of
+ * two ConvGRU layers (wm_convgru.h; `hidden` channels each, 3x3 kernels;
+ * the first layer undilated, the second with dilation `dilation` so one
+ * step reaches 4 cells = 16 pixels), and predicts z_{t+1} as a Gaussian
+ * per element: a
  * 3x3 convolution of the second layer's state gives a residual on z_t
  * (the mean) and a log variance (wm_gauss_head_forward).  Trained with
  * the Gaussian negative log-likelihood, the variance is calibrated: an
@@ -34,7 +36,7 @@
 #include "wm_safetensors.h"
 
 #define WM_DYNAMICS_PREFIX "dynamics."
-#define WM_DYNAMICS_ARCH "convgru2-gauss-v1"
+#define WM_DYNAMICS_ARCH "convgru2-gauss-v2"
 #define WM_DYNAMICS_LAYERS 2
 /* log variance floor in normalised units (std 0.0067 of the data's) */
 #define WM_DYNAMICS_LOGVAR_MIN (-10.0f)
@@ -97,7 +99,10 @@ wm_status wm_dynamics_save(const wm_dynamics *d, const char *path, const char *c
 
 typedef struct wm_dynamics_state wm_dynamics_state;
 
-/* State for up to `lanes` clips of latent grids H x W, all zero. */
+/* State for up to `lanes` clips of latent grids H x W, all zero.  The
+ * state holds each lane's last input too, for the change z_t - z_{t-1};
+ * the first step after a reset takes it as zero for every lane (lanes
+ * start together: the lanes a step runs are a prefix that only shrinks). */
 wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W, wm_error *err);
 void wm_dynamics_state_free(wm_dynamics_state **s);
 void wm_dynamics_state_reset(wm_dynamics_state *s);   /* every lane back to zero (a new clip) */
@@ -121,12 +126,14 @@ typedef struct wm_dynamics_loss {
 
 /* One training pass over a window: seq[T+1, B, H, W, C] (time-major,
  * latent units); predicts seq[t+1] from seq[0..t] for t < T, starting
- * from state ([LAYERS][B, H, W, hidden], NULL: zeros) and leaving the
- * state after T steps there (truncated BPTT: the next window continues
- * from it, gradients do not).  The loss is the beta-NLL averaged over
- * all values; the backward pass OVERWRITES the gradient buffer. */
-wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, int T, int B, int H, int W, float *state,
-                                 float beta, wm_dynamics_loss *loss, wm_error *err);
+ * from state ([LAYERS][B, H, W, hidden], NULL: zeros) and the latent
+ * before the window, prev [B, H, W, C] (NULL: the window starts a clip),
+ * and leaving the state after T steps in state (truncated BPTT: the next
+ * window continues from it, gradients do not).  The loss is the beta-NLL
+ * averaged over all values; the backward pass OVERWRITES the gradient
+ * buffer. */
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *prev, int T, int B, int H, int W,
+                                 float *state, float beta, wm_dynamics_loss *loss, wm_error *err);
 
 /* The predicted means and log variances of the last training pass,
  * [T, B, H, W, C] in normalised units, valid until the next pass (for

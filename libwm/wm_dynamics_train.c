@@ -530,7 +530,8 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
         if (chunk == 0) memset(state, 0, n_state * sizeof(float));
         const int T = chunk * L + L <= S ? L : S - chunk * L;
         wm_dynamics_loss loss;
-        st = wm_dynamics_train_pass(d, seq + (size_t)chunk * L * frame, T, B, ch, cw, state, o->beta, &loss, err);
+        st = wm_dynamics_train_pass(d, seq + (size_t)chunk * L * frame, chunk ? seq + ((size_t)chunk * L - 1) * frame : NULL,
+                                    T, B, ch, cw, state, o->beta, &loss, err);
         if (st) break;
         if (!isfinite(loss.nll)) {
             st = wm_error_set(err, WM_E_INPUT, "training diverged at step %ld (nll %g); try a lower --lr", step,

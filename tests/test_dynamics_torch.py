@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """PyTorch as the outside oracle for the dynamics model (wm-step's predictor).
 
-Builds the same recurrent network in PyTorch (float64): two ConvGRU layers in
-nn.GRU's gate form, the second dilated, a Gaussian head with a residual mean
-and a floored log variance, the beta-NLL loss.  Writes random weights to a
+Builds the same recurrent network in PyTorch (float64): the input and its
+change since the last step, two ConvGRU layers in nn.GRU's gate form, the
+second dilated, a Gaussian head with a residual mean and a floored log
+variance, the beta-NLL loss.  Writes random weights to a
 safetensors file with json + numpy only, has the C code
 (build/tests/unit_dynamics oracle) run one training window with a carried-in
 state, and compares: predicted means and log variances at every step, the
@@ -67,9 +68,11 @@ class Dynamics(torch.nn.Module):
         n = torch.tanh(gx[:, 2 * Ch:] + r * gh[:, 2 * Ch:])
         return (1 - z) * n + z * h
 
-    def step(self, xn, state):
-        """xn: normalised latent [B, C, H, W]; state: [h0, h1] -> mean, logvar (normalised), new state"""
-        h0 = self.cell(xn, state[0], 0)
+    def step(self, xn, state, prev=None):
+        """xn: normalised latent [B, C, H, W]; state: [h0, h1]; prev: the normalised latent before (None: a
+        clip's first) -> mean, logvar (normalised), new state"""
+        x = torch.cat([xn, xn - (xn if prev is None else prev)], 1)
+        h0 = self.cell(x, state[0], 0)
         h1 = self.cell(h0, state[1], 1)
         y = self.conv(h1, "head")
         mean = xn + y[:, :self.C]
@@ -97,10 +100,13 @@ def rel_err(ours, ref):
     return float(np.max(np.abs(np.asarray(ours) - ref)) / max(np.max(np.abs(ref)), 1e-30))
 
 
-def check(label, model_path, seq, state, beta, lr, tmp):
+def check(label, model_path, seq, state, beta, lr, tmp, prev=None):
     tensors, meta = read_safetensors(model_path)
     inp, out = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
-    write_safetensors(inp, {"seq": seq, "state": state}, {"beta": repr(beta), "lr": repr(lr)})
+    given = {"seq": seq, "state": state}
+    if prev is not None:
+        given["prev"] = prev
+    write_safetensors(inp, given, {"beta": repr(beta), "lr": repr(lr)})
     subprocess.run([HELPER, "oracle", model_path, inp, out], check=True)
     ours, _ = read_safetensors(out)
 
@@ -111,8 +117,9 @@ def check(label, model_path, seq, state, beta, lr, tmp):
     xn = [net.normalize(v) for v in z]
     st = [torch.tensor(state[l].astype(np.float64)).permute(0, 3, 1, 2) for l in range(2)]
     means, logvars, weighted, plain = [], [], [], []
+    before = None if prev is None else net.normalize(torch.tensor(prev.astype(np.float64)).permute(0, 3, 1, 2))
     for t in range(T):
-        m, lv, st = net.step(xn[t], st)
+        m, lv, st = net.step(xn[t], st, xn[t - 1] if t else before)
         nll = 0.5 * (lv + (xn[t + 1] - m) ** 2 * torch.exp(-lv) + math.log(2 * math.pi))
         plain.append(nll)
         weighted.append(torch.exp(beta * lv).detach() * nll)
@@ -137,7 +144,7 @@ def check(label, model_path, seq, state, beta, lr, tmp):
         s0 = [torch.zeros_like(st[0]), torch.zeros_like(st[1])]
         sm, sv = [], []
         for t in range(T):
-            m, lv, s0 = net.step(xn[t], s0)
+            m, lv, s0 = net.step(xn[t], s0, xn[t - 1] if t else None)
             sm.append(nhwc(m * net.std + net.mean))
             sv.append(nhwc(torch.exp(lv) * net.std ** 2))
     cmp("inference mean", ours["step.mean"], np.stack(sm))
@@ -165,7 +172,7 @@ def check(label, model_path, seq, state, beta, lr, tmp):
 
 def random_model(rng, path, C, hidden, dil):
     tensors = {}
-    shapes = {"gru0.x": (3 * hidden, C), "gru0.h": (3 * hidden, hidden), "gru1.x": (3 * hidden, hidden),
+    shapes = {"gru0.x": (3 * hidden, 2 * C), "gru0.h": (3 * hidden, hidden), "gru1.x": (3 * hidden, hidden),
               "gru1.h": (3 * hidden, hidden), "head": (2 * C, hidden)}
     for n, (o, i) in shapes.items():
         bound = 1.5 / np.sqrt(9 * i)
@@ -173,7 +180,7 @@ def random_model(rng, path, C, hidden, dil):
         tensors[f"dynamics.{n}.bias"] = rng.uniform(-bound, bound, (o,))
     tensors["dynamics.norm.mean"] = rng.uniform(-0.2, 0.2, (C,))
     tensors["dynamics.norm.std"] = rng.uniform(0.2, 0.5, (C,))
-    meta = {"dynamics.arch": "convgru2-gauss-v1", "dynamics.latent_channels": str(C),
+    meta = {"dynamics.arch": "convgru2-gauss-v2", "dynamics.latent_channels": str(C),
             "dynamics.hidden": str(hidden), "dynamics.dilation": str(dil), "dynamics.logvar_min": "-10"}
     write_safetensors(path, tensors, meta)
 
@@ -190,12 +197,13 @@ def main():
         random_model(rng, model, C, hidden, 2)
         seq = rng.normal(0, 0.3, (T + 1, B, H, W, C)).astype(np.float32)
         state = rng.normal(0, 0.3, (2, B, H, W, hidden)).astype(np.float32)
-        failed += check(f"random C={C} hidden={hidden} dilation 2, {T} steps x {B} lanes of {W}x{H}, beta 0.5",
-                        model, seq, state, 0.5, 1e-3, tmp)
+        prev = rng.normal(0, 0.3, (B, H, W, C)).astype(np.float32)
+        failed += check(f"random C={C} hidden={hidden} dilation 2, {T} steps x {B} lanes of {W}x{H} continuing a clip, "
+                        "beta 0.5", model, seq, state, 0.5, 1e-3, tmp, prev)
         random_model(rng, model, 4, 8, 3)
         seq = rng.normal(0, 0.3, (4, 1, 7, 8, 4)).astype(np.float32)
         state = np.zeros((2, 1, 7, 8, 8), np.float32)
-        failed += check("random C=4 hidden=8 dilation 3, plain NLL, zero state", model, seq, state, 0.0, 1e-3, tmp)
+        failed += check("random C=4 hidden=8 dilation 3, a clip's start, plain NLL", model, seq, state, 0.0, 1e-3, tmp)
 
         shipped = os.path.join(ROOT, "models", "wm-default.safetensors")
         _, meta = read_safetensors(shipped) if os.path.exists(shipped) else ({}, {})
