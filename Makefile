@@ -5,7 +5,9 @@
 #   make bench-io   stream I/O benchmark (docs/benchmarks.md)
 #   make bench-synth  wm-synth frames/s on one core (docs/benchmarks.md)
 #   make bench-tokenizer  wm-encode-latent + wm-decode-frame against PyTorch (docs/benchmarks.md)
-#   make model      retrain models/wm-default.safetensors from scratch (long; docs/tokenizer.md)
+#   make bench-step   wm-step on the CPU against PyTorch (docs/benchmarks.md)
+#   make bench-step-gpu  wm-step on a CUDA device against PyTorch (needs a GPU)
+#   make model      retrain models/wm-default.safetensors from scratch (about an hour; docs/tokenizer.md, docs/model.md)
 #   make install PREFIX=/usr/local
 # Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
 # libwm (libwm/*.c).  Tests are discovered by tests/run.
@@ -35,7 +37,8 @@ FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo install clean bench-io bench-zmq bench-synth fuzz fuzz-build lint bench-tokenizer model
+.PHONY: all test demo install clean bench-io bench-zmq bench-synth fuzz fuzz-build lint bench-tokenizer model \
+        bench-step bench-step-gpu
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
 
@@ -122,8 +125,15 @@ bench-synth: all
 bench-tokenizer: all
 	bench/bench-tokenizer.sh
 
+bench-step: all
+	bench/bench-step.sh
+
+bench-step-gpu: all
+	bench/bench-step-gpu.sh
+
 model: all
 	scripts/model-tokenizer.sh
+	scripts/model-dynamics.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/wm

@@ -297,8 +297,8 @@ extern "C" wm_gpu_dynamics *wm_gpu_dynamics_new(const wm_gpu_model *m, wm_error 
     if (st == WM_OK) {
         cublasStatus_t s = cublasCreate(&g->blas);
         if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(g->blas, g->comp);
-        // plain fp32: TF32 would round the inputs to 10 mantissa bits
-        if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(g->blas, CUBLAS_PEDANTIC_MATH);
+        // plain fp32 (the default math never narrows to TF32): TF32 would round the inputs to 10 mantissa bits
+        if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH);
         if (s != CUBLAS_STATUS_SUCCESS) st = blas_fail(err, s, "setting up cuBLAS");
     }
     if (st != WM_OK) {
