@@ -385,7 +385,10 @@ static void usage(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nwm-train COMMAND --help describes one.\n");
+    fprintf(out, "\nwm-train COMMAND --help describes one.\n\n"
+                 "Example:\n"
+                 "  wm-synth --clips 200 | wm-train tokenizer --model my.safetensors\n"
+                 "  wm-synth --clips 200 | wm-encode-latent --model my.safetensors | wm-train dynamics --model my.safetensors\n");
 }
 
 int main(int argc, char **argv)
@@ -401,8 +404,8 @@ int main(int argc, char **argv)
         printf("wm-train %s (wm protocol %d)\n", WM_VERSION, WM_PROTOCOL_VERSION);
         return 0;
     }
-    if (argc >= 2) fprintf(stderr, "wm-train: unknown command '%s'\n", argv[1]);
-    else fprintf(stderr, "wm-train: a command is needed\n");
-    usage(stderr);
+    /* errors are one line, as in every filter */
+    if (argc >= 2) fprintf(stderr, "wm-train: unknown command '%s' (tokenizer or dynamics; see --help)\n", argv[1]);
+    else fprintf(stderr, "wm-train: a command is needed: tokenizer or dynamics (see --help)\n");
     return 1;
 }
