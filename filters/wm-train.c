@@ -100,12 +100,12 @@ static int cmd_tokenizer(int argc, char **argv)
     wm_size crop = { 64, 64 };
     int steps = 2000, batch = 16, warmup = -1, seed = 1, flip = 0, resume = 0, threads = 1, first = 0, random_init = 0;
     int max_frames = 100000;
-    double lr = 2e-3, lr_floor = 0.02, clip = 1.0, ckpt_every = 300, log_every = 10;
+    double lr = 1e-3, lr_floor = 0.02, clip = 1.0, ckpt_every = 300, log_every = 10;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file to write (required)", NULL, 0, 0 },
         { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps (default 2000)", NULL, 0, 100000000 },
         { "batch", 'b', WM_OPT_INT, &batch, "N", "frames per step (default 16)", NULL, 1, 4096 },
-        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 2e-3)", NULL, 1e-7, 1 },
+        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 1e-3)", NULL, 1e-7, 1 },
         { "warmup", 0, WM_OPT_INT, &warmup, "N", "warm-up steps (default steps/50)", NULL, 0, 100000000 },
         { "lr-floor", 0, WM_OPT_DOUBLE, &lr_floor, "F", "final lr as a fraction of the peak (default 0.02)", NULL, 0, 1 },
         { "clip", 0, WM_OPT_DOUBLE, &clip, "NORM", "clip the global gradient norm to NORM, 0: off (default 1)", NULL, 0, 1e9 },
@@ -251,7 +251,7 @@ static int cmd_dynamics(int argc, char **argv)
     wm_size crop = { 16, 16 };
     int steps = 3000, batch = 16, seq = 31, tbptt = 16, warmup = -1, seed = 1, resume = 0, threads = 1, first = 0;
     int max_clips = 100000;
-    double lr = 2e-3, lr_floor = 0.05, clip = 1.0, beta = 0.5, ckpt_every = 300, log_every = 10;
+    double lr = 1e-3, lr_floor = 0.05, clip = 1.0, beta = 0.5, ckpt_every = 300, log_every = 10;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer; the dynamics model is written into it (required)", NULL, 0, 0 },
         { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps, one per truncated chunk (default 3000)", NULL, 0, 100000000 },
@@ -259,7 +259,7 @@ static int cmd_dynamics(int argc, char **argv)
         { "seq", 0, WM_OPT_INT, &seq, "N", "predictions per window: N + 1 latents of a clip (default 31)", NULL, 1, 100000 },
         { "tbptt", 0, WM_OPT_INT, &tbptt, "N", "steps of backpropagation through time per chunk (default 16)", NULL, 1, 100000 },
         { "crop", 0, WM_OPT_SIZE, &crop, "WxH", "grid cells of each window (default 16x16: 64x64 frames)", NULL, 0, 0 },
-        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 2e-3)", NULL, 1e-7, 1 },
+        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 1e-3)", NULL, 1e-7, 1 },
         { "warmup", 0, WM_OPT_INT, &warmup, "N", "warm-up steps (default steps/50)", NULL, 0, 100000000 },
         { "lr-floor", 0, WM_OPT_DOUBLE, &lr_floor, "F", "final lr as a fraction of the peak (default 0.05)", NULL, 0, 1 },
         { "clip", 0, WM_OPT_DOUBLE, &clip, "NORM", "clip the global gradient norm to NORM, 0: off (default 1)", NULL, 0, 1e9 },

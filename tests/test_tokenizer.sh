@@ -60,7 +60,7 @@ for _ in $(seq 200); do grep -q "step 20/" "$T/xlog" 2>/dev/null && break; sleep
 kill -INT $pid 2>/dev/null || true
 set +e; wait $pid; rc=$?; set -e
 if [ $rc -eq 130 ]; then
-    expect_exit 1 wm-train tokenizer -q --model "$T/x.safetensors" "${long[@]}" --lr 0.001 --resume "$T/train.wm"
+    expect_exit 1 wm-train tokenizer -q --model "$T/x.safetensors" "${long[@]}" --lr 0.0005 --resume "$T/train.wm"
     expect_err "another run .*lr="
     ok "a checkpoint of another run is refused: $(cat "$T/err")"
 fi
