@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wm_rng.h"
+
 /* Sets the number of BLAS threads once for the process (n >= 1). */
 void wm_nn_set_threads(int n);
 int wm_nn_threads(void);
@@ -112,14 +114,5 @@ void wm_mse_backward(float *dpred, const float *pred, const float *target, size_
  * For the small matrices of PCA initialisation (n = 48).  Returns 0, or
  * -1 when out of memory. */
 int wm_symmetric_eigen(double *a, int n, double *evals, double *evecs);
-
-/* A small deterministic random generator (splitmix64 seeding xoshiro256**),
- * the same sequence on every machine. */
-typedef struct wm_rng { uint64_t s[4]; } wm_rng;
-void wm_rng_seed(wm_rng *r, uint64_t seed);
-uint64_t wm_rng_u64(wm_rng *r);
-double wm_rng_uniform(wm_rng *r);           /* [0, 1) */
-uint64_t wm_rng_below(wm_rng *r, uint64_t n); /* [0, n), n > 0 */
-double wm_rng_normal(wm_rng *r);
 
 #endif

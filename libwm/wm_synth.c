@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "wm_msg.h"
-#include "wm_nn.h"
+#include "wm_rng.h"
 #include "wm_physics.h"
 #include "wm_proto.h"
 #include "wm_render.h"

@@ -4,7 +4,7 @@
  *
  * A scene is a wm_world (wm_physics.h), a look (wm_render.h), ball colours
  * and kinematic occluders (screens that may slide or rise).  Every random
- * choice comes from libwm's xoshiro256** generator (wm_rng, wm_nn.h)
+ * choice comes from libwm's xoshiro256** generator (wm_rng.h)
  * seeded from (--seed, what is made, its number), so a clip depends only
  * on those: `--seed 7 --pairs 3`
  * and `--seed 7 --pairs 3 --category gravity` make the same gravity pairs,
