@@ -73,8 +73,8 @@ typedef struct step_clip {
     char error[200];           /* the clip is an error when set */
     int imagined;              /* the rollout was emitted */
     float *lat;                /* batch mode: inputs [n][cells*C] */
-    size_t lat_cap;
     float *mean, *var;         /* batch mode: results [steps][cells*C] */
+    size_t lat_cap, mean_cap, var_cap;   /* bytes; kept from clip to clip */
 } step_clip;
 
 /* A queued message (batch mode) and what it is for the stage. */
@@ -120,9 +120,20 @@ static wm_status reserve(void **p, size_t *cap, size_t need, wm_error *err)
     return WM_OK;
 }
 
+/* Empties a slot for the next clip, keeping its buffers. */
 static void clip_clear(step_clip *c)
 {
+    step_clip keep = { 0 };
     free(c->id);
+    keep.lat = c->lat, keep.lat_cap = c->lat_cap;
+    keep.mean = c->mean, keep.mean_cap = c->mean_cap;
+    keep.var = c->var, keep.var_cap = c->var_cap;
+    *c = keep;
+}
+
+static void clip_free(step_clip *c)
+{
+    clip_clear(c);
     free(c->lat);
     free(c->mean);
     free(c->var);
@@ -153,7 +164,7 @@ void wm_step_stage_free(wm_step_stage **sp)
 {
     wm_step_stage *s = *sp;
     if (!s) return;
-    for (int i = 0; i < s->o.batch; i++) clip_clear(&s->slots[i]);
+    for (int i = 0; i < s->o.batch; i++) clip_free(&s->slots[i]);
     free(s->slots);
     free(s->q);
     free(s->raw);
@@ -434,9 +445,9 @@ static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, wm_erro
         step_clip *c = &s->slots[lanes_of[b]];
         int steps = steps_of(s, c);
         s->stats.steps += (uint64_t)steps;
-        c->mean = malloc((size_t)steps * n * sizeof(float));
-        c->var = malloc((size_t)steps * n * sizeof(float));
-        if (!c->mean || !c->var) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+        if ((st = reserve((void **)&c->mean, &c->mean_cap, (size_t)steps * n * sizeof(float), err)) ||
+            (st = reserve((void **)&c->var, &c->var_cap, (size_t)steps * n * sizeof(float), err)))
+            return st;
         for (int t = 0; t < steps; t++) {
             memcpy(c->mean + (size_t)t * n, s->mean + t * plane + b * n, n * sizeof(float));
             memcpy(c->var + (size_t)t * n, s->var + t * plane + b * n, n * sizeof(float));
