@@ -219,7 +219,10 @@ static const wm_tool dynamics_tool = {
     "--tbptt predictions of --batch windows of --seq + 1 latents, the state carried\n"
     "from chunk to chunk.  The loss is the Gaussian NLL (beta-NLL, --beta), so the\n"
     "predicted variance is calibrated.  Writes the model into PATH beside its\n"
-    "tokenizer (tensors dynamics.*).  Progress (NLL per value, the squared error\n"
+    "tokenizer (tensors dynamics.*).  With --rollout-p some windows are fed the\n"
+    "model's own predictions from a random step on (scheduled sampling, ramped up\n"
+    "over the first 30% of the steps), so rollouts learn from their own errors.\n"
+    "Progress (NLL per value, the squared error\n"
     "against predicting no change) goes to stderr every --log-every seconds; a\n"
     "checkpoint is written every --checkpoint-every seconds and on SIGINT, and\n"
     "--resume continues from it exactly.  Deterministic for a --seed, data and\n"
@@ -251,7 +254,7 @@ static int cmd_dynamics(int argc, char **argv)
     wm_size crop = { 16, 16 };
     int steps = 3000, batch = 16, seq = 31, tbptt = 16, warmup = -1, seed = 1, resume = 0, threads = 1, first = 0;
     int max_clips = 100000;
-    double lr = 1e-3, lr_floor = 0.05, clip = 1.0, beta = 0.5, ckpt_every = 300, log_every = 10;
+    double lr = 2e-3, lr_floor = 0.05, clip = 1.0, beta = 1.0, rollout_p = 0.5, ckpt_every = 300, log_every = 10;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer; the dynamics model is written into it (required)", NULL, 0, 0 },
         { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps, one per truncated chunk (default 3000)", NULL, 0, 100000000 },
@@ -259,11 +262,12 @@ static int cmd_dynamics(int argc, char **argv)
         { "seq", 0, WM_OPT_INT, &seq, "N", "predictions per window: N + 1 latents of a clip (default 31)", NULL, 1, 100000 },
         { "tbptt", 0, WM_OPT_INT, &tbptt, "N", "steps of backpropagation through time per chunk (default 16)", NULL, 1, 100000 },
         { "crop", 0, WM_OPT_SIZE, &crop, "WxH", "grid cells of each window (default 16x16: 64x64 frames)", NULL, 0, 0 },
-        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 1e-3)", NULL, 1e-7, 1 },
+        { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 2e-3)", NULL, 1e-7, 1 },
         { "warmup", 0, WM_OPT_INT, &warmup, "N", "warm-up steps (default steps/50)", NULL, 0, 100000000 },
         { "lr-floor", 0, WM_OPT_DOUBLE, &lr_floor, "F", "final lr as a fraction of the peak (default 0.05)", NULL, 0, 1 },
         { "clip", 0, WM_OPT_DOUBLE, &clip, "NORM", "clip the global gradient norm to NORM, 0: off (default 1)", NULL, 0, 1e9 },
-        { "beta", 0, WM_OPT_DOUBLE, &beta, "B", "beta-NLL weight exponent, 0: plain NLL (default 0.5)", NULL, 0, 1 },
+        { "beta", 0, WM_OPT_DOUBLE, &beta, "B", "beta-NLL weight exponent, 0: plain NLL (default 1)", NULL, 0, 1 },
+        { "rollout-p", 0, WM_OPT_DOUBLE, &rollout_p, "P", "share of windows fed their own predictions from a random step on (default 0.5)", NULL, 0, 1 },
         { "seed", 0, WM_OPT_INT, &seed, "S", "random seed for weights and minibatches (default 1)", NULL, 0, 2147483647 },
         { "weights", 0, WM_OPT_STRING, &weights_text, "W,W,...", "sampling weight of each STREAM", NULL, 0, 0 },
         { "max-clips", 0, WM_OPT_INT, &max_clips, "N", "clips kept per STREAM, a uniform sample (default 100000)", NULL, 1, 100000000 },
@@ -334,6 +338,7 @@ static int cmd_dynamics(int argc, char **argv)
     o.lr_floor = (float)lr_floor;
     o.clip = (float)clip;
     o.beta = (float)beta;
+    o.rollout_p = (float)rollout_p;
     o.seed = (uint64_t)seed;
     o.weights = weights;
     o.keep_norm = init != NULL;

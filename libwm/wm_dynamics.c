@@ -469,6 +469,16 @@ void wm_dynamics_state_reset(wm_dynamics_state *s)
 }
 
 int wm_dynamics_state_lanes(const wm_dynamics_state *s) { return s->lanes; }
+
+void wm_dynamics_state_load(wm_dynamics_state *s, const float *hidden, const float *prev)
+{
+    const size_t cells = (size_t)s->lanes * s->H * s->W, Ch = (size_t)s->d->cfg.hidden;
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
+        if (hidden) memcpy(s->h[l], hidden + l * cells * Ch, cells * Ch * sizeof(float));
+        else memset(s->h[l], 0, cells * Ch * sizeof(float));
+    s->fresh = !prev;
+    if (prev) normalize(s->d, s->prev, prev, cells);
+}
 float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l) { return s->h[l]; }
 
 /* Lanes are independent, so a step runs a few lanes at a time through the
@@ -517,7 +527,8 @@ void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *
 
 /* Workspace of a training pass, carved from d->work. */
 typedef struct train_ws {
-    float *xn;                                   /* [T+1, B, cells, C] */
+    float *xn;                                   /* [T+1, B, cells, C]: the clip, normalised */
+    float *un;                                   /* [T, B, cells, C]: the inputs fed, normalised */
     float *xin;                                  /* [T, B, cells, 2C]: layer 0's input */
     float *prevn;                                /* [B, cells, C]: the latent before the window */
     float *hs[WM_DYNAMICS_LAYERS];               /* [T+1, B, cells, Ch]: state before and after each step */
@@ -535,7 +546,7 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     const size_t cells = (size_t)H * W, C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
     const size_t N = (size_t)T * B * cells, F = (size_t)(T + 1) * B * cells;
     const size_t scratch = conv_scratch(d, T * B, H, W, 0);
-    size_t need = F * C + N * 2 * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
+    size_t need = F * C + N * C + N * 2 * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
                   N * C * 8 + 2 * (size_t)B * cells * Ch + scratch;
     if (need > d->work_cap) {
         free(d->work);
@@ -548,6 +559,7 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     float *p = d->work;
 #define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
     TAKE(w->xn, F * C);
+    TAKE(w->un, N * C);
     TAKE(w->xin, N * 2 * C);
     TAKE(w->prevn, (size_t)B * cells * C);
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
@@ -571,8 +583,8 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     return WM_OK;
 }
 
-wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *prev, int T, int B, int H, int W,
-                                 float *state, float beta, wm_dynamics_loss *loss, wm_error *err)
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const float *prev, int T, int B,
+                                 int H, int W, float *state, float beta, wm_dynamics_loss *loss, wm_error *err)
 {
     if (T < 1 || B < 1 || H < 1 || W < 1)
         return wm_error_set(err, WM_E_USAGE, "bad training window: %d steps of %d lanes of %dx%d", T, B, W, H);
@@ -587,9 +599,15 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     /* ---- forward, one layer at a time over the whole window ---- */
     normalize(d, w.xn, seq, (size_t)(T + 1) * B * cells);
     const size_t step_x = (size_t)B * cells * C;
-    if (prev) normalize(d, w.prevn, prev, (size_t)B * cells);   /* the latent before the window */
+    /* the inputs: the clip itself (teacher forcing) or what the caller fed */
+    const float *un = w.xn;
+    if (inputs) {
+        normalize(d, w.un, inputs, N);
+        un = w.un;
+    }
+    if (prev) normalize(d, w.prevn, prev, (size_t)B * cells);   /* the input before the window */
     for (int t = 0; t < T; t++)
-        layer0_input(w.xin + t * step_x * 2, w.xn + t * step_x, t ? w.xn + (t - 1) * step_x : prev ? w.prevn : NULL,
+        layer0_input(w.xin + t * step_x * 2, un + t * step_x, t ? un + (t - 1) * step_x : prev ? w.prevn : NULL,
                      (size_t)B * cells, C);
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
         const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0, dil = d->conv[cx].dil, cin = d->conv[cx].cin;
@@ -608,7 +626,7 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     const float *top = w.hs[WM_DYNAMICS_LAYERS - 1] + step_h;
     wm_dconv3x3_forward(w.y, top, weight(d, CV_HEAD), bias(d, CV_HEAD), T * B, H, W, Ch, 2 * C, 1, w.scratch);
     const float *target = w.xn + (size_t)B * cells * C;
-    wm_gauss_head_forward(w.mean, w.logvar, w.y, w.xn, N, C, WM_DYNAMICS_LOGVAR_MIN);
+    wm_gauss_head_forward(w.mean, w.logvar, w.y, un, N, C, WM_DYNAMICS_LOGVAR_MIN);
     const size_t nv = N * (size_t)C;
     double sq = 0.0, sq_copy = 0.0;
     double nll = wm_gauss_nll_forward(w.mean, w.logvar, target, nv, &sq);

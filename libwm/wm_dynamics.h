@@ -107,6 +107,10 @@ wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W
 void wm_dynamics_state_free(wm_dynamics_state **s);
 void wm_dynamics_state_reset(wm_dynamics_state *s);   /* every lane back to zero (a new clip) */
 int wm_dynamics_state_lanes(const wm_dynamics_state *s);
+/* Sets every lane's state: hidden [LAYERS][lanes, H, W, hidden] (NULL:
+ * zeros, as wm_dynamics_train_pass lays it out) and the last input, prev
+ * [lanes, H, W, C] in latent units (NULL: the next step starts a clip). */
+void wm_dynamics_state_load(wm_dynamics_state *s, const float *hidden, const float *prev);
 /* The hidden state of layer l: [lanes, H, W, hidden] (for tests). */
 float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l);
 
@@ -125,15 +129,17 @@ typedef struct wm_dynamics_loss {
 } wm_dynamics_loss;
 
 /* One training pass over a window: seq[T+1, B, H, W, C] (time-major,
- * latent units); predicts seq[t+1] from seq[0..t] for t < T, starting
- * from state ([LAYERS][B, H, W, hidden], NULL: zeros) and the latent
- * before the window, prev [B, H, W, C] (NULL: the window starts a clip),
- * and leaving the state after T steps in state (truncated BPTT: the next
- * window continues from it, gradients do not).  The loss is the beta-NLL
- * averaged over all values; the backward pass OVERWRITES the gradient
- * buffer. */
-wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *prev, int T, int B, int H, int W,
-                                 float *state, float beta, wm_dynamics_loss *loss, wm_error *err);
+ * latent units); predicts seq[t+1] for t < T from the inputs fed at steps
+ * 0..t, which are seq[0..T-1] (inputs NULL: teacher forcing) or inputs
+ * [T, B, H, W, C] (for training on the model's own predictions, which
+ * are then constants), starting from state ([LAYERS][B, H, W, hidden],
+ * NULL: zeros) and the input fed before the window, prev [B, H, W, C]
+ * (NULL: the window starts a clip), and leaving the state after T steps
+ * in state (truncated BPTT: the next window continues from it, gradients
+ * do not).  The loss is the beta-NLL averaged over all values; the
+ * backward pass OVERWRITES the gradient buffer. */
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const float *prev, int T,
+                                 int B, int H, int W, float *state, float beta, wm_dynamics_loss *loss, wm_error *err);
 
 /* The predicted means and log variances of the last training pass,
  * [T, B, H, W, C] in normalised units, valid until the next pass (for

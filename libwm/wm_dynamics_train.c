@@ -399,9 +399,10 @@ static void run_signature(char *out, size_t cap, const wm_dynamics *d, const wm_
     const wm_dynamics_config *c = wm_dynamics_get_config(d);
     int n = snprintf(out, cap,
                      "steps=%ld;batch=%d;seq=%d;tbptt=%d;crop=%dx%d;lr=%.9g;warmup=%ld;floor=%.9g;clip=%.9g;"
-                     "beta=%.9g;seed=%" PRIu64 ";hidden=%d;dilation=%d;data=%016" PRIx64 ";weights=",
+                     "beta=%.9g;rollout=%.9g;seed=%" PRIu64 ";hidden=%d;dilation=%d;data=%016" PRIx64 ";weights=",
                      o->steps, o->batch, o->seq, o->tbptt, o->crop_w, o->crop_h, (double)o->lr, o->warmup,
-                     (double)o->lr_floor, (double)o->clip, (double)o->beta, o->seed, c->hidden, c->dilation, hash);
+                     (double)o->lr_floor, (double)o->clip, (double)o->beta, (double)o->rollout_p, o->seed, c->hidden,
+                     c->dilation, hash);
     for (int s = 0; s < wm_clipset_sources(cs) && n > 0 && (size_t)n < cap; s++)
         n += snprintf(out + n, cap - (size_t)n, "%s%.6g", s ? "," : "", o->weights ? o->weights[s] : 1.0);
 }
@@ -466,6 +467,44 @@ static wm_status load_checkpoint(wm_dynamics *d, wm_adam *adam, long *step, floa
     return s;
 }
 
+/* ---- training on the model's own predictions ----
+ * Scheduled sampling (Bengio et al. 2015), the predictions held constant:
+ * in a chunk, each lane with probability p (ramped up from 0 over the
+ * first 30% of the steps) is fed its own mean prediction from a random
+ * step k on, as in a rollout, instead of the clip's latents; the targets
+ * stay the clip's.  Without it, rollouts drift: the model never saw its
+ * own errors as input.  The fed inputs come from the inference path
+ * (wm_dynamics_step) from the same carried state. */
+
+static const float *rollout_inputs(wm_dynamics *d, const wm_dynamics_train_options *o, wm_dynamics_state *roll,
+                                   long step, const float *window, const float *prev, const float *hidden, int T, int B,
+                                   size_t frame, int *from, float *fed)
+{
+    if (!roll || T < 2) return NULL;
+    const double ramp = o->steps > 0 ? (double)step / (0.3 * (double)o->steps) : 1.0;
+    const double p = o->rollout_p * (ramp < 1.0 ? ramp : 1.0);
+    wm_rng rng;
+    wm_rng_seed(&rng, batch_seed(o->seed ^ 0x5ca1ab1eULL, step));
+    int any = 0;
+    for (int b = 0; b < B; b++) {
+        from[b] = T;
+        if (wm_rng_uniform(&rng) < p) from[b] = 1 + (int)wm_rng_below(&rng, (uint64_t)(T - 1));
+        any |= from[b] < T;
+    }
+    if (!any) return NULL;
+    const size_t lane = frame / (size_t)B;
+    float *mean = fed + (size_t)T * frame;
+    wm_dynamics_state_load(roll, hidden, prev);
+    for (int t = 0; t < T; t++) {
+        float *in = fed + (size_t)t * frame;
+        for (int b = 0; b < B; b++)
+            memcpy(in + b * lane, t < from[b] ? window + (size_t)t * frame + b * lane : mean + b * lane,
+                   lane * sizeof(float));
+        if (t + 1 < T) wm_dynamics_step(d, roll, B, in, mean, NULL);
+    }
+    return fed;
+}
+
 /* ---- the loop ---- */
 
 wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynamics_train_options *o, int resume,
@@ -490,14 +529,23 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
     if (st) return st;
     const int chunks = (S + L - 1) / L;
     const size_t frame = (size_t)B * ch * cw * cs->C;
-    const size_t n_state = (size_t)WM_DYNAMICS_LAYERS * B * ch * cw * cfg->hidden;
+    const size_t n_hidden = (size_t)WM_DYNAMICS_LAYERS * B * ch * cw * cfg->hidden;
+    /* carried from chunk to chunk: the hidden state and the input fed last */
+    const size_t n_state = n_hidden + frame;
     float *seq = malloc((size_t)(S + 1) * frame * sizeof(float)), *state = calloc(n_state, sizeof(float));
-    if (!seq || !state) {
+    float *fed = malloc(((size_t)L + 1) * frame * sizeof(float));   /* inputs fed in a chunk, + one mean */
+    int *from = malloc((size_t)B * sizeof(int));
+    wm_dynamics_state *roll = o->rollout_p > 0 ? wm_dynamics_state_new(d, B, ch, cw, err) : NULL;
+    if (!seq || !state || !fed || !from || (o->rollout_p > 0 && !roll)) {
         free(seq);
         free(state);
+        free(fed);
+        free(from);
+        wm_dynamics_state_free(&roll);
         wm_adam_free(&adam);
         return wm_error_set(err, WM_E_SYSTEM, "out of memory");
     }
+    float *fed_prev = state + n_hidden;
     if (!o->keep_norm) {
         float *mean = malloc((size_t)cs->C * 2 * sizeof(float));
         if (mean) {
@@ -529,10 +577,15 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
         }
         if (chunk == 0) memset(state, 0, n_state * sizeof(float));
         const int T = chunk * L + L <= S ? L : S - chunk * L;
+        const float *window = seq + (size_t)chunk * L * frame;
+        const float *inputs = rollout_inputs(d, o, roll, step, window, chunk ? fed_prev : NULL, state, T, B, frame,
+                                             from, fed);
         wm_dynamics_loss loss;
-        st = wm_dynamics_train_pass(d, seq + (size_t)chunk * L * frame, chunk ? seq + ((size_t)chunk * L - 1) * frame : NULL,
-                                    T, B, ch, cw, state, o->beta, &loss, err);
+        st = wm_dynamics_train_pass(d, window, inputs, chunk ? fed_prev : NULL, T, B, ch, cw, state, o->beta, &loss,
+                                    err);
         if (st) break;
+        memcpy(fed_prev, inputs ? inputs + (size_t)(T - 1) * frame : window + (size_t)(T - 1) * frame,
+               frame * sizeof(float));
         if (!isfinite(loss.nll)) {
             st = wm_error_set(err, WM_E_INPUT, "training diverged at step %ld (nll %g); try a lower --lr", step,
                               loss.nll);
@@ -542,6 +595,7 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
         if (norm > max_norm) max_norm = norm;
         float lr = wm_lr_schedule(step, o->steps, o->warmup, o->lr, o->lr_floor);
         wm_adam_update(&adam, p->data, p->grad, lr);
+        p = wm_dynamics_params(d);   /* the values changed: the rollouts' Winograd filters are stale */
         acc_nll += loss.nll * T;
         acc_mse += loss.mse * T;
         acc_copy += loss.mse_copy * T;
@@ -576,6 +630,9 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
     }
     free(seq);
     free(state);
+    free(fed);
+    free(from);
+    wm_dynamics_state_free(&roll);
     wm_adam_free(&adam);
     return st;
 }

@@ -12,7 +12,9 @@
  * a random crop of the grid), run in chunks of `tbptt` steps; the state
  * flows from chunk to chunk, the gradient does not, and every chunk is an
  * Adam step.  A new minibatch starts from a zero state, as wm-step starts
- * each clip.
+ * each clip.  With rollout_p > 0 some lanes of a chunk are fed the
+ * model's own predictions from a random step on (scheduled sampling), so
+ * rollouts learn to correct their own errors.
  *
  * Determinism: minibatch m is drawn from a generator seeded with
  * (seed, m) alone, and a checkpoint holds the parameters, Adam's moments,
@@ -72,6 +74,7 @@ typedef struct wm_dynamics_train_options {
     int tbptt;                 /* steps per truncated chunk (<= seq) */
     int crop_h, crop_w;        /* grid cells of each window */
     float lr, lr_floor, clip, beta;
+    float rollout_p;           /* share of lanes fed their own predictions in a chunk (scheduled sampling) */
     long warmup;
     uint64_t seed;
     const double *weights;     /* per-source sampling weights, NULL: equal */

@@ -26,9 +26,11 @@ resume=()
 # synthetic physics three times as often as the real footage (one long clip
 # per video, cut into random windows); beta-NLL with beta 1: the mean learns
 # as under a squared error, so the few cells where something moves are not
-# drowned by the calm background's small variances
+# drowned by the calm background's small variances; half the windows are fed
+# their own predictions from a random step on (scheduled sampling), so
+# rollouts learn from their own errors
 wm-train dynamics --model "$MODEL" --checkpoint "$D/dynamics.ckpt" \
-    --hidden 32 --dilation 2 --steps "$STEPS" --batch 16 --seq 31 --tbptt 16 --lr 2e-3 --beta 1 \
+    --hidden 32 --dilation 2 --steps "$STEPS" --batch 16 --seq 31 --tbptt 16 --lr 2e-3 --beta 1 --rollout-p 0.5 \
     --seed 1 --weights 3,1 --threads "$THREADS" --log-every 60 "${resume[@]}" \
     "$D/synth.wm" "$D/real64.wm" 2>&1 | tee "$D/dynamics-train.log"
 

@@ -100,12 +100,14 @@ def rel_err(ours, ref):
     return float(np.max(np.abs(np.asarray(ours) - ref)) / max(np.max(np.abs(ref)), 1e-30))
 
 
-def check(label, model_path, seq, state, beta, lr, tmp, prev=None):
+def check(label, model_path, seq, state, beta, lr, tmp, prev=None, inputs=None):
     tensors, meta = read_safetensors(model_path)
     inp, out = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
     given = {"seq": seq, "state": state}
     if prev is not None:
         given["prev"] = prev
+    if inputs is not None:
+        given["inputs"] = inputs
     write_safetensors(inp, given, {"beta": repr(beta), "lr": repr(lr)})
     subprocess.run([HELPER, "oracle", model_path, inp, out], check=True)
     ours, _ = read_safetensors(out)
@@ -115,11 +117,13 @@ def check(label, model_path, seq, state, beta, lr, tmp, prev=None):
     T = seq.shape[0] - 1
     z = [torch.tensor(seq[t].astype(np.float64)).permute(0, 3, 1, 2) for t in range(T + 1)]
     xn = [net.normalize(v) for v in z]
+    fed = xn if inputs is None else [net.normalize(torch.tensor(inputs[t].astype(np.float64)).permute(0, 3, 1, 2))
+                                     for t in range(T)]
     st = [torch.tensor(state[l].astype(np.float64)).permute(0, 3, 1, 2) for l in range(2)]
     means, logvars, weighted, plain = [], [], [], []
     before = None if prev is None else net.normalize(torch.tensor(prev.astype(np.float64)).permute(0, 3, 1, 2))
     for t in range(T):
-        m, lv, st = net.step(xn[t], st, xn[t - 1] if t else before)
+        m, lv, st = net.step(fed[t], st, fed[t - 1] if t else before)
         nll = 0.5 * (lv + (xn[t + 1] - m) ** 2 * torch.exp(-lv) + math.log(2 * math.pi))
         plain.append(nll)
         weighted.append(torch.exp(beta * lv).detach() * nll)
@@ -139,7 +143,7 @@ def check(label, model_path, seq, state, beta, lr, tmp, prev=None):
     cmp("log variances", ours["logvar"], np.stack([nhwc(v) for v in logvars]))
     cmp("nll", ours["nll"], torch.stack(plain).mean().item())
     cmp("state after the window", ours["state"], np.stack([nhwc(h) for h in st]))
-    # the inference path from a zero state, in latent units
+    # the inference path from a zero state on the clip itself, in latent units
     with torch.no_grad():
         s0 = [torch.zeros_like(st[0]), torch.zeros_like(st[1])]
         sm, sv = [], []
@@ -204,6 +208,9 @@ def main():
         seq = rng.normal(0, 0.3, (4, 1, 7, 8, 4)).astype(np.float32)
         state = np.zeros((2, 1, 7, 8, 8), np.float32)
         failed += check("random C=4 hidden=8 dilation 3, a clip's start, plain NLL", model, seq, state, 0.0, 1e-3, tmp)
+        fed = rng.normal(0, 0.3, (3, 1, 7, 8, 4)).astype(np.float32)
+        failed += check("the same fed other inputs than its targets (training on its own predictions)", model, seq,
+                        state, 1.0, 1e-3, tmp, None, fed)
 
         shipped = os.path.join(ROOT, "models", "wm-default.safetensors")
         _, meta = read_safetensors(shipped) if os.path.exists(shipped) else ({}, {})
