@@ -135,20 +135,20 @@ void wm_dconv3x3_backward(float *dinp, float *dweight, float *dbias, const float
 #define W16_CHUNK 32   /* tiles transformed per round */
 
 #define W16_BT(o, d) do {                                                                                     \
-        o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];                                                             \
-        o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];                                                          \
-        o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];                                                           \
-        o[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];                                                           \
-        o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];                                                           \
-        o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];                                                             \
+        (o)[0] = 4.0f * (d)[0] - 5.0f * (d)[2] + (d)[4];                                                             \
+        (o)[1] = -4.0f * ((d)[1] + (d)[2]) + (d)[3] + (d)[4];                                                          \
+        (o)[2] = 4.0f * ((d)[1] - (d)[2]) - (d)[3] + (d)[4];                                                           \
+        (o)[3] = 2.0f * ((d)[3] - (d)[1]) - (d)[2] + (d)[4];                                                           \
+        (o)[4] = 2.0f * ((d)[1] - (d)[3]) - (d)[2] + (d)[4];                                                           \
+        (o)[5] = 4.0f * (d)[1] - 5.0f * (d)[3] + (d)[5];                                                             \
     } while (0)
 
 #define W16_AT(o, m) do {                                                                                     \
-        v16f a_ = m[1] + m[2], b_ = m[1] - m[2], c_ = m[3] + m[4], d_ = m[3] - m[4];                          \
-        o[0] = m[0] + a_ + c_;                                                                                \
-        o[1] = b_ + 2.0f * d_;                                                                                \
-        o[2] = a_ + 4.0f * c_;                                                                                \
-        o[3] = b_ + 8.0f * d_ + m[5];                                                                         \
+        v16f a_ = (m)[1] + (m)[2], b_ = (m)[1] - (m)[2], c_ = (m)[3] + (m)[4], d_ = (m)[3] - (m)[4];                          \
+        (o)[0] = (m)[0] + a_ + c_;                                                                                \
+        (o)[1] = b_ + 2.0f * d_;                                                                                \
+        (o)[2] = a_ + 4.0f * c_;                                                                                \
+        (o)[3] = b_ + 8.0f * d_ + (m)[5];                                                                         \
     } while (0)
 
 /* 16 or 8 floats (the rest zero) and back, in fixed sizes the compiler turns into one move */
@@ -188,31 +188,31 @@ static size_t wino16_scratch_floats(int Cin, int Cout)
         int t = 0;                                                                                            \
         for (; t + 2 <= nt; t += 2) {                                                                         \
             __m512 acc[NB], acc2[NB];                                                                         \
-            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) acc[j] = acc2[j] = _mm512_setzero_ps();      \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) acc[j] = acc2[j] = _mm512_setzero_ps();      \
             const float *v = V + (size_t)t * v_stride, *v2 = v + v_stride, *u = Ut + o;                       \
             for (int k = 0; k < Cin; k++, u += Cout) {                                                        \
                 __m512 a = _mm512_set1_ps(v[k]), a2 = _mm512_set1_ps(v2[k]);                                  \
-                _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) {                                        \
+                _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) {                                        \
                     __m512 w = _mm512_loadu_ps(u + 16 * j);                                                   \
                     acc[j] = _mm512_fmadd_ps(a, w, acc[j]);                                                   \
                     acc2[j] = _mm512_fmadd_ps(a2, w, acc2[j]);                                                \
                 }                                                                                             \
             }                                                                                                 \
-            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) {                                            \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) {                                            \
                 _mm512_storeu_ps(M + (size_t)t * m_stride + o + 16 * j, acc[j]);                              \
                 _mm512_storeu_ps(M + (size_t)(t + 1) * m_stride + o + 16 * j, acc2[j]);                       \
             }                                                                                                 \
         }                                                                                                     \
         for (; t < nt; t++) {                                                                                 \
             __m512 acc[NB];                                                                                   \
-            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++) acc[j] = _mm512_setzero_ps();                \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) acc[j] = _mm512_setzero_ps();                \
             const float *v = V + (size_t)t * v_stride, *u = Ut + o;                                           \
             for (int k = 0; k < Cin; k++, u += Cout) {                                                        \
                 __m512 a = _mm512_set1_ps(v[k]);                                                              \
-                _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++)                                          \
+                _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++)                                          \
                     acc[j] = _mm512_fmadd_ps(a, _mm512_loadu_ps(u + 16 * j), acc[j]);                         \
             }                                                                                                 \
-            _Pragma("GCC unroll 8") for (int j = 0; j < NB; j++)                                              \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++)                                              \
                 _mm512_storeu_ps(M + (size_t)t * m_stride + o + 16 * j, acc[j]);                              \
         }                                                                                                     \
     }

@@ -177,7 +177,7 @@ wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, w
                      path, arch, WM_DYNAMICS_ARCH);
         return NULL;
     }
-    wm_dynamics_config cfg;
+    wm_dynamics_config cfg = { 0, 0, 0 };
     if (meta_number(st, path, WM_DYNAMICS_PREFIX "latent_channels", 1, 64, &cfg.latent_channels, err) ||
         meta_number(st, path, WM_DYNAMICS_PREFIX "hidden", 4, 256, &cfg.hidden, err) ||
         meta_number(st, path, WM_DYNAMICS_PREFIX "dilation", 1, 4, &cfg.dilation, err))
@@ -302,8 +302,8 @@ wm_status wm_dynamics_add_to(const wm_dynamics *d, const float *buf, const char 
         "logvar_min", num[3],
         "cell", "ConvGRU (nn.GRU gate form: n = tanh(Wx x + r * (Wh h + bh))), gate blocks r|z|n, 3x3 convs",
         "layout", "NHWC; conv weight [out, kh, kw, in]; gru1 and its recurrence dilated",
-        "output", "head [2C]: mean = z_t + y[:C], logvar = logvar_min + softplus(y[C:] - logvar_min), "
-                  "normalised units (z - norm.mean) / norm.std",
+        "input", "gru0.x reads [z_t, z_t - z_{t-1}] normalised (the change is 0 at a clip's first latent)",
+        "output", "head [2C]: mean = input + y[:C], logvar = logvar_min + softplus(y[C:] - logvar_min), in units (z - norm.mean) / norm.std",
     };
     for (size_t i = 0; s == WM_OK && i < sizeof meta / sizeof meta[0]; i += 2) {
         snprintf(full, sizeof full, "%s%s%s", prefix ? prefix : "", WM_DYNAMICS_PREFIX, meta[i]);
@@ -557,6 +557,7 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
                                 need * sizeof(float) >> 20);
     }
     float *p = d->work;
+    if (!p) return wm_error_set(err, WM_E_SYSTEM, "no workspace");
 #define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
     TAKE(w->xn, F * C);
     TAKE(w->un, N * C);
@@ -592,6 +593,8 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     if (st) return st;
     train_ws w = { 0 };
     if ((st = train_layout(d, T, B, H, W, &w, err))) return st;
+    if (!w.xn || !w.xin || !w.un || !w.prevn || !w.dmean || !w.dlogvar)   /* (for the static analyzer) */
+        return wm_error_set(err, WM_E_SYSTEM, "no workspace");
     const int C = d->cfg.latent_channels, Ch = d->cfg.hidden;
     const size_t cells = (size_t)H * W, step_h = (size_t)B * cells * Ch, step_g = 3 * step_h;
     const size_t N = (size_t)T * B * cells;

@@ -88,7 +88,10 @@ wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, int n
     memcpy(copy, latents, count * sizeof(float));
     if (slot < src->n) free(src->clips[slot].lat);
     else src->n++;
-    src->clips[slot] = (cs_clip){ copy, n, h, w };
+    src->clips[slot].lat = copy;
+    src->clips[slot].n = n;
+    src->clips[slot].h = h;
+    src->clips[slot].w = w;
     return WM_OK;
 }
 
@@ -156,6 +159,7 @@ uint64_t wm_clipset_hash(const wm_clipset *cs)
             const cs_clip *c = &cs->src[s].clips[i];
             uint32_t dims[4] = { (uint32_t)s, (uint32_t)c->n, (uint32_t)c->h, (uint32_t)c->w };
             const uint8_t *p = (const uint8_t *)dims;
+            /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): it loses track of the clips */
             for (size_t k = 0; k < sizeof dims; k++) h = (h ^ p[k]) * 0x100000001b3ULL;
             p = (const uint8_t *)c->lat;
             size_t bytes = (size_t)c->n * c->h * c->w * cs->C * sizeof(float);
@@ -215,16 +219,13 @@ static wm_status encode_pending(clip_reader *r, wm_error *err)
 {
     if (!r->pending) return WM_OK;
     const int P = WM_TOKENIZER_PATCH, h = r->fh / P, w = r->fw / P;
-    float *first = NULL;
     wm_status st = WM_OK;
     for (int i = 0; st == WM_OK && i < r->pending; i++) {
-        float *slot;
+        float *slot = NULL;
         st = append_slot(r, h, w, &slot, err);
-        if (i == 0) first = slot;
     }
-    if (st == WM_OK) {
-        /* append_slot may move the buffer: locate the first slot again */
-        first = r->lat + (size_t)(r->n - r->pending) * h * w * r->cs->C;
+    if (st == WM_OK) {   /* the slots may have moved while growing: encode into their final place */
+        float *first = r->lat + (size_t)(r->n - r->pending) * h * w * r->cs->C;
         st = wm_tokenizer_encode(r->tk, first, r->frames, r->pending, r->fh, r->fw, err);
     }
     r->pending = 0;
@@ -267,7 +268,7 @@ static wm_status on_latent(clip_reader *r, const wm_msg *m, wm_error *err)
     wm_status st = wm_latent_get(m, r->cs->C, &v, err);
     if (st || v.imagined) return st;   /* a rollout's dreams are not data */
     if ((st = ensure_clip(r, v.clip, v.clip_len, err)) || (st = encode_pending(r, err))) return st;
-    float *slot;
+    float *slot = NULL;
     if ((st = append_slot(r, v.h, v.w, &slot, err))) return st;
     if (wm_latent_to_f32(&v, slot))
         return wm_error_set(err, WM_E_INPUT, "clip %s latent %lld has NaN or Inf values", r->id, (long long)v.index);
@@ -323,7 +324,7 @@ wm_status wm_clipset_read(wm_clipset *cs, const char *spec, int source, size_t m
     if (st == WM_EOF) st = finish_clip(&r, err);
     if (st == WM_OK && r.added == 0)
         st = wm_error_set(err, WM_E_INPUT, "%s: no clip with two or more latents or frames", wm_reader_name(rd));
-    if (st != WM_OK && st != WM_E_INTERRUPTED && strncmp(err->msg, wm_reader_name(rd), strlen(wm_reader_name(rd))))
+    if (st != WM_OK && st != WM_E_INTERRUPTED && strncmp(err->msg, wm_reader_name(rd), strlen(wm_reader_name(rd))) != 0)
         wm_error_prefix(err, "%s", wm_reader_name(rd));
     free(r.lat);
     free(r.frames);
@@ -376,8 +377,9 @@ static void sample_batch(const wm_clipset *cs, const wm_dynamics_train_options *
         do   /* unusable clips (too short, too small) are drawn again */
             c = &src->clips[wm_rng_below(&rng, src->n)];
         while (!clip_usable(c, L, ch, cw));
-        int t0 = (int)wm_rng_below(&rng, (uint64_t)(c->n - L + 1));
-        int y0 = (int)wm_rng_below(&rng, (uint64_t)(c->h - ch + 1)), x0 = (int)wm_rng_below(&rng, (uint64_t)(c->w - cw + 1));
+        int t0 = (int)wm_rng_below(&rng, (uint64_t)c->n - (uint64_t)L + 1);
+        int y0 = (int)wm_rng_below(&rng, (uint64_t)c->h - (uint64_t)ch + 1);
+        int x0 = (int)wm_rng_below(&rng, (uint64_t)c->w - (uint64_t)cw + 1);
         for (int t = 0; t < L; t++)
             for (int y = 0; y < ch; y++) {
                 const float *from = c->lat + ((((size_t)(t0 + t) * c->h + y0 + y) * c->w) + x0) * C;
@@ -448,7 +450,7 @@ static wm_status load_checkpoint(wm_dynamics *d, wm_adam *adam, long *step, floa
                          (int)strcspn(a, ";"), a, (int)strcspn(b, ";"), b);
     } else if (!(saved = wm_dynamics_from_file(st, path, err))) {
         s = err->code;
-    } else if (memcmp(wm_dynamics_get_config(saved), wm_dynamics_get_config(d), sizeof(wm_dynamics_config))) {
+    } else if (memcmp(wm_dynamics_get_config(saved), wm_dynamics_get_config(d), sizeof(wm_dynamics_config)) != 0) {
         s = wm_error_set(err, WM_E_USAGE, "--resume: %s holds a dynamics model of another architecture", path);
     } else {
         wm_params *p = wm_dynamics_params(d);

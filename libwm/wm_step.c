@@ -56,7 +56,12 @@ wm_status wm_step_backend_cpu(wm_dynamics *d, wm_step_backend *out, wm_error *er
     cpu_backend *c = calloc(1, sizeof *c);
     if (!c) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
     c->d = d;
-    *out = (wm_step_backend){ c, "cpu", wm_dynamics_get_config(d)->latent_channels, cpu_reset, cpu_run, cpu_destroy };
+    out->ctx = c;
+    out->name = "cpu";
+    out->C = wm_dynamics_get_config(d)->latent_channels;
+    out->reset = cpu_reset;
+    out->run = cpu_run;
+    out->destroy = cpu_destroy;
     return WM_OK;
 }
 
