@@ -62,15 +62,15 @@ static int should_stop(void *ctx)
     return wm_signal_pending();
 }
 
-/* "1,0.5,2" -> n weights */
-static wm_status parse_weights(const char *text, double **out, int *n, wm_error *err)
+/* "1,0.5,2" -> one weight per input stream (n_streams of them), or NULL */
+static wm_status parse_weights(const char *text, int n_streams, double **out, wm_error *err)
 {
     *out = NULL;
-    *n = 0;
     if (!text) return WM_OK;
     double *w = calloc(strlen(text) + 1, sizeof *w);
     if (!w) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
     const char *p = text;
+    int n = 0;
     for (;;) {
         char *end;
         double v = strtod(p, &end);
@@ -78,13 +78,17 @@ static wm_status parse_weights(const char *text, double **out, int *n, wm_error 
             free(w);
             return wm_error_set(err, WM_E_USAGE, "--weights: '%s' is not a list of non-negative numbers", text);
         }
-        w[(*n)++] = v;
+        w[n++] = v;
         if (*end == '\0') break;
         if (*end != ',') {
             free(w);
             return wm_error_set(err, WM_E_USAGE, "--weights: '%s' is not a comma-separated list", text);
         }
         p = end + 1;
+    }
+    if (n != n_streams) {
+        free(w);
+        return wm_error_set(err, WM_E_USAGE, "--weights has %d values for %d streams", n, n_streams);
     }
     *out = w;
     return WM_OK;
@@ -138,14 +142,8 @@ static int cmd_tokenizer(int argc, char **argv)
         checkpoint = ckpt_default;
     }
     double *weights = NULL;
-    int n_weights = 0;
-    if ((st = parse_weights(weights_text, &weights, &n_weights, &err))) return wm_cli_exit(tool, st, &err);
     int n_inputs = argc - first;
-    if (weights && n_weights != (n_inputs ? n_inputs : 1)) {
-        free(weights);
-        return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--weights has %d values for %d streams", n_weights,
-                                              n_inputs ? n_inputs : 1), &err);
-    }
+    if ((st = parse_weights(weights_text, n_inputs ? n_inputs : 1, &weights, &err))) return wm_cli_exit(tool, st, &err);
 
     wm_tokenizer *tk = init ? wm_tokenizer_load(init, &err) : wm_tokenizer_new(&cfg, (uint64_t)seed, &err);
     wm_frameset *fs = tk ? wm_frameset_new((size_t)max_frames, (uint64_t)seed, &err) : NULL;
@@ -291,14 +289,8 @@ static int cmd_dynamics(int argc, char **argv)
         checkpoint = ckpt_default;
     }
     double *weights = NULL;
-    int n_weights = 0;
-    if ((st = parse_weights(weights_text, &weights, &n_weights, &err))) return wm_cli_exit(tool, st, &err);
     int n_inputs = argc - first;
-    if (weights && n_weights != (n_inputs ? n_inputs : 1)) {
-        free(weights);
-        return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--weights has %d values for %d streams", n_weights,
-                                              n_inputs ? n_inputs : 1), &err);
-    }
+    if ((st = parse_weights(weights_text, n_inputs ? n_inputs : 1, &weights, &err))) return wm_cli_exit(tool, st, &err);
     /* the tokenizer fixes C, encodes frame streams, and stays in the file */
     wm_tokenizer *tk = wm_tokenizer_load(model, &err);
     if (!tk) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "wm_convgru.h"
+#include "wm_model.h"
 #include "wm_nn.h"
 
 /* parameter entries, in file order */
@@ -316,23 +317,8 @@ wm_status wm_dynamics_save(const wm_dynamics *d, const char *path, const char *c
                            wm_error *err)
 {
     wm_safetensors *old = NULL;
-    if (access(path, F_OK) == 0) {
-        old = wm_safetensors_open(path, err);
-        if (!old) return wm_error_prefix(err, "will not replace an unreadable model file");
-    }
     wm_safetensors_builder *b = wm_safetensors_builder_new(err);
-    wm_status st = b ? WM_OK : err->code;
-    const size_t np = strlen(WM_DYNAMICS_PREFIX);
-    for (size_t i = 0; old && st == WM_OK && i < wm_safetensors_count(old); i++) {
-        const wm_safetensors_tensor *t = wm_safetensors_at(old, i);
-        if (strncmp(t->name, WM_DYNAMICS_PREFIX, np) != 0)
-            st = wm_safetensors_builder_add(b, NULL, t->name, t->dtype, t->rank, t->shape, t->data, err);
-    }
-    for (size_t i = 0; old && st == WM_OK && i < wm_safetensors_meta_count(old); i++) {
-        const char *k, *v;
-        wm_safetensors_meta_at(old, i, &k, &v);
-        if (strncmp(k, WM_DYNAMICS_PREFIX, np) != 0) st = wm_safetensors_builder_meta(b, k, v, err);
-    }
+    wm_status st = b ? wm_model_keep_others(b, path, WM_DYNAMICS_PREFIX, &old, NULL, err) : err->code;
     if (!st) st = wm_dynamics_add_to(d, NULL, NULL, b, err);
     uint64_t fp = old ? tokenizer_fingerprint(old) : 0;
     if (!st && fp) {

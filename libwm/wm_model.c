@@ -40,3 +40,27 @@ wm_status wm_model_resolve(const char *option, char *out, size_t cap, wm_error *
     }
     return wm_error_set(err, WM_E_USAGE, "no model: give --model PATH or set WM_MODEL");
 }
+
+wm_status wm_model_keep_others(wm_safetensors_builder *b, const char *path, const char *prefix, wm_safetensors **old,
+                               size_t *kept, wm_error *err)
+{
+    *old = NULL;
+    if (kept) *kept = 0;
+    if (access(path, F_OK) != 0) return WM_OK;
+    *old = wm_safetensors_open(path, err);
+    if (!*old) return wm_error_prefix(err, "will not replace an unreadable model file");
+    const size_t np = strlen(prefix);
+    wm_status st = WM_OK;
+    for (size_t i = 0; st == WM_OK && i < wm_safetensors_count(*old); i++) {
+        const wm_safetensors_tensor *t = wm_safetensors_at(*old, i);
+        if (strncmp(t->name, prefix, np) == 0) continue;
+        st = wm_safetensors_builder_add(b, NULL, t->name, t->dtype, t->rank, t->shape, t->data, err);
+        if (kept) (*kept)++;
+    }
+    for (size_t i = 0; st == WM_OK && i < wm_safetensors_meta_count(*old); i++) {
+        const char *k, *v;
+        wm_safetensors_meta_at(*old, i, &k, &v);
+        if (strncmp(k, prefix, np) != 0) st = wm_safetensors_builder_meta(b, k, v, err);
+    }
+    return st;
+}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "wm_error.h"
+#include "wm_safetensors.h"
 
 #define WM_MODEL_DEFAULT_NAME "wm-default.safetensors"
 
@@ -18,5 +19,15 @@
  * NULL, else the search above.  WM_E_USAGE when nothing is found, with a
  * message saying where it looked. */
 wm_status wm_model_resolve(const char *option, char *out, size_t cap, wm_error *err);
+
+/* Writing one part of the model file keeps the others: adds to b every
+ * tensor and metadata key of the file at path (when there is one) whose
+ * name does not start with prefix ("tokenizer.", "dynamics.").  The data
+ * are borrowed from the file, which *old receives: close it with
+ * wm_safetensors_close after the write.  *kept (may be NULL) counts the
+ * tensors kept.  A file there that cannot be read is not replaced:
+ * WM_E_INPUT. */
+wm_status wm_model_keep_others(wm_safetensors_builder *b, const char *path, const char *prefix, wm_safetensors **old,
+                               size_t *kept, wm_error *err);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "wm_cli.h"
 #include "wm_io.h"
+#include "wm_model.h"
 #include "wm_signal.h"
 #include "wm_nn.h"
 #include "wm_safetensors.h"
@@ -376,24 +377,8 @@ wm_status wm_train_save_tokenizer(const wm_tokenizer *tk, const char *path, cons
 {
     wm_safetensors *old = NULL;
     *kept = 0;
-    if (access(path, F_OK) == 0) {
-        old = wm_safetensors_open(path, err);
-        if (!old) return wm_error_prefix(err, "will not replace an unreadable model file");
-    }
     wm_safetensors_builder *b = wm_safetensors_builder_new(err);
-    wm_status st = b ? WM_OK : err->code;
-    const size_t np = strlen(WM_TOKENIZER_PREFIX);
-    for (size_t i = 0; old && st == WM_OK && i < wm_safetensors_count(old); i++) {
-        const wm_safetensors_tensor *t = wm_safetensors_at(old, i);
-        if (strncmp(t->name, WM_TOKENIZER_PREFIX, np) == 0) continue;
-        st = wm_safetensors_builder_add(b, NULL, t->name, t->dtype, t->rank, t->shape, t->data, err);
-        (*kept)++;
-    }
-    for (size_t i = 0; old && st == WM_OK && i < wm_safetensors_meta_count(old); i++) {
-        const char *k, *v;
-        wm_safetensors_meta_at(old, i, &k, &v);
-        if (strncmp(k, WM_TOKENIZER_PREFIX, np) != 0) st = wm_safetensors_builder_meta(b, k, v, err);
-    }
+    wm_status st = b ? wm_model_keep_others(b, path, WM_TOKENIZER_PREFIX, &old, kept, err) : err->code;
     if (!st) st = wm_tokenizer_add_to(tk, NULL, NULL, b, err);
     for (size_t i = 0; st == WM_OK && i < n_meta; i++) {
         char key[128];

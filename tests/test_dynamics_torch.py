@@ -30,7 +30,7 @@ except ImportError as e:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_tokenizer_torch import read_safetensors, write_safetensors  # noqa: E402  the format by hand
+from test_tokenizer_torch import read_safetensors, rel_err, write_safetensors  # noqa: E402  the format by hand
 
 ROOT = os.environ.get("WM_ROOT", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELPER = os.path.join(ROOT, "build", "tests", "unit_dynamics")
@@ -93,11 +93,6 @@ class Dynamics(torch.nn.Module):
 
 def nhwc(t):
     return t.detach().permute(0, 2, 3, 1).numpy()
-
-
-def rel_err(ours, ref):
-    ref = np.asarray(ref, dtype=np.float64)
-    return float(np.max(np.abs(np.asarray(ours) - ref)) / max(np.max(np.abs(ref)), 1e-30))
 
 
 def check(label, model_path, seq, state, beta, lr, tmp, prev=None, inputs=None):
