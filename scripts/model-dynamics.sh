@@ -47,5 +47,6 @@ for f in "$D"/heldout/*.wm; do
     sets+=("$n=$L/$n.wm")
 done
 wm-synth -q --pairs 10 --seed 4242 | enc > "$L/pairs.wm"
+wm-synth -q --clips 200 --seed 997 | enc > "$L/occlusion.wm"
 /usr/bin/python3 "$ROOT/bench/dynamics_quality.py" --model "$MODEL" --threads "$THREADS" --pairs "$L/pairs.wm" \
-    "${sets[@]}" | tee "$D/dynamics-quality.md"
+    --occlusion "$L/occlusion.wm" "${sets[@]}" | tee "$D/dynamics-quality.md"
