@@ -2,8 +2,6 @@
 #include <stdio.h>
 
 #include "wm_cli.h"
-#include "wm_loop.h"
-#include "wm_model.h"
 #include "wm_nn.h"
 #include "wm_tokenizer_stage.h"
 
@@ -28,27 +26,17 @@ int main(int argc, char **argv)
         { "batch", 'b', WM_OPT_INT, &batch, "N", "decode up to N latents at once (default 1: streaming)", NULL, 1, 4096 },
         { "threads", 't', WM_OPT_INT, &threads, "N", "BLAS threads (default 1)", NULL, 1, 256 },
         { 0 } };
+    const char *const *inputs;
+    int ninputs;
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
+    if (st == WM_OK) st = wm_cli_inputs(&common, argc - first, argv + first, &inputs, &ninputs, &err);
     if (st != WM_OK) return wm_cli_exit(&tool, st, &err);
     wm_nn_set_threads(threads);
-    char path[4096];
-    if ((st = wm_model_resolve(model_opt, path, sizeof path, &err))) return wm_cli_exit(&tool, st, &err);
-    wm_tokenizer *tk = wm_tokenizer_load(path, &err);
-    if (!tk) return wm_cli_exit(&tool, err.code == WM_E_INPUT ? WM_E_USAGE : err.code, &err);
-    wm_tokenizer_stage *stage = wm_tokenizer_stage_new(tk, WM_TOKENIZER_DECODE, keep, batch, &err);
-    wm_writer *out = stage ? wm_writer_open(common.out, &err) : NULL;
-    if (!out) st = err.code;
-    else {
-        wm_stage s = wm_tokenizer_stage_get(stage);
-        st = wm_loop_run((const char *const *)argv + first, argc - first, common.max_message, out, &s, &err);
-        if (st == WM_OK) st = wm_writer_close(out, &err);
-        if (common.verbose && !common.quiet)
-            fprintf(stderr, "wm-decode-frame: %llu latents, %.1f latents/s in the network (%s)\n",
-                    (unsigned long long)wm_tokenizer_stage_items(stage),
-                    wm_tokenizer_stage_items(stage) / (wm_tokenizer_stage_seconds(stage) + 1e-9), path);
-    }
-    wm_writer_free(&out);
-    wm_tokenizer_stage_free(&stage);
-    wm_tokenizer_free(&tk);
+    wm_tokenizer_report rep;
+    st = wm_tokenizer_stage_run(model_opt, WM_TOKENIZER_DECODE, keep, batch, inputs, ninputs, common.out,
+                                common.max_message, &rep, &err);
+    if (common.verbose && !common.quiet && rep.items)
+        fprintf(stderr, "wm-decode-frame: %llu latents, %.1f latents/s in the network (%s)\n", (unsigned long long)rep.items,
+                rep.items / (rep.seconds + 1e-9), rep.model);
     return wm_cli_exit(&tool, st, &err);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "wm_cli.h"
+#include "wm_model.h"
 #include "wm_proto.h"
 
 struct wm_tokenizer_stage {
@@ -334,5 +335,34 @@ static wm_status stage_finish(void *ctx, wm_writer *out, wm_error *err)
 wm_stage wm_tokenizer_stage_get(wm_tokenizer_stage *s)
 {
     wm_stage st = { s, stage_msg, stage_finish };
+    return st;
+}
+
+wm_status wm_tokenizer_stage_run(const char *model_opt, wm_tokenizer_direction dir, int keep, int batch,
+                                 const char *const *inputs, int n, const char *out_spec,
+                                 size_t max_message, wm_tokenizer_report *report, wm_error *err)
+{
+    memset(report, 0, sizeof *report);
+    wm_status st = wm_model_resolve(model_opt, report->model, sizeof report->model, err);
+    if (st != WM_OK) return st;
+    wm_tokenizer *tk = wm_tokenizer_load(report->model, err);
+    if (!tk) {   /* a model file named on the command line that will not load is a usage error */
+        if (err->code == WM_E_INPUT) err->code = WM_E_USAGE;
+        return err->code;
+    }
+    wm_tokenizer_stage *stage = wm_tokenizer_stage_new(tk, dir, keep, batch, err);
+    wm_writer *out = stage ? wm_writer_open(out_spec, err) : NULL;
+    if (!out) {
+        st = err->code;
+    } else {
+        wm_stage s = wm_tokenizer_stage_get(stage);
+        st = wm_loop_run(inputs, n, max_message, out, &s, err);
+        if (st == WM_OK) st = wm_writer_close(out, err);
+        report->items = wm_tokenizer_stage_items(stage);
+        report->seconds = wm_tokenizer_stage_seconds(stage);
+    }
+    wm_writer_free(&out);
+    wm_tokenizer_stage_free(&stage);
+    wm_tokenizer_free(&tk);
     return st;
 }

@@ -38,4 +38,19 @@ wm_stage wm_tokenizer_stage_get(wm_tokenizer_stage *s);
 uint64_t wm_tokenizer_stage_items(const wm_tokenizer_stage *s);
 double wm_tokenizer_stage_seconds(const wm_tokenizer_stage *s);
 
+/* What a run did, for a filter's -v line. */
+typedef struct wm_tokenizer_report {
+    char model[4096];       /* the model file used */
+    uint64_t items;         /* frames encoded or latents decoded */
+    double seconds;         /* time spent in the network */
+} wm_tokenizer_report;
+
+/* The body of wm-encode-latent and wm-decode-frame once their options are
+ * parsed: resolves and loads the model (model_opt, else $WM_MODEL, else the
+ * shipped one), runs the stage over inputs[0..n) (n == 0: stdin) into
+ * out_spec and closes it.  A model that cannot be loaded is a usage error. */
+wm_status wm_tokenizer_stage_run(const char *model_opt, wm_tokenizer_direction dir, int keep, int batch,
+                                 const char *const *inputs, int n, const char *out_spec,
+                                 size_t max_message, wm_tokenizer_report *report, wm_error *err);
+
 #endif
