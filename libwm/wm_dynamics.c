@@ -570,8 +570,9 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     return WM_OK;
 }
 
-wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const float *prev, int T, int B,
-                                 int H, int W, float *state, float beta, wm_dynamics_loss *loss, wm_error *err)
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const int *fed_from,
+                                 const float *prev, int T, int B, int H, int W, float *state, float beta,
+                                 wm_dynamics_loss *loss, wm_error *err)
 {
     if (T < 1 || B < 1 || H < 1 || W < 1)
         return wm_error_set(err, WM_E_USAGE, "bad training window: %d steps of %d lanes of %dx%d", T, B, W, H);
@@ -640,6 +641,12 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     memset(w.dlogvar, 0, nv * sizeof(float));
     memset(w.dy, 0, N * 2 * C * sizeof(float));
     wm_gauss_nll_backward(w.dmean, w.dlogvar, w.mean, w.logvar, target, nv, 1.0f / (float)nv, beta);
+    /* the variance is learned where the model was fed the clip (teacher
+     * mode, what scoring uses), not where it was fed its own predictions */
+    for (int t = 0; fed_from && t < T; t++)
+        for (int b = 0; b < B; b++)
+            if (t >= fed_from[b])
+                memset(w.dlogvar + ((size_t)t * B + b) * cells * C, 0, cells * C * sizeof(float));
     wm_gauss_head_backward(w.dy, NULL, w.dmean, w.dlogvar, w.y, N, C, WM_DYNAMICS_LOGVAR_MIN);
     float *dtop = w.dh_ext[WM_DYNAMICS_LAYERS - 1];
     memset(dtop, 0, N * Ch * sizeof(float));

@@ -132,14 +132,18 @@ typedef struct wm_dynamics_loss {
  * latent units); predicts seq[t+1] for t < T from the inputs fed at steps
  * 0..t, which are seq[0..T-1] (inputs NULL: teacher forcing) or inputs
  * [T, B, H, W, C] (for training on the model's own predictions, which
- * are then constants), starting from state ([LAYERS][B, H, W, hidden],
+ * are then constants; fed_from[b], when not NULL, is the step from which
+ * lane b was fed its own predictions: there the mean learns but the
+ * variance does not, so it stays calibrated for teacher mode), starting
+ * from state ([LAYERS][B, H, W, hidden],
  * NULL: zeros) and the input fed before the window, prev [B, H, W, C]
  * (NULL: the window starts a clip), and leaving the state after T steps
  * in state (truncated BPTT: the next window continues from it, gradients
  * do not).  The loss is the beta-NLL averaged over all values; the
  * backward pass OVERWRITES the gradient buffer. */
-wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const float *prev, int T,
-                                 int B, int H, int W, float *state, float beta, wm_dynamics_loss *loss, wm_error *err);
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const int *fed_from,
+                                 const float *prev, int T, int B, int H, int W, float *state, float beta,
+                                 wm_dynamics_loss *loss, wm_error *err);
 
 /* The predicted means and log variances of the last training pass,
  * [T, B, H, W, C] in normalised units, valid until the next pass (for

@@ -583,8 +583,8 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
         const float *inputs = rollout_inputs(d, o, roll, step, window, chunk ? fed_prev : NULL, state, T, B, frame,
                                              from, fed);
         wm_dynamics_loss loss;
-        st = wm_dynamics_train_pass(d, window, inputs, chunk ? fed_prev : NULL, T, B, ch, cw, state, o->beta, &loss,
-                                    err);
+        st = wm_dynamics_train_pass(d, window, inputs, inputs ? from : NULL, chunk ? fed_prev : NULL, T, B, ch, cw,
+                                    state, o->beta, &loss, err);
         if (st) break;
         memcpy(fed_prev, inputs ? inputs + (size_t)(T - 1) * frame : window + (size_t)(T - 1) * frame,
                frame * sizeof(float));

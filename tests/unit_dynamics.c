@@ -9,8 +9,9 @@
  *   unit_dynamics oracle MODEL INPUT OUT
  * loads the dynamics model in MODEL and from INPUT the tensors "seq"
  * [T+1, B, H, W, C], "state" [2, B, H, W, hidden] and optionally "prev"
- * [B, H, W, C] (the input before the window) and "inputs" [T, B, H, W, C]
- * (what the window is fed; metadata "beta", "lr"), and writes to OUT: "mean", "logvar" [T, B, H, W, C] (normalised
+ * [B, H, W, C] (the input before the window), "inputs" [T, B, H, W, C]
+ * (what the window is fed) and "fed_from" (I32 [B]: from which step a lane
+ * was fed its own predictions; metadata "beta", "lr"), and writes to OUT: "mean", "logvar" [T, B, H, W, C] (normalised
  * units), "nll", "state" (after the window), "grad.<param>" (one training
  * pass), "updated.<param>" (after one Adam step), and "step.mean",
  * "step.var" [T, B, H, W, C] from the inference path (latent units,
@@ -298,7 +299,7 @@ static void test_train_pass_gradient(int dilation, int with_inputs)
     float *inputs = with_inputs ? randn((size_t)T * B * H * W * C, 0.7f) : NULL;
     wm_dynamics_loss loss;
     memcpy(state, state0, nstate * sizeof(float));
-    CHECK(wm_dynamics_train_pass(d, seq, inputs, prev, T, B, H, W, state, 0.0f, &loss, &err) == WM_OK, "pass: %s", err.msg);
+    CHECK(wm_dynamics_train_pass(d, seq, inputs, NULL, prev, T, B, H, W, state, 0.0f, &loss, &err) == WM_OK, "pass: %s", err.msg);
     wm_params *p = wm_dynamics_params(d);
     float *grad = malloc(p->total * sizeof(float));
     memcpy(grad, p->grad, p->total * sizeof(float));
@@ -320,10 +321,10 @@ static void test_train_pass_gradient(int dilation, int with_inputs)
                 wm_dynamics_loss lp, lm;
                 v[k] = keep + eps;
                 memcpy(state, state0, nstate * sizeof(float));
-                wm_dynamics_train_pass(d, seq, inputs, prev, T, B, H, W, state, 0.0f, &lp, &err);
+                wm_dynamics_train_pass(d, seq, inputs, NULL, prev, T, B, H, W, state, 0.0f, &lp, &err);
                 v[k] = keep - eps;
                 memcpy(state, state0, nstate * sizeof(float));
-                wm_dynamics_train_pass(d, seq, inputs, prev, T, B, H, W, state, 0.0f, &lm, &err);
+                wm_dynamics_train_pass(d, seq, inputs, NULL, prev, T, B, H, W, state, 0.0f, &lm, &err);
                 v[k] = keep;
                 double n_eps = (lp.nll - lm.nll) / (2.0 * eps), r = fabs(n_eps - ana) / (1e-2 * gmax + fabs(n_eps));
                 if (r < rel) rel = r, num = n_eps;
@@ -352,7 +353,7 @@ static void test_step(void)
     const size_t frame = (size_t)B * H * W * C, one = (size_t)H * W * C;
     float *seq = randn((size_t)(T + 1) * frame, 0.8f);
     wm_dynamics_loss loss;
-    CHECK(wm_dynamics_train_pass(d, seq, NULL, NULL, T, B, H, W, NULL, 0.5f, &loss, &err) == WM_OK, "pass: %s", err.msg);
+    CHECK(wm_dynamics_train_pass(d, seq, NULL, NULL, NULL, T, B, H, W, NULL, 0.5f, &loss, &err) == WM_OK, "pass: %s", err.msg);
     const float *tmean, *tlv;
     wm_dynamics_last(d, &tmean, &tlv);
     const float *nm, *ns;
@@ -492,7 +493,7 @@ static void test_learns(void)
                     seq[(size_t)t * frame + (((size_t)b * H + y) * W + x0 + t) * C + c] = 1.0f + 0.25f * (float)c;
         }
         wm_dynamics_loss l;
-        wm_dynamics_train_pass(d, seq, NULL, NULL, T, B, H, W, NULL, 0.5f, &l, &err);
+        wm_dynamics_train_pass(d, seq, NULL, NULL, NULL, T, B, H, W, NULL, 0.5f, &l, &err);
         wm_clip_grad_norm(p->grad, p->total, 1.0);
         wm_adam_update(&adam, p->data, p->grad, 1e-2f);
         if (step == 0) first = l;
@@ -544,7 +545,15 @@ static int oracle(const char *model, const char *input, const char *out)
         inputs = malloc((size_t)T * frame * sizeof(float));
         wm_safetensors_read_f32(it, inputs, (uint64_t)T * frame, &err);
     }
-    if (wm_dynamics_train_pass(d, seq, inputs, prev, T, B, H, W, state, (float)atof(beta_text), &loss, &err) ||
+    const wm_safetensors_tensor *ft = wm_safetensors_find(in, "fed_from");
+    int fed_from[64];
+    if (ft && (ft->dtype != WM_ST_I32 || ft->numel != (uint64_t)B || B > 64)) {
+        fprintf(stderr, "oracle: fed_from must be I32 [B]\n");
+        return 2;
+    }
+    for (int b = 0; ft && b < B; b++) memcpy(&fed_from[b], ft->data + 4 * b, 4);
+    if (wm_dynamics_train_pass(d, seq, inputs, ft ? fed_from : NULL, prev, T, B, H, W, state, (float)atof(beta_text),
+                               &loss, &err) ||
         wm_adam_init(&adam, p->total, &err)) {
         fprintf(stderr, "oracle: %s\n", err.msg);
         return 3;
