@@ -31,8 +31,19 @@ if [ -x bin/wm-encode-latent ] && [ -x bin/wm-decode-frame ] && [ -s models/wm-d
     wm-cat --stats "$out/latents.wms" | head -n 2
 fi
 
+if [ -x bin/wm-step ] && [ -s "$out/pairs.wms" ]; then
+    echo "== 4. the world model dreams: 12 real frames of a pair, then 20 imagined"
+    if wm-cat --pass "$out/pairs.wms" | wm-encode-latent | wm-step -q --rollout 20 --context 12 |
+        wm-decode-frame | wm-mux -q -o "$out/dream.mp4" --clip pair-1-gravity-0-possible 2> "$out/dream.err"; then
+        echo "   $out/dream.mp4"
+    else
+        cat "$out/dream.err"
+        echo "   (skipped: the shipped model has no dynamics part yet)"
+    fi
+fi
+
 if [ -x bin/wm-step ] && [ -x bin/wm-score-coherence ]; then
-    echo "== 4. plausibility scores of the pairs"
+    echo "== 5. plausibility scores of the pairs"
     wm-encode-latent < "$out/pairs.wms" | wm-step | wm-score-coherence --json | tee "$out/scores.jsonl"
 fi
 
