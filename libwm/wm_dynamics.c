@@ -617,17 +617,28 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     wm_dconv3x3_forward(w.y, top, weight(d, CV_HEAD), bias(d, CV_HEAD), T * B, H, W, Ch, 2 * C, 1, w.scratch);
     const float *target = w.xn + (size_t)B * cells * C;
     wm_gauss_head_forward(w.mean, w.logvar, w.y, un, N, C, WM_DYNAMICS_LOGVAR_MIN);
-    const size_t nv = N * (size_t)C;
-    double sq = 0.0, sq_copy = 0.0;
-    double nll = wm_gauss_nll_forward(w.mean, w.logvar, target, nv, &sq);
-    for (size_t i = 0; i < nv; i++) {
-        double e = (double)target[i] - w.xn[i];
-        sq_copy += e * e;
-    }
+    const size_t nv = N * (size_t)C, lane_v = cells * (size_t)C;
+    /* the figures count the predictions made from the clip's own latents
+     * (all of them in teacher forcing) */
+    double nll = 0.0, sq = 0.0, sq_copy = 0.0;
+    size_t counted = 0;
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            if (fed_from && t >= fed_from[b]) continue;
+            const size_t o = ((size_t)t * B + b) * lane_v;
+            double q;
+            nll += wm_gauss_nll_forward(w.mean + o, w.logvar + o, target + o, lane_v, &q);
+            sq += q;
+            for (size_t i = 0; i < lane_v; i++) {
+                double e = (double)target[o + i] - w.xn[o + i];
+                sq_copy += e * e;
+            }
+            counted += lane_v;
+        }
     if (loss) {
-        loss->nll = nll / (double)nv;
-        loss->mse = sq / (double)nv;
-        loss->mse_copy = sq_copy / (double)nv;
+        loss->nll = nll / (double)counted;
+        loss->mse = sq / (double)counted;
+        loss->mse_copy = sq_copy / (double)counted;
     }
     d->last_mean = w.mean;
     d->last_logvar = w.logvar;

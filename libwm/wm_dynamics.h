@@ -122,6 +122,8 @@ void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *
 
 /* ---- training ---- */
 
+/* Over the predictions made from the clip's own latents (with fed_from,
+ * the steps before it). */
 typedef struct wm_dynamics_loss {
     double nll;        /* mean Gaussian NLL per value, in normalised units */
     double mse;        /* mean squared error of the predicted mean, normalised */
