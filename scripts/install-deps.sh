@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs every Debian package wm needs to build, test and benchmark.
 # Idempotent: does nothing when all packages are present; runs
-# `apt-get update` only when something is missing.
+# `apt-get update` only when something is missing.  GNU parallel shards very
+# large batches over cores and machines (README.md).
 set -eu
 
 PKGS="build-essential pkg-config
 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
 libzmq3-dev libmsgpack-dev libopenblas-dev
-python3 python3-msgpack python3-numpy python3-torch"
+python3 python3-msgpack python3-numpy python3-torch
+parallel"
 
 missing=""
 for p in $PKGS; do
