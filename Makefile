@@ -84,9 +84,11 @@ test: all
 
 # libFuzzer targets (tests/fuzz/fuzz_NAME.c, seed corpus tests/fuzz/corpus_NAME):
 # make fuzz runs each for FUZZ_SECONDS; crashes land in tests/fuzz/out/.
+# FUZZ_TARGETS picks some: make fuzz FUZZ_TARGETS=fuzz_safetensors.
 FUZZ_SECONDS ?= 600
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZERS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibwm $(PKG_CFLAGS)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard libwm/*.h)
