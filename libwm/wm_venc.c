@@ -629,3 +629,49 @@ void wm_venc_free(wm_venc **ep)
     free(e);
     *ep = NULL;
 }
+
+/* ---- one picture as a PNG in memory ---- */
+
+wm_status wm_venc_png_memory(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *len,
+                             wm_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (width < 1 || height < 1 || width > WM_MAX_DIM || height > WM_MAX_DIM)
+        return wm_error_set(err, WM_E_USAGE, "png: bad size %dx%d", width, height);
+    const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
+    if (!codec) return wm_error_set(err, WM_E_SYSTEM, "png: FFmpeg has no PNG encoder");
+    AVCodecContext *cx = avcodec_alloc_context3(codec);
+    AVFrame *f = av_frame_alloc();
+    AVPacket *pkt = av_packet_alloc();
+    wm_status st = WM_OK;
+    int r;
+    if (!cx || !f || !pkt) { st = wm_error_set(err, WM_E_SYSTEM, "png: out of memory"); goto done; }
+    cx->width = width;
+    cx->height = height;
+    cx->pix_fmt = AV_PIX_FMT_RGB24;
+    cx->time_base = (AVRational){ 1, 1 };
+    if ((r = avcodec_open2(cx, codec, NULL)) < 0) {
+        st = wm_error_set(err, WM_E_SYSTEM, "png: cannot open the encoder (%s)", av_err2str(r));
+        goto done;
+    }
+    f->format = AV_PIX_FMT_RGB24;
+    f->width = width;
+    f->height = height;
+    if ((r = av_frame_get_buffer(f, 0)) < 0) { st = wm_error_set(err, WM_E_SYSTEM, "png: out of memory"); goto done; }
+    for (int y = 0; y < height; y++)
+        memcpy(f->data[0] + (size_t)y * f->linesize[0], rgb + (size_t)y * width * 3, (size_t)width * 3);
+    if ((r = avcodec_send_frame(cx, f)) < 0 || (r = avcodec_send_frame(cx, NULL)) < 0 ||
+        (r = avcodec_receive_packet(cx, pkt)) < 0) {
+        st = wm_error_set(err, WM_E_SYSTEM, "png: encoding failed (%s)", av_err2str(r));
+        goto done;
+    }
+    if (!(*out = malloc((size_t)pkt->size))) { st = wm_error_set(err, WM_E_SYSTEM, "png: out of memory"); goto done; }
+    memcpy(*out, pkt->data, (size_t)pkt->size);
+    *len = (size_t)pkt->size;
+done:
+    av_packet_free(&pkt);
+    av_frame_free(&f);
+    avcodec_free_context(&cx);
+    return st;
+}

@@ -112,4 +112,10 @@ const char *wm_venc_pix_name(const wm_venc *e);
 /* Frees e; an unfinished single-file output is removed. */
 void wm_venc_free(wm_venc **e);
 
+/* One rgb24 picture (rows packed) as a PNG file in memory, through
+ * libavcodec's PNG encoder: *out (malloc'd, the caller frees it) holds
+ * *len bytes.  For thumbnails in reports. */
+wm_status wm_venc_png_memory(const uint8_t *rgb, int width, int height, uint8_t **out, size_t *len,
+                             wm_error *err);
+
 #endif
