@@ -42,6 +42,7 @@ typedef struct cat_ctx {
     wm_strbuf line;
     clip_stats clip;
     FILE *out;
+    const char *out_name;        /* for errors: "stdout" or the --out file */
 } cat_ctx;
 
 /* Summaries of tensors and pixels, in the dtype the message declares. */
@@ -122,7 +123,7 @@ static wm_status emit_line(cat_ctx *c, wm_error *err)
     wm_strbuf_add(&c->line, "\n", 1);
     if (c->line.oom) return wm_error_set(err, WM_E_SYSTEM, "out of memory formatting JSON");
     if (fwrite(c->line.s, 1, c->line.len, c->out) != c->line.len)
-        return wm_error_set(err, WM_E_OUTPUT, "stdout: write failed");
+        return wm_error_set(err, WM_E_OUTPUT, "%s: write failed: %s", c->out_name, strerror(errno));
     wm_strbuf_reset(&c->line);
     return WM_OK;
 }
@@ -217,7 +218,7 @@ static wm_status cat_finish(void *vctx, wm_writer *out, wm_error *err)
     cat_ctx *c = vctx;
     wm_status st = c->stats ? stats_flush(c, 0, err) : WM_OK;
     if (st == WM_OK && !c->pass && fflush(c->out) != 0)
-        return wm_error_set(err, WM_E_OUTPUT, "stdout: write failed");
+        return wm_error_set(err, WM_E_OUTPUT, "%s: write failed: %s", c->out_name, strerror(errno));
     return st;
 }
 
@@ -246,8 +247,9 @@ int main(int argc, char **argv)
     wm_writer *out = wm_writer_open(c.pass ? common.out : "-", &err);
     if (!out) return wm_cli_exit(&tool, err.code, &err);
     c.out = stdout;
-    if (!c.pass && common.out && strcmp(common.out, "-") != 0 && !(c.out = fopen(common.out, "w"))) {
-        wm_error_set(&err, WM_E_OUTPUT, "%s: cannot open for writing", common.out);
+    c.out_name = "stdout";
+    if (!c.pass && common.out && strcmp(common.out, "-") != 0 && !(c.out = fopen(c.out_name = common.out, "w"))) {
+        wm_error_set(&err, WM_E_OUTPUT, "%s: cannot open for writing: %s", common.out, strerror(errno));
         wm_writer_free(&out);
         return wm_cli_exit(&tool, WM_E_OUTPUT, &err);
     }
@@ -256,7 +258,7 @@ int main(int argc, char **argv)
     st = wm_loop_run(inputs, ninputs, common.max_message, out, &stage, &err);
     if (st == WM_OK && c.pass) st = wm_writer_close(out, &err);
     if (c.out != stdout && fclose(c.out) != 0 && st == WM_OK)
-        st = wm_error_set(&err, WM_E_OUTPUT, "%s: write failed", common.out);
+        st = wm_error_set(&err, WM_E_OUTPUT, "%s: write failed: %s", common.out, strerror(errno));
     if (errno == EPIPE && st == WM_E_OUTPUT) st = WM_E_PIPE;
     wm_strbuf_free(&c.line);
     wm_writer_free(&out);

@@ -70,8 +70,8 @@ static wm_status validate_tensor(const wm_msg *m, const char *const *data_keys, 
     for (uint32_t i = 0; i < shape->via.array.size; i++) {
         const msgpack_object *d = &shape->via.array.ptr[i];
         if (d->type != MSGPACK_OBJECT_POSITIVE_INTEGER || d->via.u64 == 0 || d->via.u64 > (1u << 30))
-            return wm_error_set(err, WM_E_INPUT, "%.*s: shape[%u] must be a positive integer",
-                                (int)m->kind_len, m->kind, i);
+            return wm_error_set(err, WM_E_INPUT, "%.*s: shape[%u] must be an integer in [1, %u]",
+                                (int)m->kind_len, m->kind, i, 1u << 30);
         if (count > (UINT64_C(1) << 40) / d->via.u64)
             return wm_error_set(err, WM_E_INPUT, "%.*s: shape product overflows", (int)m->kind_len, m->kind);
         count *= d->via.u64;

@@ -171,7 +171,12 @@ static wm_status vdec_open_input(wm_vdec *d, wm_error *err)
 static wm_status vdec_open_decoder(wm_vdec *d, wm_error *err)
 {
     const AVCodecParameters *par = d->st->codecpar;
-    if (par->width <= 0 || par->height <= 0 || par->width > WM_VDEC_MAX_SIDE || par->height > WM_VDEC_MAX_SIDE)
+    /* FFmpeg leaves the size 0x0 when it refused the first picture (a
+     * damaged header, or a picture over its own limit, e.g. 20000x20000) */
+    if (par->width == 0 || par->height == 0)
+        return wm_error_set(err, WM_E_INPUT, "%s: the video size is unknown (FFmpeg could not read a first "
+                            "picture: damaged, or larger than it accepts)", d->path);
+    if (par->width < 0 || par->height < 0 || par->width > WM_VDEC_MAX_SIDE || par->height > WM_VDEC_MAX_SIDE)
         return wm_error_set(err, WM_E_INPUT, "%s: video size %dx%d is outside 1x1..%dx%d",
                             d->path, par->width, par->height, WM_VDEC_MAX_SIDE, WM_VDEC_MAX_SIDE);
     const AVCodec *codec = avcodec_find_decoder(par->codec_id);
