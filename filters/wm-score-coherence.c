@@ -2,6 +2,8 @@
  * model's surprise (libwm/wm_score.h; definitions in docs/scoring.md). */
 #include <stdio.h>
 
+#include <string.h>
+
 #include "wm_cli.h"
 #include "wm_json.h"
 #include "wm_loop.h"
@@ -20,7 +22,7 @@ static const wm_tool tool = {
     "failed to decode, has NaN/Inf values or no predictions gets an error field\n"
     "instead, and the batch goes on.  The stream passes through; --only-scores\n"
     "keeps only the scores, --json prints one JSON object per clip (JSON Lines,\n"
-    "in input order) instead of a stream.  --heatmap replaces each frame by a\n"
+    "in input order) instead of a stream; --csv a CSV table.  --heatmap replaces each frame by a\n"
     "colour-mapped overlay of its per-cell surprise (a gray canvas when there are\n"
     "no frames), so wm-mux shows where physics broke.  --thumbs adds a PNG strip\n"
     "of the frames around the peak (thumbs, a data: URI) for wm-report.\n"
@@ -34,7 +36,75 @@ static const wm_tool tool = {
 typedef struct json_out {
     wm_writer *out;
     wm_strbuf line;
+    int csv, header_done;
 } json_out;
+
+static const char *const csv_columns[] = { "source", "clip", "frames", "plausibility", "surprise_mean",
+                                           "surprise_max", "peak_frame", "peak_xy", "flicker", "smoothness",
+                                           "consistency", "error", NULL };
+
+/* One CSV field (RFC 4180 quoting) from a score value; arrays and maps as
+ * their JSON text (peak_xy: "x y"). */
+static void csv_field(wm_strbuf *b, const msgpack_object *v, const char *col)
+{
+    if (!v || v->type == MSGPACK_OBJECT_NIL) return;
+    wm_strbuf t;
+    wm_strbuf_init(&t);
+    if (v->type == MSGPACK_OBJECT_STR) wm_strbuf_add(&t, v->via.str.ptr, v->via.str.size);
+    else if (strcmp(col, "peak_xy") == 0 && v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size == 2)
+        wm_strbuf_addf(&t, "%lld %lld", (long long)v->via.array.ptr[0].via.i64,
+                       (long long)v->via.array.ptr[1].via.i64);
+    else wm_json_obj(&t, v, NULL, NULL);
+    int quote = 0;
+    for (size_t i = 0; i < t.len; i++) quote |= t.s[i] == ',' || t.s[i] == '"' || t.s[i] == '\n' || t.s[i] == '\r';
+    if (!quote) { wm_strbuf_add(b, t.s ? t.s : "", t.len); wm_strbuf_free(&t); return; }
+    wm_strbuf_add(b, "\"", 1);
+    for (size_t i = 0; i < t.len; i++) {
+        if (t.s[i] == '"') wm_strbuf_add(b, "\"", 1);
+        wm_strbuf_add(b, t.s + i, 1);
+    }
+    wm_strbuf_add(b, "\"", 1);
+    wm_strbuf_free(&t);
+}
+
+static void csv_line(json_out *j, const msgpack_object *score)
+{
+    if (!j->header_done) {
+        for (int c = 0; csv_columns[c]; c++) wm_strbuf_addf(&j->line, "%s%s", c ? "," : "", csv_columns[c]);
+        wm_strbuf_add(&j->line, ",labels\n", 8);
+        j->header_done = 1;
+    }
+    for (int c = 0; csv_columns[c]; c++) {
+        if (c) wm_strbuf_add(&j->line, ",", 1);
+        csv_field(&j->line, wm_obj_get(score, csv_columns[c]), csv_columns[c]);
+    }
+    /* the labels: every other key except the per-frame curve and thumbnails, as one JSON object */
+    static const char *const skip[] = { "kind", "size", "latent", "surprise", "thumbs", "thumbs_frames", NULL };
+    msgpack_object labels = { .type = MSGPACK_OBJECT_MAP };
+    msgpack_object_kv kv[64];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < score->via.map.size && n < 64; i++) {
+        const msgpack_object *k = &score->via.map.ptr[i].key;
+        int known = 0;
+        for (int c = 0; csv_columns[c] && !known; c++) known = wm_obj_streq(k, csv_columns[c]);
+        for (int c = 0; skip[c] && !known; c++) known = wm_obj_streq(k, skip[c]);
+        if (!known) kv[n++] = score->via.map.ptr[i];
+    }
+    labels.via.map.size = n;
+    labels.via.map.ptr = kv;
+    wm_strbuf_add(&j->line, ",", 1);
+    if (n) {
+        wm_strbuf t;
+        wm_strbuf_init(&t);
+        wm_json_obj(&t, &labels, NULL, NULL);
+        msgpack_object s = { .type = MSGPACK_OBJECT_STR };
+        s.via.str.ptr = t.s;
+        s.via.str.size = (uint32_t)t.len;
+        csv_field(&j->line, &s, "labels");
+        wm_strbuf_free(&t);
+    }
+    wm_strbuf_add(&j->line, "\n", 1);
+}
 
 /* A score as one line of JSON: the score map without its kind, through the
  * stream writer (so a file is written under a temporary name too). */
@@ -42,6 +112,10 @@ static wm_status print_json(void *ctx, const msgpack_object *score, wm_error *er
 {
     json_out *j = ctx;
     wm_strbuf_reset(&j->line);
+    if (j->csv) {
+        csv_line(j, score);
+        goto send;
+    }
     wm_strbuf_add(&j->line, "{", 1);
     int first = 1;
     for (uint32_t i = 0; i < score->via.map.size; i++) {
@@ -54,6 +128,7 @@ static wm_status print_json(void *ctx, const msgpack_object *score, wm_error *er
         wm_json_obj(&j->line, &kv->val, NULL, NULL);
     }
     wm_strbuf_add(&j->line, "}\n", 2);
+send:
     if (j->line.oom) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
     wm_status st = wm_writer_send(j->out, j->line.s, j->line.len, NULL, 0, err);
     return st ? st : wm_writer_flush(j->out, err);   /* a line a clip, as it is done */
@@ -65,9 +140,10 @@ int main(int argc, char **argv)
     wm_error err = { 0 };
     wm_score_options o;
     wm_score_options_default(&o);
-    int json = 0, first = 0;
+    int json = 0, csv = 0, first = 0;
     const wm_opt opts[] = {
         { "json", 'j', WM_OPT_FLAG, &json, NULL, "print one JSON object per clip instead of a stream", NULL, 0, 0 },
+        { "csv", 0, WM_OPT_FLAG, &csv, NULL, "print CSV (a header, then a row per clip) instead of a stream", NULL, 0, 0 },
         { "only-scores", 's', WM_OPT_FLAG, &o.only_scores, NULL, "emit only the score messages", NULL, 0, 0 },
         { "heatmap", 0, WM_OPT_FLAG, &o.heatmap, NULL, "replace frames by surprise overlays", NULL, 0, 0 },
         { "heat-max", 0, WM_OPT_DOUBLE, &o.heat_max, "S", "cell surprise shown at full colour (default 4)", NULL, 1e-6, 1e6 },
@@ -80,13 +156,16 @@ int main(int argc, char **argv)
     const char *const *inputs;
     int n_inputs;
     if (st == WM_OK) st = wm_cli_inputs(&common, argc - first, argv + first, &inputs, &n_inputs, &err);
-    if (st == WM_OK && json && o.heatmap) st = wm_error_set(&err, WM_E_USAGE, "--json and --heatmap exclude each other");
+    if (st == WM_OK && json + csv > 1) st = wm_error_set(&err, WM_E_USAGE, "--json and --csv exclude each other");
+    if (st == WM_OK && (json || csv) && o.heatmap)
+        st = wm_error_set(&err, WM_E_USAGE, "--heatmap writes a stream: it excludes --json and --csv");
+    json |= csv;
     if (st != WM_OK) return wm_cli_exit(&tool, st, &err);
 
     if (json) o.only_scores = 1;   /* and the scores go to the JSON sink */
     wm_score_stage *stage = wm_score_stage_new(&o, &err);
     if (!stage) return wm_cli_exit(&tool, err.code, &err);
-    json_out j = { NULL, { 0 } };
+    json_out j = { NULL, { 0 }, csv, 0 };
     wm_strbuf_init(&j.line);
     wm_writer *out = wm_writer_open(common.out, &err);
     if (!out) st = err.code;
