@@ -2,14 +2,15 @@
 # Installs every Debian package wm needs to build, test and benchmark.
 # Idempotent: does nothing when all packages are present; runs
 # `apt-get update` only when something is missing.  GNU parallel shards very
-# large batches over cores and machines (README.md).
+# large batches over cores and machines (README.md).  chromium renders
+# wm-report's page headless in tests/test_report.sh.
 set -eu
 
 PKGS="build-essential pkg-config
 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
 libzmq3-dev libmsgpack-dev libopenblas-dev
 python3 python3-msgpack python3-numpy python3-torch
-parallel"
+parallel chromium"
 
 missing=""
 for p in $PKGS; do
