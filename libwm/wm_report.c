@@ -568,20 +568,28 @@ static const char page_style[] =
     "footer{margin-top:1.5em;font-size:.8em;color:#777}\n"
     "</style>\n";
 
-/* Every term typed must occur in a clip's text (case-insensitive). */
+/* Every term typed must occur in a clip's text (case-insensitive), and
+ * none prefixed with '-' ("gravity -impossible").  The
+ * filter lives in the address too (report.html#q=impossible), so a
+ * filtered view can be bookmarked or sent. */
 static const char page_script[] =
     "<script>\n"
     "(function(){\n"
     "var box=document.getElementById('filter'),shown=document.getElementById('shown'),\n"
-    "    clips=Array.prototype.slice.call(document.querySelectorAll('tbody.clip'));\n"
-    "clips.forEach(function(c){c.dataset.text=c.textContent.toLowerCase();});\n"
+    "    clips=Array.prototype.slice.call(document.querySelectorAll('tbody.clip')),\n"
+    "    texts=clips.map(function(c){return c.textContent.toLowerCase();});\n"
     "function apply(){\n"
     "  var terms=box.value.toLowerCase().split(/\\s+/).filter(Boolean),n=0;\n"
-    "  clips.forEach(function(c){\n"
-    "    var hit=terms.every(function(t){return c.dataset.text.indexOf(t)>=0;});\n"
+    "  clips.forEach(function(c,i){\n"
+    "    var hit=terms.every(function(t){\n"
+    "      return t.length>1&&t[0]==='-'?texts[i].indexOf(t.slice(1))<0:texts[i].indexOf(t)>=0;});\n"
     "    c.hidden=!hit;n+=hit;});\n"
     "  shown.textContent=n+' of '+clips.length+' shown';}\n"
-    "box.addEventListener('input',apply);apply();\n"
+    "if(location.hash.indexOf('#q=')===0)\n"
+    "  try{box.value=decodeURIComponent(location.hash.slice(3));}catch(e){}\n"
+    "box.addEventListener('input',function(){apply();\n"
+    "  try{history.replaceState(null,'',box.value?'#q='+encodeURIComponent(box.value):location.pathname);}catch(e){}});\n"
+    "apply();\n"
     "})();\n"
     "</script>\n";
 
@@ -608,7 +616,8 @@ wm_status wm_report_render(const wm_report *r, wm_strbuf *b, wm_error *err)
     for (size_t i = 0; i < r->n; i++) clip_rows(b, order[i], i + 1);
     put(b, "</table>\n<footer>Failed clips first, then the least plausible first. The surprise curve: "
            "red the peak frame, dashed violet the frame a wm-synth violation happens, "
-           "yellow the frames of the thumbnail strip. Made by wm-report.</footer>\n");
+           "yellow the frames of the thumbnail strip. The filter shows the clips whose text holds every word typed "
+           "and no word typed with a leading - (gravity -impossible). Made by wm-report.</footer>\n");
     wm_strbuf_add(b, page_script, sizeof page_script - 1);
     put(b, "</body>\n</html>\n");
     free(order);
