@@ -37,7 +37,7 @@ FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo install clean bench-io bench-zmq bench-synth fuzz fuzz-build lint bench-tokenizer model \
+.PHONY: all test demo install clean bench-io bench-physics bench-zmq bench-synth fuzz fuzz-build lint bench-tokenizer model \
         bench-step bench-step-gpu
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
@@ -126,6 +126,9 @@ bench-synth: all
 
 bench-tokenizer: all
 	bench/bench-tokenizer.sh
+
+bench-physics: all
+	bench/bench-physics.sh
 
 bench-step: all
 	bench/bench-step.sh
