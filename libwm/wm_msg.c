@@ -226,3 +226,27 @@ void wm_pack_obj(msgpack_packer *pk, const msgpack_object *o)
 {
     msgpack_pack_object(pk, *o);
 }
+
+static int key_in(const msgpack_object *k, const char *const *skip)
+{
+    for (int i = 0; skip[i]; i++)
+        if (wm_obj_streq(k, skip[i])) return 1;
+    return 0;
+}
+
+int wm_obj_count_except(const msgpack_object *map, const char *const *skip)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < map->via.map.size; i++) n += !key_in(&map->via.map.ptr[i].key, skip);
+    return n;
+}
+
+void wm_pack_except(msgpack_packer *pk, const msgpack_object *map, const char *const *skip)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (key_in(&kv->key, skip)) continue;
+        wm_pack_obj(pk, &kv->key);
+        wm_pack_obj(pk, &kv->val);
+    }
+}

@@ -83,4 +83,10 @@ void wm_pack_kv_bool(msgpack_packer *pk, const char *key, int val);
 /* Packs a msgpack_object as it is (used to copy label maps along). */
 void wm_pack_obj(msgpack_packer *pk, const msgpack_object *o);
 
+/* Copying a message with some keys replaced: the number of key/value
+ * pairs of map whose key is not in skip (NULL-terminated), and packing
+ * exactly those pairs, in their order. */
+int wm_obj_count_except(const msgpack_object *map, const char *const *skip);
+void wm_pack_except(msgpack_packer *pk, const msgpack_object *map, const char *const *skip);
+
 #endif

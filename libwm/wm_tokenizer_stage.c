@@ -90,31 +90,6 @@ static size_t out_floats(const wm_tokenizer_stage *s)
                                          : (size_t)(s->in_h * P) * (s->in_w * P) * 3;
 }
 
-/* 1 when key is one the output message sets itself. */
-static int is_own_key(const msgpack_object *k, const char *const *own)
-{
-    for (int i = 0; own[i]; i++)
-        if (wm_obj_streq(k, own[i])) return 1;
-    return 0;
-}
-
-static int count_extras(const msgpack_object *map, const char *const *own)
-{
-    int n = 0;
-    for (uint32_t i = 0; i < map->via.map.size; i++) n += !is_own_key(&map->via.map.ptr[i].key, own);
-    return n;
-}
-
-static void pack_extras(msgpack_packer *pk, const msgpack_object *map, const char *const *own)
-{
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (is_own_key(&kv->key, own)) continue;
-        wm_pack_obj(pk, &kv->key);
-        wm_pack_obj(pk, &kv->val);
-    }
-}
-
 static const char *const frame_keys[] = { "kind", "clip", "index", "pts", "width", "height", "format", "data", NULL };
 static const char *const latent_keys[] = { "kind", "clip", "index", "pts", "shape", "dtype", "data", NULL };
 
@@ -137,7 +112,7 @@ static wm_status emit_latent(wm_tokenizer_stage *s, const wm_msg *m, const float
     wm_msg_f64(m, "pts", &pts);
     msgpack_packer *pk = &s->mb.pk;
     wm_msgbuf_reset(&s->mb);
-    msgpack_pack_map(pk, 7 + (uint32_t)count_extras(&m->root, frame_keys));
+    msgpack_pack_map(pk, 7 + (uint32_t)wm_obj_count_except(&m->root, frame_keys));
     wm_pack_kv_str(pk, "kind", "latent");
     wm_pack_str(pk, "clip");
     pack_str_n(pk, clip, clip_len);
@@ -149,7 +124,7 @@ static wm_status emit_latent(wm_tokenizer_stage *s, const wm_msg *m, const float
     msgpack_pack_int(pk, s->in_w / P);
     msgpack_pack_int(pk, s->C);
     wm_pack_kv_str(pk, "dtype", "f32");
-    pack_extras(pk, &m->root, frame_keys);
+    wm_pack_except(pk, &m->root, frame_keys);
     size_t n = out_floats(s) * sizeof(float);   /* little-endian f32, as the protocol */
     wm_proto_pack_data_header(pk, n);
     wm_status st = wm_writer_send(out, s->mb.sbuf.data, s->mb.sbuf.size, z, n, err);
@@ -180,7 +155,7 @@ static wm_status emit_frame(wm_tokenizer_stage *s, const wm_msg *m, const float 
     wm_tokenizer_output_to_pixels(s->pixels, y, npix);
     msgpack_packer *pk = &s->mb.pk;
     wm_msgbuf_reset(&s->mb);
-    msgpack_pack_map(pk, 8 + (uint32_t)count_extras(&m->root, latent_keys));
+    msgpack_pack_map(pk, 8 + (uint32_t)wm_obj_count_except(&m->root, latent_keys));
     wm_pack_kv_str(pk, "kind", "frame");
     wm_pack_str(pk, "clip");
     pack_str_n(pk, clip, clip_len);
@@ -189,7 +164,7 @@ static wm_status emit_frame(wm_tokenizer_stage *s, const wm_msg *m, const float 
     wm_pack_kv_i64(pk, "width", W);
     wm_pack_kv_i64(pk, "height", H);
     wm_pack_kv_str(pk, "format", "rgb24");
-    pack_extras(pk, &m->root, latent_keys);
+    wm_pack_except(pk, &m->root, latent_keys);
     wm_proto_pack_data_header(pk, 3 * npix);
     st = wm_writer_send(out, s->mb.sbuf.data, s->mb.sbuf.size, s->pixels, 3 * npix, err);
     wm_msgbuf_reset(&s->mb);
