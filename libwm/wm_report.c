@@ -281,6 +281,21 @@ static int synth_possible(const report_row *row)
     return p ? p->u.boolean : -1;
 }
 
+/* Writes the row's pair name into key; 0 when it is not part of a pair. */
+static int pair_key(const report_row *row, wm_strbuf *key)
+{
+    const wm_jnode *synth = get_present(row->obj, "synth"), *pair = get_present(synth, "pair");
+    if (!pair || (pair->type == WM_JNUM && pair->u.num < 0)) return 0;
+    static const char *const parts[] = { "seed", "category", "pair", NULL };
+    wm_strbuf_reset(key);
+    for (int i = 0; parts[i]; i++) {
+        const wm_jnode *v = wm_jsonparse_get(synth, parts[i]);
+        if (v) wm_jsonparse_write(key, v);
+        wm_strbuf_add(key, "|", 1);
+    }
+    return 1;
+}
+
 static void summary(const wm_report *r, wm_strbuf *b)
 {
     size_t failed = 0, scored = 0, n_by[2] = { 0, 0 };
@@ -306,22 +321,17 @@ static void summary(const wm_report *r, wm_strbuf *b)
         wm_strbuf_addf(b, "<div><dt>%s clips</dt><dd>%.3f <small>mean over %zu</small></dd></div>\n",
                        possible ? "possible" : "impossible", sum_by[possible] / (double)n_by[possible], n_by[possible]);
     }
-    /* Matched pairs: the model is right on a pair when it finds the
-     * impossible clip less plausible than its possible twin. */
+    /* Matched pairs, named by (seed, category, pair) as wm-synth labels
+     * them: the model is right on a pair when it finds the impossible clip
+     * less plausible than its possible twin. */
     size_t pairs = 0, right = 0;
     wm_strbuf key_i, key_j;
     wm_strbuf_init(&key_i);
     wm_strbuf_init(&key_j);
     for (size_t i = 0; i < r->n; i++) {
-        const wm_jnode *pi = get_present(get_present(r->rows[i].obj, "synth"), "pair");
-        if (!pi || !r->rows[i].scored || synth_possible(&r->rows[i]) != 0) continue;
-        wm_strbuf_reset(&key_i);
-        wm_jsonparse_write(&key_i, pi);
+        if (!r->rows[i].scored || synth_possible(&r->rows[i]) != 0 || !pair_key(&r->rows[i], &key_i)) continue;
         for (size_t j = 0; j < r->n; j++) {
-            const wm_jnode *pj = get_present(get_present(r->rows[j].obj, "synth"), "pair");
-            if (!pj || !r->rows[j].scored || synth_possible(&r->rows[j]) != 1) continue;
-            wm_strbuf_reset(&key_j);
-            wm_jsonparse_write(&key_j, pj);
+            if (!r->rows[j].scored || synth_possible(&r->rows[j]) != 1 || !pair_key(&r->rows[j], &key_j)) continue;
             if (key_i.len != key_j.len || memcmp(key_i.s, key_j.s, key_i.len) != 0) continue;
             pairs++;
             right += r->rows[i].plausibility < r->rows[j].plausibility;
@@ -457,8 +467,10 @@ static void plausibility_cell(wm_strbuf *b, const report_row *row)
     put(b, "<td class=\"plausibility\">");
     if (!row->scored) { put(b, "&#8212;</td>"); return; }
     double p = row->plausibility, w = fmin(1, fmax(0, p));
-    wm_strbuf_addf(b, "%.3f<div class=\"bar\"><div style=\"width:%.0f%%;background:hsl(%.0f,65%%,45%%)\"></div></div></td>",
-                   p, 100 * w, 120 * w);
+    /* tiny values keep their digits, so the order on the page can be seen */
+    wm_strbuf_addf(b, fabs(p) >= 0.001 || p == 0 ? "%.3f" : "%.1e", p);
+    wm_strbuf_addf(b, "<div class=\"bar\"><div style=\"width:%.0f%%;background:hsl(%.0f,65%%,45%%)\"></div></div></td>",
+                   100 * w, 120 * w);
 }
 
 static void clip_rows(wm_strbuf *b, const report_row *row, size_t rank)

@@ -144,7 +144,8 @@ static void test_report(void)
     add(r, good_row, 4);
     add(r, "{\"clip\":\"broken\",\"source\":\"b.mp4\",\"error\":\"cannot decode <x> & \\\"y\\\"\"}", 5);
     add(r, "{\"clip\":\"unscored\",\"plausibility\":null}", 6);
-    add(r, "{\"clip\":\"low<script>\",\"plausibility\":0.1,\"note\":\"</td>\",\"synth\":{\"possible\":true,\"pair\":1}}", 7);
+    add(r, "{\"clip\":\"low<script>\",\"plausibility\":0.1,\"note\":\"</td>\","
+           "\"synth\":{\"seed\":7,\"category\":\"gravity\",\"possible\":true,\"pair\":1}}", 7);
     add(r, "{\"clip\":\"tie-later\",\"plausibility\":0.9}", 8);
     CHECK(wm_report_count(r) == 6, "count %zu, wanted 6 (blank lines skipped)", wm_report_count(r));
     wm_strbuf html;
@@ -173,6 +174,7 @@ static void test_report(void)
     CHECK(strstr(page, "<dd id=\"mean-plausibility\">0.575 ") != NULL, "summary: mean plausibility");
     /* pair 1: impossible c1 at 0.4, possible at 0.1: ranked wrong */
     CHECK(strstr(page, "<dd id=\"pairs-right\">0 of 1 ") != NULL, "summary: pairs");
+    CHECK(strstr(page, "0.1 ") == NULL && strstr(page, "0.100<div") != NULL, "plausibility with 3 decimals");
     CHECK(strstr(page, "http://") == NULL && strstr(page, "https://") == NULL, "the page names a network address");
     wm_strbuf_free(&html);
     wm_report_free(&r);
@@ -191,6 +193,31 @@ static void test_report(void)
     expect_row_refused("possible a string", "{\"synth\":{\"possible\":\"yes\"}}", "synth.possible: expected true or false");
     expect_row_refused("synth a list", "{\"synth\":[]}", "synth: expected an object");
     printf("ok - rows that break the contract refused naming file:line and the field\n");
+}
+
+/* (seed, category, pair) names a pair: pair 0 of gravity is not pair 0 of
+ * solidity, and training clips (pair -1) are no pair at all. */
+static void test_pairs(void)
+{
+    wm_error err = { 0 };
+    wm_report *r = wm_report_new(NULL, &err);
+    const char *rows[] = {
+        "{\"plausibility\":0.9,\"synth\":{\"seed\":1,\"category\":\"gravity\",\"possible\":true,\"pair\":0}}",
+        "{\"plausibility\":0.2,\"synth\":{\"seed\":1,\"category\":\"gravity\",\"possible\":false,\"pair\":0}}",
+        "{\"plausibility\":0.1,\"synth\":{\"seed\":1,\"category\":\"solidity\",\"possible\":true,\"pair\":0}}",
+        "{\"plausibility\":0.5,\"synth\":{\"seed\":1,\"category\":\"solidity\",\"possible\":false,\"pair\":0}}",
+        "{\"plausibility\":0.0000123,\"synth\":{\"seed\":2,\"category\":\"gravity\",\"possible\":false,\"pair\":0}}",
+        "{\"plausibility\":0.7,\"synth\":{\"seed\":1,\"category\":\"none\",\"possible\":true,\"pair\":-1}}",
+        NULL };
+    for (int i = 0; rows[i]; i++) add(r, rows[i], i + 1);
+    wm_strbuf html;
+    wm_strbuf_init(&html);
+    CHECK(wm_report_render(r, &html, &err) == WM_OK, "render: %s", err.msg);
+    CHECK(html.s && strstr(html.s, "<dd id=\"pairs-right\">1 of 2 "), "pairs by (seed, category, pair)");
+    CHECK(html.s && strstr(html.s, ">1.2e-05<div"), "a tiny plausibility keeps its digits");
+    wm_strbuf_free(&html);
+    wm_report_free(&r);
+    printf("ok - pairs matched by (seed, category, pair)\n");
 }
 
 static void test_read(void)
@@ -255,6 +282,7 @@ int main(void)
 {
     test_parse();
     test_report();
+    test_pairs();
     test_read();
     test_corruptions();
     if (failures) fprintf(stderr, "%d failures\n", failures);
