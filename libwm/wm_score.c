@@ -567,6 +567,14 @@ static int is_standard_clip_key(const msgpack_object *k)
 
 static double round4(double v) { return isfinite(v) ? round(v * 1e4) / 1e4 : v; }
 
+/* six significant digits: the plausibility keeps its ranking near 0 and 1 */
+static double sig6(double v)
+{
+    if (!isfinite(v) || v == 0) return v;
+    const double p = pow(10.0, 5 - floor(log10(fabs(v))));
+    return round(v * p) / p;
+}
+
 static wm_status thumbs_uri(score_clip *c, wm_strbuf *b, wm_error *err)
 {
     const size_t row = (size_t)c->tw * 3, W = (size_t)c->tw * c->win_n + (size_t)(c->win_n - 1) * 2;
@@ -665,7 +673,7 @@ static wm_status pack_score(wm_score_stage *s, wm_error *err)
         msgpack_pack_int64(pk, (int64_t)floor((cj + 0.5) * W / c->w));
         msgpack_pack_int64(pk, (int64_t)floor((ci + 0.5) * H / c->h));
         const double pl = 1.0 / (1.0 + exp((sum / (double)cnt - s->o.center) / s->o.scale));
-        wm_pack_kv_f64(pk, "plausibility", round4(pl));
+        wm_pack_kv_f64(pk, "plausibility", sig6(pl));
         wm_pack_str(pk, "flicker");
         if (c->flick_n) msgpack_pack_double(pk, round4(c->flick_sum / (double)c->flick_n)); else msgpack_pack_nil(pk);
         wm_pack_str(pk, "smoothness");
