@@ -468,7 +468,7 @@ static wm_status emit_heat_frame(wm_score_stage *s, const wm_msg *frame, int64_t
     if (!s->o.heatmap) return WM_OK;
     wm_frame_info fi = { c->id, index, pts, W, H, WM_PIX_RGB24 };
     wm_msgbuf_reset(&s->mb);
-    wm_proto_pack_frame(&s->mb.pk, &fi, 2);
+    wm_proto_pack_frame(&s->mb.pk, &fi, 1);
     wm_pack_kv_bool(&s->mb.pk, "heatmap", 1);
     wm_proto_pack_data_header(&s->mb.pk, n);
     wm_status st = wm_writer_send(out, s->mb.sbuf.data, s->mb.sbuf.size, shown, n, err);
