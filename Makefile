@@ -136,6 +136,9 @@ bench-step: all
 bench-step-gpu: all
 	bench/bench-step-gpu.sh
 
+bench-horizon: all
+	bench/bench-horizon.sh
+
 model: all
 	scripts/model-tokenizer.sh
 	scripts/model-dynamics.sh
