@@ -204,10 +204,10 @@ static const wm_jnode *duplicate_key(const wm_jnode *obj, int *oom)
 {
     *oom = 0;
     if (obj->len < 2) return NULL;
-    const wm_jnode **keys = malloc(obj->len * sizeof *keys);
+    const wm_jnode **keys = malloc(obj->len * sizeof(const wm_jnode *));
     if (!keys) { *oom = 1; return NULL; }
     for (size_t i = 0; i < obj->len; i++) keys[i] = &obj->u.items[2 * i];
-    qsort(keys, obj->len, sizeof *keys, key_cmp);
+    qsort(keys, obj->len, sizeof(const wm_jnode *), key_cmp);
     const wm_jnode *dup = NULL;
     for (size_t i = 1; i < obj->len && !dup; i++)
         if (key_cmp(&keys[i - 1], &keys[i]) == 0) dup = keys[i];
@@ -221,7 +221,7 @@ static wm_status parse_container(parser *ps, wm_jnode *out, int depth)
 {
     int is_obj = *ps->p == '{';
     const unsigned char *open = ps->p;
-    char close = is_obj ? '}' : ']';
+    unsigned char close = is_obj ? '}' : ']';
     if (depth >= WM_JSONPARSE_MAX_DEPTH) return fail(ps, open, "nested deeper than 64 levels");
     ps->p++;
     out->type = is_obj ? WM_JOBJ : WM_JARR;
@@ -237,6 +237,7 @@ static wm_status parse_container(parser *ps, wm_jnode *out, int depth)
             size_t ncap = cap ? 2 * cap : 8;
             wm_jnode *items = realloc(out->u.items, ncap * sizeof *items);
             if (!items) { st = nomem(ps); break; }
+            memset(items + cap, 0, (ncap - cap) * sizeof *items);   /* every slot a valid null */
             out->u.items = items;
             cap = ncap;
         }
@@ -249,7 +250,6 @@ static wm_status parse_container(parser *ps, wm_jnode *out, int depth)
             if (ps->p >= ps->end || *ps->p != ':') { st = fail(ps, ps->p, "expected ':' after a key"); break; }
             ps->p++;
         }
-        memset(&out->u.items[used], 0, sizeof out->u.items[used]);
         st = parse_value(ps, &out->u.items[used], depth + 1);
         used++;    /* a failed value is left cleared, so counting it is safe */
         if (st) break;

@@ -607,10 +607,10 @@ static const char page_script[] =
 
 wm_status wm_report_render(const wm_report *r, wm_strbuf *b, wm_error *err)
 {
-    const report_row **order = malloc((r->n ? r->n : 1) * sizeof *order);
+    const report_row **order = malloc((r->n ? r->n : 1) * sizeof(const report_row *));
     if (!order) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
     for (size_t i = 0; i < r->n; i++) order[i] = &r->rows[i];
-    qsort(order, r->n, sizeof *order, row_cmp);
+    qsort(order, r->n, sizeof(const report_row *), row_cmp);
 
     put(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
