@@ -321,6 +321,22 @@ static int vdec_read_packet(wm_vdec *d)
     }
 }
 
+/* At the end of the data: a demuxer that read an index (MP4, AVI) ends
+ * quietly when the samples it lists lie past the end of a cut file, so the
+ * index is checked against the file size. */
+static void vdec_check_truncated(wm_vdec *d)
+{
+    int64_t size = d->fmt->pb ? avio_size(d->fmt->pb) : -1, need = 0;
+    int n = avformat_index_get_entries_count(d->st);
+    for (int i = 0; i < n; i++) {
+        const AVIndexEntry *e = avformat_index_get_entry(d->st, i);
+        if (e && e->pos + e->size > need) need = e->pos + e->size;
+    }
+    if (size > 0 && need > size && !d->damage.code)
+        wm_error_set(&d->damage, WM_E_INPUT, "%s: truncated: the index lists frame data up to byte %lld, the file "
+                     "ends at %lld", d->path, (long long)need, (long long)size);
+}
+
 /* Records the first error of the file and drains the decoder, so the
  * frames it already holds still come out; the error is returned after
  * them, in place of the end of the file. */
@@ -354,6 +370,7 @@ static wm_status vdec_decode(wm_vdec *d, wm_error *err)
         }
         ret = vdec_read_packet(d);
         if (ret == AVERROR_EOF) {
+            vdec_check_truncated(d);
             d->draining = 1;
             avcodec_send_packet(d->dec, NULL);
             continue;

@@ -141,6 +141,17 @@ expect_exit 0 wm-decode "$T/resize.ts"
     fail "size change: frames are not all 64x48"
 ok "a video changing from 64x48 to 96x80 mid-stream: 20 frames, all scaled to the clip's 64x48, exit 0"
 
+# --- a video cut short whose index comes first (MP4 faststart): FFmpeg's
+# demuxer ends quietly at the cut; the frames before it come out, then exit 2
+ff -f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 30 -g 10 -c:v libx264 -pix_fmt yuv420p -movflags +faststart "$T/fs.mp4"
+head -c $(( $(stat -c %s "$T/fs.mp4") * 2 / 3 )) "$T/fs.mp4" > "$T/fs_cut.mp4"
+expect_exit 2 wm-decode "$T/fs_cut.mp4"
+expect_err "^wm-decode: $T/fs_cut\.mp4: truncated: the index lists frame data up to byte [0-9]+, the file ends at [0-9]+$"
+n=$(wm-cat --stats "$T/out" | jq '.frames')
+[ "$n" -gt 5 ] && [ "$n" -lt 30 ] || fail "cut MP4: $n frames before the cut"
+wm-cat --kind end "$T/out" | jq -e '.error | test("truncated")' > /dev/null || fail "cut MP4: the end has no error"
+ok "an MP4 cut short (index first): the $n frames before the cut, the clip's end and exit 2 say truncated"
+
 # --- a clip with zero frames, and a stream that ends without end
 expect_exit 0 wm-encode-latent "$T/zeroclip.wm"
 mv "$T/out" "$T/zeroclip_lat.wm"
