@@ -217,7 +217,21 @@ static void test_pairs(void)
     CHECK(html.s && strstr(html.s, ">1.2e-05<div"), "a tiny plausibility keeps its digits");
     wm_strbuf_free(&html);
     wm_report_free(&r);
-    printf("ok - pairs matched by (seed, category, pair)\n");
+
+    /* a big batch: 10000 pairs, in reverse order, every one ranked right */
+    r = wm_report_new(NULL, &err);
+    char line[256];
+    for (int i = 19999; i >= 0; i--) {
+        snprintf(line, sizeof line, "{\"plausibility\":%.2f,\"synth\":{\"seed\":3,\"category\":\"c%d\","
+                 "\"possible\":%s,\"pair\":%d}}", i % 2 ? 0.75 : 0.25, i / 2 % 7, i % 2 ? "true" : "false", i / 2);
+        add(r, line, 20000 - i);
+    }
+    wm_strbuf_init(&html);
+    CHECK(wm_report_render(r, &html, &err) == WM_OK, "render: %s", err.msg);
+    CHECK(html.s && strstr(html.s, "<dd id=\"pairs-right\">10000 of 10000 "), "10000 pairs");
+    wm_strbuf_free(&html);
+    wm_report_free(&r);
+    printf("ok - pairs matched by (seed, category, pair), 10000 of them\n");
 }
 
 static void test_read(void)
