@@ -69,7 +69,7 @@ for r in rows:
           f"{'met' if m['median'] >= tgt else 'not met'} |")
 for r in rows:
     print(f"{r['label']}: first failures, model {r['model']['failures']}, ceiling {r['ceiling']['failures']}, "
-          f"baseline {r['baseline']['failures']}; detector centre error on real frames (whole balls): "
+          f"baseline {r['baseline']['failures']}; detector centre error on real frames (balls inside the frame, at least half their disc showing): "
           f"mean {r['detector_centre_error_px']['mean']:.2f} px, p99 {r['detector_centre_error_px']['p99']:.2f} px")
 EOF
 cat "$OUT/bench-horizon.txt"

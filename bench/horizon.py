@@ -19,8 +19,8 @@ frames (the model has seen what it must keep).
 
 The horizon of a clip is the number of imagined frames before the first
 frame that fails; N when none does.  A frame fails when, for some ball:
-  - moved:    the ball is in view (truth: visible, and at least MIN_PIX of
-              its pixels show in the real frame) and the centroid of its
+  - moved:    the ball is in view (truth: visible, and at least a third of
+              its disc shows in the real frame) and the centroid of its
               pixels in the decoded frame is more than its radius r from
               the centroid of its pixels in the real frame (the same point
               as its true centre when it is wholly in view; the same
@@ -57,8 +57,8 @@ import numpy as np
 
 T_BG = 24          # levels: a pixel differs from the background
 T_COL = 40.0       # RGB distance: a pixel has a ball's colour
-MIN_PIX_FRAC = 0.15  # in view: at least this share of pi r^2 (and MIN_PIX_ABS) shows in the real frame
-MIN_PIX_ABS = 5
+MIN_PIX_FRAC = 1 / 3  # in view: at least this share of pi r^2 (and MIN_PIX_ABS) shows in the real frame
+MIN_PIX_ABS = 6
 VANISH = 0.35      # vanished: fewer than this share of the real frame's pixel count
 APPEAR_AREA = 0.3  # appeared: a blob of this share of the smallest ball's disc (at least MIN_PIX_ABS)
 Q = 8              # colour LUT bin width (levels)
@@ -261,7 +261,8 @@ def main():
     for cid in order:
         tr = truth[cid]
         c = Clip(tr, bg[cid], K)
-        # the detector on the real frames: its centroid against the true centre, balls wholly in view
+        # the detector on the real frames: its centroid against the true centre, for balls inside the frame with at
+        # least half their disc showing (a screen may still cut them)
         for t in range(K, c.T):
             for o in tr[t][1] or []:
                 if o["visible"] and o["r"] + 1 <= o["x"] <= c.W - o["r"] - 1 and o["r"] + 1 <= o["y"] <= c.H - o["r"] - 1:
