@@ -394,6 +394,13 @@ static double svg_x(double frame, size_t n)
     return SVG_PAD + (n > 1 ? frame * (SVG_W - 2 * SVG_PAD) / (double)(n - 1) : (SVG_W - 2 * SVG_PAD) / 2.0);
 }
 
+/* A frame number that lies on the curve's x axis (markers outside it are
+ * not drawn, so a wild number cannot stretch the picture). */
+static int on_axis(const wm_jnode *frame, size_t n)
+{
+    return frame && frame->u.num >= 0 && frame->u.num <= (double)(n - 1);
+}
+
 static void curve(wm_strbuf *b, const wm_jnode *obj)
 {
     const wm_jnode *s = get_present(obj, "surprise");
@@ -417,14 +424,14 @@ static void curve(wm_strbuf *b, const wm_jnode *obj)
     if (peak) { put(b, "; peak at frame "); put_num(b, peak->u.num); }
     if (viol && viol->u.num >= 0) { put(b, "; violation at frame "); put_num(b, viol->u.num); }
     put(b, "</title>");
-    if (range && get_present(obj, "thumbs"))
+    if (range && get_present(obj, "thumbs") && on_axis(&range->u.items[0], n) && on_axis(&range->u.items[1], n))
         wm_strbuf_addf(b, "<rect class=\"strip\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\"/>",
                        svg_x(range->u.items[0].u.num, n), SVG_PAD,
                        fmax(1, svg_x(range->u.items[1].u.num, n) - svg_x(range->u.items[0].u.num, n)),
                        SVG_H - 2 * SVG_PAD);
     wm_strbuf_addf(b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>", SVG_PAD, SVG_Y(0.0),
                    SVG_W - SVG_PAD, SVG_Y(0.0));
-    if (viol && viol->u.num >= 0) {
+    if (on_axis(viol, n)) {
         double x = svg_x(viol->u.num, n);
         wm_strbuf_addf(b, "<line class=\"violation\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
                           "<text class=\"violation\" x=\"%.1f\" y=\"%d\">violation</text>",
@@ -441,12 +448,12 @@ static void curve(wm_strbuf *b, const wm_jnode *obj)
         pen_down = 1;
     }
     put(b, "\"/>");
-    if (peak) {
+    if (on_axis(peak, n)) {
         double x = svg_x(peak->u.num, n);
         wm_strbuf_addf(b, "<line class=\"peak\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>", x, SVG_PAD, x,
                        SVG_H - SVG_PAD);
         double pf = peak->u.num;
-        if (pf >= 0 && pf < (double)n && pf == floor(pf) && s->u.items[(size_t)pf].type == WM_JNUM)
+        if (pf == floor(pf) && s->u.items[(size_t)pf].type == WM_JNUM)
             wm_strbuf_addf(b, "<circle class=\"peak\" cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"/>", x,
                            SVG_Y(s->u.items[(size_t)pf].u.num));
     }

@@ -181,6 +181,18 @@ static void test_report(void)
     CHECK(r == NULL, "free leaves the pointer");
     printf("ok - rows in order, input escaped, summary counted\n");
 
+    /* markers off the curve (a frame past the end, 1e300) are not drawn */
+    r = wm_report_new(NULL, &err);
+    add(r, "{\"plausibility\":0.5,\"surprise\":[null,1,2],\"peak_frame\":1e300,\"thumbs\":\"data:image/png;base64,AA==\","
+           "\"thumbs_frames\":[-5,2],\"synth\":{\"violation_frame\":3}}", 1);
+    wm_strbuf_init(&html);
+    CHECK(wm_report_render(r, &html, &err) == WM_OK, "render: %s", err.msg);
+    CHECK(html.s && !strstr(html.s, "class=\"peak\"") && !strstr(html.s, "<line class=\"violation\"") &&
+          !strstr(html.s, "<rect class=\"strip\""), "markers off the axis drawn");
+    CHECK(html.s && strstr(html.s, "peak at frame 1e+300"), "the wild peak is still named");
+    wm_strbuf_free(&html);
+    wm_report_free(&r);
+
     expect_row_refused("not JSON", "{\"clip\":", "column 9");
     expect_row_refused("not an object", "[1,2]", "expected a JSON object");
     expect_row_refused("plausibility a string", "{\"plausibility\":\"high\"}", "plausibility: expected a number");
