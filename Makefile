@@ -7,6 +7,7 @@
 #   make bench-tokenizer  wm-encode-latent + wm-decode-frame against PyTorch (docs/benchmarks.md)
 #   make bench-step   wm-step on the CPU against PyTorch (docs/benchmarks.md)
 #   make bench-step-gpu  wm-step on a CUDA device against PyTorch (needs a GPU)
+#   make bench-workers  batch scoring clips/s with 1, 2 and 4 wm-workers against one pipeline (docs/benchmarks.md)
 #   make model      retrain models/wm-default.safetensors from scratch (about an hour; docs/tokenizer.md, docs/model.md)
 #   make install PREFIX=/usr/local
 # Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
@@ -38,7 +39,7 @@ UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test demo install clean bench-io bench-physics bench-zmq bench-synth fuzz fuzz-build lint bench-tokenizer model \
-        bench-step bench-step-gpu
+        bench-step bench-step-gpu bench-workers
 .SECONDARY:
 all: $(FILTERS) $(UNITS)
 
@@ -120,6 +121,9 @@ bench-io: all
 
 bench-zmq: all
 	bench/bench-zmq.sh
+
+bench-workers: all
+	bench/bench-workers.sh
 
 bench-synth: all
 	bench/bench-synth.sh
