@@ -36,10 +36,11 @@ Occluded balls (visible false, or too little of them showing) are not
 checked for position.
 
 The detector.  A pixel is "of ball b" when it differs from the background
-frame B by more than T_BG levels in some channel and its colour is within
+frame B by more than T_BG levels in some channel, its colour is within
 T_COL (RGB distance) of the colour of some pixel of ball b in the real
 context frames (all of the clip's real frames if the ball shows too little
-in the context), and nearer to b's colours than to any other ball's.  Ball
+in the context) and nearer to that than to the background's colour there,
+and nearer to b's colours than to any other ball's.  Ball
 b's pixels are looked for within 2r + 2 of its true centre (and, against a
 ball of a confusable colour, on b's side of the two).
 
@@ -147,7 +148,9 @@ class Clip:
         q = (img // Q).astype(np.int32)
         d = np.stack([self.luts[b][q[..., 0], q[..., 1], q[..., 2]] for b in self.ids])
         lab = d.argmin(0)
-        ok = (d.min(0) < T_COL) & (np.abs(img.astype(np.int16) - self.bg[t][0]).max(-1) > T_BG)
+        diff = img.astype(np.float64) - self.bg[t][0]
+        # of a ball: near its colours, away from the background there, and nearer to the ball than to it
+        ok = (d.min(0) < T_COL) & (np.abs(diff).max(-1) > T_BG) & (d.min(0) < np.sqrt((diff ** 2).sum(-1)))
         return np.where(ok, lab, -1)
 
     def measure(self, t, img):
