@@ -147,9 +147,22 @@ model: all
 	scripts/model-tokenizer.sh
 	scripts/model-dynamics.sh
 
+# Pipelines go to PREFIX/bin as wm-NAME (pipelines/score: wm-score) with
+# their names in messages and help rewritten; they find the filters beside
+# them, and the filters find the model in PREFIX/share/wm.  libwm.a, its
+# headers (PREFIX/include/wm) and wm.pc serve programs built against libwm.
+WM_VERSION := $(shell sed -n 's/^\#define WM_VERSION "\(.*\)"/\1/p' libwm/wm_proto.h)
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/wm
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/wm \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/wm
 	install -m 755 $(FILTERS) $(DESTDIR)$(PREFIX)/bin/
+	for p in pipelines/*; do [ -f "$$p" ] && [ -x "$$p" ] || continue; n=wm-$$(basename $$p); \
+	  sed 's|pipelines/\([a-z][a-z0-9-]*\)|wm-\1|g' "$$p" > $(DESTDIR)$(PREFIX)/bin/$$n.tmp && \
+	  chmod 755 $(DESTDIR)$(PREFIX)/bin/$$n.tmp && mv $(DESTDIR)$(PREFIX)/bin/$$n.tmp $(DESTDIR)$(PREFIX)/bin/$$n || exit 1; done
+	install -m 644 $(BUILD)/libwm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 libwm/*.h $(DESTDIR)$(PREFIX)/include/wm/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(WM_VERSION)|' -e 's|@REQUIRES@|$(PKGS)|' libwm/wm.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wm.pc
 	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/wm/
 	if [ -f models/wm-default.safetensors ]; then install -d $(DESTDIR)$(PREFIX)/share/wm && \
 	  install -m 644 models/wm-default.safetensors $(DESTDIR)$(PREFIX)/share/wm/; fi
