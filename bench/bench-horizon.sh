@@ -49,7 +49,7 @@ for balls in 1 3; do
     wm-decode-frame -q --model "$MODEL" --batch 32 < "$tmp/lat-$balls.wms" > "$tmp/rt-$balls.wms"
     wm-step -q --model "$MODEL" --device "$DEVICE" --batch 8 --rollout "$N" --context "$CONTEXT" --drop-rest \
         < "$tmp/lat-$balls.wms" | wm-decode-frame -q --model "$MODEL" --batch 32 > "$tmp/ro-$balls.wms"
-    /usr/bin/python3 bench/horizon.py --label "$balls ball(s)" --context "$CONTEXT" --truth "$tmp/truth-$balls.wms" \
+    /usr/bin/python3 bench/horizon.py --label "$balls ball$([ "$balls" = 1 ] || echo s)" --context "$CONTEXT" --truth "$tmp/truth-$balls.wms" \
         --background "$tmp/bg-$balls.wms" --roundtrip "$tmp/rt-$balls.wms" --rollout "$tmp/ro-$balls.wms" \
         --json "$tmp/clips-$balls.jsonl" >> "$raw"
 done
@@ -59,13 +59,15 @@ lines = open(sys.argv[1]).read().splitlines()
 rows = [json.loads(l) for l in lines if l.startswith("{")]
 print("\n".join(l for l in lines if not l.startswith("{")))
 print()
-print("| balls | clips | rollout | model: median horizon | (mean, full-length clips) | detector ceiling | no-change baseline | target |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print("| balls | clips | rollout | model: median horizon | quartiles | mean | clips that last | detector ceiling | "
+      "no-change baseline | target |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in rows:
     tgt = 48 if r["label"].startswith("1 ") else 24
     m = r["model"]
-    print(f"| {r['label']} | {r['clips']} | {r['rollout']} | **{m['median']:g}** | ({m['mean']:.1f}, {m['full']}) | "
-          f"{r['ceiling']['median']:g} ({r['ceiling']['full']} full) | {r['baseline']['median']:g} | >= {tgt}: "
+    print(f"| {r['label']} | {r['clips']} | {r['rollout']} | **{m['median']:g}** | {m['q25']:g}-{m['q75']:g} | "
+          f"{m['mean']:.1f} | {m['full']} | {r['ceiling']['median']:g} ({r['ceiling']['full']} last) | "
+          f"{r['baseline']['median']:g} (mean {r['baseline']['mean']:.1f}) | >= {tgt}: "
           f"{'met' if m['median'] >= tgt else 'not met'} |")
 for r in rows:
     print(f"{r['label']}: first failures, model {r['model']['failures']}, ceiling {r['ceiling']['failures']}, "
