@@ -9,6 +9,7 @@
 #   make bench-step-gpu  wm-step on a CUDA device against PyTorch (needs a GPU)
 #   make bench-workers  batch scoring clips/s with 1, 2 and 4 wm-workers against one pipeline (docs/benchmarks.md)
 #   make model      retrain models/wm-default.safetensors from scratch (about an hour; docs/tokenizer.md, docs/model.md)
+#   make fuzz, fuzz-build, lint, valgrind  hardening checks (docs/benchmarks.md, Reliability)
 #   make install PREFIX=/usr/local
 # Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
 # libwm (libwm/*.c).  Tests are discovered by tests/run.
@@ -112,6 +113,11 @@ lint:
 	cppcheck --std=c11 --enable=warning,performance,portability --inline-suppr --quiet \
 	  --error-exitcode=1 -Ilibwm -D_GNU_SOURCE $(LINT_SRC)
 	clang-tidy --quiet $(LINT_SRC) -- -std=c11 -D_GNU_SOURCE -Ilibwm $(PKG_CFLAGS)
+
+# Valgrind memcheck over the main pipeline on a tiny input (about 2 minutes).
+.PHONY: valgrind
+valgrind: all
+	bash tests/valgrind.sh
 
 demo: all
 	scripts/demo.sh
