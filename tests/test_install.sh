@@ -28,7 +28,7 @@ clean_path=$T/prefix/bin:/usr/local/bin:/usr/bin:/bin
 (
     cd "$T" && unset WM_MODEL && export PATH=$clean_path
     # scoring needs the model's dynamics part (the shipped model has had one since issue 9)
-    if head -c 65536 "$T/prefix/share/wm/wm-default.safetensors" | grep -q '"dynamics\.arch"'; then
+    if [ "$(head -c 65536 "$T/prefix/share/wm/wm-default.safetensors" | grep -c '"dynamics\.arch"')" -gt 0 ]; then
         wm-score -q clip_0.mkv clip_1.mkv > scores.jsonl || fail "installed wm-score failed"
         [ "$(grep -c '"plausibility":' scores.jsonl)" -eq 2 ] || fail "installed wm-score: $(cat scores.jsonl)"
     else

@@ -7,8 +7,9 @@ source "$(dirname "$0")/lib.sh"
 command -v ffprobe > /dev/null || skip "no ffprobe"
 P=$WM_ROOT/pipelines
 model=${WM_MODEL:-$WM_ROOT/models/wm-default.safetensors}
+# (grep -c reads all of head's output: grep -q could leave head a SIGPIPE, which pipefail reports)
 dynamics=0
-head -c 65536 "$model" | grep -q '"dynamics\.arch"' && dynamics=1
+[ "$(head -c 65536 "$model" | grep -c '"dynamics\.arch"')" -gt 0 ] && dynamics=1
 
 # the batch: in/a.mp4 in/b.mp4 in/broken.mp4 in/notes.mp4 in/sub/c.mkv,
 # and in/readme.txt, which a directory search leaves out
@@ -96,6 +97,15 @@ while IFS= read -r line; do
     [ "$(stat -c %s "$T/k/$a")" = "$(printf '%s\n' "$line" | sed 's/.*"bytes":\([0-9]*\).*/\1/')" ] || fail "$a: bytes"
 done < "$m"
 ok "ingest resumes after kill -9 ($before archives done first): every archive whole, each video once"
+
+# a line cut by a crash and a second line for a video are gone after the next run
+cp "$m" "$T/m.ok"
+{ grep -m1 a.mp4 "$m"; printf '{"source":"%s","archive":"a-' "$T/in/a.mp4"; } >> "$m"
+expect_exit 2 "$P/ingest" -q -o "$T/k" "$T/in"
+cmp -s <(sort "$m") <(sort "$T/m.ok") || { diff "$T/m.ok" "$m" >&2; fail "the manifest was not rewritten to one whole line per video"; }
+expect_exit 1 "$P/ingest" -q --keep-frames -o "$T/k" "$T/in"
+expect_err "was made with --size 64x64 --frames all --keep-frames 0 .*this run asks for .*--keep-frames 1"
+ok "ingest: the manifest rewritten whole; other settings refused"
 
 # --- dream ---
 if [ $dynamics = 1 ]; then
