@@ -28,6 +28,12 @@ typedef struct wm_error {
 wm_status wm_error_set(wm_error *err, wm_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* clang-tidy's analyzer sees one file at a time: tell it what wm_error_set
+ * returns, or every `return wm_error_set(...)` looks as if it could be WM_OK. */
+#ifdef __clang_analyzer__
+#define wm_error_set(err, code, ...) (wm_error_set((err), (code), __VA_ARGS__), (code))
+#endif
+
 /* Prepends "prefix: " to the message already in err; returns err->code. */
 wm_status wm_error_prefix(wm_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

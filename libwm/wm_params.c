@@ -66,13 +66,12 @@ int wm_params_find(const wm_params *p, const char *name)
     return -1;
 }
 
-static void shape_text(char *out, size_t cap, int rank, const int *ishape, const uint64_t *ushape)
+static void shape_text(char *out, size_t cap, int rank, const uint64_t *shape)
 {
     size_t n = 0;
     out[0] = '\0';
     for (int d = 0; d < rank && n + 24 < cap; d++)
-        n += (size_t)snprintf(out + n, cap - n, "%s%llu", d ? "x" : "",
-                              ishape ? (unsigned long long)ishape[d] : (unsigned long long)ushape[d]);
+        n += (size_t)snprintf(out + n, cap - n, "%s%llu", d ? "x" : "", (unsigned long long)shape[d]);
     if (rank == 0) snprintf(out, cap, "scalar");
 }
 
@@ -91,12 +90,16 @@ wm_status wm_params_load_into(const wm_params *p, float *buf, const wm_safetenso
         snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", e->name);
         const wm_safetensors_tensor *t = wm_safetensors_find(st, name);
         if (!t) return wm_error_set(err, WM_E_INPUT, "%s: no tensor \"%s\"", path, name);
+        uint64_t shape[WM_PARAM_MAX_RANK];
         int same = t->rank == e->rank;
-        for (int d = 0; same && d < e->rank; d++) same = t->shape[d] == (uint64_t)e->shape[d];
+        for (int d = 0; d < e->rank; d++) {
+            shape[d] = (uint64_t)e->shape[d];
+            same = same && t->shape[d] == shape[d];
+        }
         if (!same) {
             char want[96], got[96];
-            shape_text(want, sizeof want, e->rank, e->shape, NULL);
-            shape_text(got, sizeof got, t->rank, NULL, t->shape);
+            shape_text(want, sizeof want, e->rank, shape);
+            shape_text(got, sizeof got, t->rank, t->shape);
             return wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" is %s, the architecture needs %s", path, name,
                                 got, want);
         }

@@ -384,7 +384,7 @@ static wm_status parse_header(wm_safetensors *st, const char *hdr, size_t len, c
 
 static int cmp_by_begin(const void *a, const void *b)
 {
-    const st_tensor_entry *x = *(st_tensor_entry *const *)a, *y = *(st_tensor_entry *const *)b;
+    const st_tensor_entry *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return x->end < y->end ? -1 : x->end > y->end;
 }
@@ -422,19 +422,19 @@ static wm_status validate_tensors(wm_safetensors *st, const char *path, wm_error
         e->t.data = st->data + e->begin;
     }
     /* the ranges must tile [0, data_len) exactly */
-    st_tensor_entry **order = malloc((st->n_tensors ? st->n_tensors : 1) * sizeof *order);
+    st_tensor_entry *order = malloc((st->n_tensors ? st->n_tensors : 1) * sizeof *order);   /* sorted copies */
     if (!order) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
-    for (size_t i = 0; i < st->n_tensors; i++) order[i] = &st->tensors[i];
+    if (st->n_tensors) memcpy(order, st->tensors, st->n_tensors * sizeof *order);
     qsort(order, st->n_tensors, sizeof *order, cmp_by_begin);
     uint64_t at = 0;
     wm_status s = WM_OK;
     for (size_t i = 0; i < st->n_tensors && s == WM_OK; i++) {
-        if (order[i]->begin < at)
-            s = wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" overlaps another tensor", path, order[i]->t.name);
-        else if (order[i]->begin > at)
+        if (order[i].begin < at)
+            s = wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" overlaps another tensor", path, order[i].t.name);
+        else if (order[i].begin > at)
             s = wm_error_set(err, WM_E_INPUT, "%s: %llu unused bytes before tensor \"%s\"", path,
-                             (unsigned long long)(order[i]->begin - at), order[i]->t.name);
-        at = order[i]->end;
+                             (unsigned long long)(order[i].begin - at), order[i].t.name);
+        at = order[i].end;
     }
     free(order);
     if (s == WM_OK && at != st->data_len)
@@ -666,9 +666,9 @@ wm_status wm_safetensors_write(const char *path, const wm_safetensors_entry *ten
         text_json_str(&h, t->name);
         text_addf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtypes[t->dtype].name);
         for (int d = 0; d < t->rank; d++) text_addf(&h, "%s%llu", d ? "," : "", (unsigned long long)t->shape[d]);
-        text_addf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
-                  (unsigned long long)(offset + nbytes));
-        offset += nbytes;
+        uint64_t end = offset + nbytes;
+        text_addf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset, (unsigned long long)end);
+        offset = end;
     }
     text_add(&h, "}", 1);
     while (!h.oom && (8 + h.len) % 8) text_add(&h, " ", 1);
@@ -738,9 +738,7 @@ static char *concat(const char *a, const char *b)
 {
     size_t na = a ? strlen(a) : 0, nb = strlen(b);
     char *s = malloc(na + nb + 1);
-    if (!s) return NULL;
-    if (na) memcpy(s, a, na);
-    memcpy(s + na, b, nb + 1);
+    if (s) snprintf(s, na + nb + 1, "%s%s", na ? a : "", b);
     return s;
 }
 

@@ -142,9 +142,8 @@ uint64_t wm_frameset_hash(const wm_frameset *fs)
     for (int s = 0; s < fs->n_src; s++)
         for (size_t i = 0; i < fs->src[s].n; i++) {
             const fs_frame *f = &fs->src[s].frames[i];
-            uint32_t dims[3] = { (uint32_t)s, (uint32_t)f->w, (uint32_t)f->h };
-            const uint8_t *d = (const uint8_t *)dims;
-            for (size_t k = 0; k < sizeof dims; k++) h = (h ^ d[k]) * 0x100000001b3ULL;
+            const uint32_t dims[3] = { (uint32_t)s, (uint32_t)f->w, (uint32_t)f->h };
+            for (int k = 0; k < 12; k++) h = (h ^ ((dims[k / 4] >> (8 * (k % 4))) & 0xFF)) * 0x100000001b3ULL;
             for (size_t k = 0; k < 3 * (size_t)f->w * f->h; k++) h = (h ^ f->rgb[k]) * 0x100000001b3ULL;
         }
     return h;
@@ -175,8 +174,9 @@ void wm_frameset_sample(const wm_frameset *fs, wm_rng *rng, const double *weight
     for (int b = 0; b < B; b++) {
         const fs_source *src = &fs->src[pick_source(fs, rng, weights)];
         const fs_frame *f = &src->frames[wm_rng_below(rng, src->n)];
-        int y0 = (int)wm_rng_below(rng, (uint64_t)(f->h - h + 1));
-        int x0 = (int)wm_rng_below(rng, (uint64_t)(f->w - w + 1));
+        const int rows = f->h - h + 1, cols = f->w - w + 1;   /* crop positions */
+        int y0 = (int)wm_rng_below(rng, (uint64_t)rows);
+        int x0 = (int)wm_rng_below(rng, (uint64_t)cols);
         int mirror = flip && wm_rng_below(rng, 2);
         float *o = x + (size_t)b * h * w * 3;
         for (int yy = 0; yy < h; yy++)
@@ -247,7 +247,7 @@ static wm_status load_checkpoint(wm_tokenizer *tk, wm_adam *adam, long *step, co
                          (int)strcspn(a, ";"), a, (int)strcspn(b, ";"), b);
     } else if (!(saved = wm_tokenizer_from_file(st, path, err))) {
         s = err->code;
-    } else if (memcmp(wm_tokenizer_get_config(saved), wm_tokenizer_get_config(tk), sizeof(wm_tokenizer_config))) {
+    } else if (memcmp(wm_tokenizer_get_config(saved), wm_tokenizer_get_config(tk), sizeof(wm_tokenizer_config)) != 0) {
         s = wm_error_set(err, WM_E_USAGE, "--resume: %s holds a tokenizer of another architecture", path);
     } else {
         wm_params *p = wm_tokenizer_params(tk);

@@ -111,7 +111,7 @@ wm_status wm_venc_target_path(const wm_venc_target *t, int clip_number, char *ou
     for (size_t i = 0; t->name[i]; ) {
         char piece[64];
         size_t len;
-        if (t->per_clip && i == nums[0].start) {
+        if (t->per_clip && n > 0 && i == nums[0].start) {
             char spec[8];
             memcpy(spec, t->name + i, nums[0].end - i);
             spec[nums[0].end - i] = '\0';
@@ -658,7 +658,7 @@ wm_status wm_venc_png_memory(const uint8_t *rgb, int width, int height, uint8_t 
     f->format = AV_PIX_FMT_RGB24;
     f->width = width;
     f->height = height;
-    if ((r = av_frame_get_buffer(f, 0)) < 0) { st = wm_error_set(err, WM_E_SYSTEM, "png: out of memory"); goto done; }
+    if (av_frame_get_buffer(f, 0) < 0) { st = wm_error_set(err, WM_E_SYSTEM, "png: out of memory"); goto done; }
     for (int y = 0; y < height; y++)
         memcpy(f->data[0] + (size_t)y * f->linesize[0], rgb + (size_t)y * width * 3, (size_t)width * 3);
     if ((r = avcodec_send_frame(cx, f)) < 0 || (r = avcodec_send_frame(cx, NULL)) < 0 ||
