@@ -3,14 +3,19 @@
 # Idempotent: does nothing when all packages are present; runs
 # `apt-get update` only when something is missing.  GNU parallel shards very
 # large batches over cores and machines (README.md).  chromium renders
-# wm-report's page headless in tests/test_report.sh.
+# wm-report's page headless in tests/test_report.sh.  jq and time (GNU
+# /usr/bin/time) are used by the shell tests.
+# --checks adds the tools of the hardening checks CI runs (.ci/run):
+# clang and its libFuzzer/sanitizer runtime (make fuzz), cppcheck and
+# clang-tidy (make lint), valgrind (make valgrind).
 set -eu
 
 PKGS="build-essential pkg-config
 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
 libzmq3-dev libmsgpack-dev libopenblas-dev
 python3 python3-msgpack python3-numpy python3-torch
-parallel chromium"
+parallel chromium jq time"
+[ "${1:-}" = "--checks" ] && PKGS="$PKGS clang libclang-rt-14-dev cppcheck clang-tidy valgrind"
 
 missing=""
 for p in $PKGS; do
