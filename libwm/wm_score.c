@@ -290,6 +290,7 @@ static wm_status frame_measure(score_clip *c, const wm_frame_view *v, wm_error *
 {
     const int ch = wm_pixfmt_channels(v->format);
     const size_t n = v->size;
+    if (n == 0) return WM_OK;   /* the reader never passes one; nothing to measure */
     if (c->prev && (v->width != c->fw || v->height != c->fh || ch != c->fch)) {
         free(c->prev); free(c->prev2);
         c->prev = c->prev2 = NULL;   /* a size change: the measures restart */
@@ -339,9 +340,9 @@ static wm_status grid_alloc(score_clip *c, int h, int w, int C, wm_error *err)
 {
     const size_t cells = (size_t)h * w, n = cells * C;
     c->h = h; c->w = w; c->C = C;
-    if (!(c->z = malloc(n * sizeof(float))) || !(c->cells = malloc(cells * sizeof(float))) ||
-        !(c->scratch = malloc(cells * sizeof(float))) || !(c->pred_mean = malloc(n * sizeof(float))) ||
-        !(c->pred_var = malloc(n * sizeof(float))) ||
+    if (!(c->z = calloc(n, sizeof(float))) || !(c->cells = calloc(cells, sizeof(float))) ||
+        !(c->scratch = calloc(cells, sizeof(float))) || !(c->pred_mean = calloc(n, sizeof(float))) ||
+        !(c->pred_var = calloc(n, sizeof(float))) ||
         !(c->first = malloc(CONSISTENCY_REF * n * sizeof(float))) || !(c->ref = calloc(n, sizeof(double))))
         return oom(err);
     return WM_OK;
