@@ -40,8 +40,8 @@
 #include "wm_loop.h"
 
 #define WM_SCORE_WARMUP 3
-#define WM_SCORE_CENTER 0.5
-#define WM_SCORE_SCALE 0.25
+#define WM_SCORE_CENTER 2.32   /* scripts/calibrate-score.sh on the shipped model */
+#define WM_SCORE_SCALE 0.87
 #define WM_SCORE_HEAT_MAX 4.0
 
 typedef struct wm_score_options {

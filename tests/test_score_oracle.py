@@ -50,7 +50,7 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
     return b"".join(out)
 
 
-def expected(msgs, warmup=3, center=0.5, scale=0.25):
+def expected(msgs, warmup=3, center=2.32, scale=0.87):
     """{clip: score fields} from the stream, by the definitions."""
     res = {}
     cur = None
