@@ -665,8 +665,8 @@ wm_status wm_report_render(const wm_report *r, wm_strbuf *b, wm_error *err)
     html_cstr(b, r->title);
     put(b, "</h1>\n");
     summary(r, b);
-    put(b, "<p><input id=\"filter\" type=\"search\" placeholder=\"filter: clip, source, category, "
-           "impossible, error&#8230;\" aria-label=\"filter clips\"><span id=\"shown\"></span></p>\n");
+    put(b, "<p><input id=\"filter\" type=\"search\" placeholder=\"filter, e.g. gravity impossible "
+           "-solidity\" aria-label=\"filter clips\"><span id=\"shown\"></span></p>\n");
     put(b, "<table id=\"clips\">\n<thead><tr><th>#</th><th>clip / source</th><th>plausibility</th>"
            "<th>surprise mean / max</th><th>peak frame</th><th>sub-scores</th><th>labels</th></tr></thead>\n");
     for (size_t i = 0; i < r->n; i++) clip_rows(b, order[i], i + 1);
