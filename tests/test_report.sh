@@ -98,6 +98,19 @@ if [ -w /dev/full ]; then
 fi
 ok "usage errors exit 1, output errors exit 3"
 
+# ---- the real producer: wm-score-coherence --json --thumbs reads back ----
+if command -v wm-score-coherence > /dev/null &&
+   wm-synth -q --pairs 1 --category gravity --frames 16 | wm-encode-latent -q --keep-frames |
+       wm-step -q 2> /dev/null | wm-score-coherence -q --json --thumbs > "$T/real.jsonl" &&
+   [ -s "$T/real.jsonl" ]; then
+    expect_exit 0 wm-report -o "$T/real.html" "$T/real.jsonl"
+    grep -q '<dd id="n-clips">2</dd>' "$T/real.html" || fail "the pipeline's two clips are not on the page"
+    grep -q '<img class="thumbs"' "$T/real.html" || fail "the pipeline's thumbnails are not on the page"
+    ok "wm-score-coherence --json --thumbs output reads back"
+else
+    echo "# no scoring pipeline here (wm-score-coherence, or a model with dynamics, missing): not checked"
+fi
+
 # ---- rendered for real ----
 command -v chromium > /dev/null || skip "chromium is not installed (scripts/install-deps.sh installs it)"
 browse() {   # URL, chromium options...: the DOM or screenshot, after the page's script ran
