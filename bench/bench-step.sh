@@ -8,7 +8,7 @@
 #   peer:  bench/torch_step_peer.py: the same network and weights, latents
 #          in memory -> means and variances in memory, no stream I/O; the
 #          faster of NCHW and channels_last.
-# The latents: 32 wm-synth clips of 32 frames at 64x64 (16x16x8 grids),
+# The latents: 32 wm-synth clips of 32 frames at 64x64 (16x16x16 grids),
 # encoded once with the model's tokenizer.  Each timing is the best of
 # $REPS runs.  MODEL=... picks the model (default: the shipped one),
 # THREADS=... the threads (default 1), COPIES=... how many times the 1024
@@ -34,7 +34,7 @@ echo "model: $MODEL ($(/usr/bin/python3 -c '
 import json, struct, sys
 b = open(sys.argv[1], "rb").read(); m = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]
 print("%s C=%s hidden=%s dilation=%s" % (m["dynamics.arch"], m["dynamics.latent_channels"], m["dynamics.hidden"],
-                                         m["dynamics.dilation"]))' "$MODEL")), threads $THREADS, $n latents of 16x16x8"
+                                         m["dynamics.dilation"]))' "$MODEL")), threads $THREADS, $n latents of 16x16x16"
 echo
 echo "| batch | wm-step (whole filter) | PyTorch NCHW | PyTorch channels_last | ratio |"
 echo "|---:|---:|---:|---:|---:|"

@@ -6,7 +6,7 @@
 # tokenizer as they are read), with a fixed seed, writes it into the model
 # file beside the tokenizer, then measures it on held-out clips against the
 # no-change and constant-velocity baselines (build/model/dynamics-quality.md).
-#   DYNAMICS_STEPS  optimizer steps (default 3000: about 30 minutes with 2
+#   DYNAMICS_STEPS  optimizer steps (default 8000, the shipped model: about 1h50 with 2
 #                   threads on the project's 2-core machines)
 #   THREADS         BLAS threads (default 2)
 #   MODEL           the model file (default models/wm-default.safetensors)
@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$ROOT/bin:$PATH"
 D="$ROOT/build/model"
 MODEL=${MODEL:-$ROOT/models/wm-default.safetensors}
-STEPS=${DYNAMICS_STEPS:-3000}
+STEPS=${DYNAMICS_STEPS:-8000}
 THREADS=${THREADS:-2}
 resume=()
 [ "${RESUME:-0}" = 1 ] && resume=(--resume)
