@@ -1,52 +1,55 @@
 #!/usr/bin/env bash
-# make demo: set up, build, and run the main job on the shipped default
-# model.  Outputs land in demo-out/ and their paths are printed at the end.
+# make demo: set up (installs what is missing), build, and run the main job
+# on the shipped default model: score a few sample clips (matched
+# possible/impossible wm-synth pairs written as video files, and real
+# footage), write the HTML report, a video of where physics broke, and a
+# dream (the model's rollout beside the real continuation).  Everything
+# lands in demo-out/; the paths are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 make -s all
-export PATH="$PWD/bin:$PATH"
+export PATH="$PWD/bin:$PWD/pipelines:$PATH"
 out=demo-out
-mkdir -p "$out"
-footage=$(bash tests/media.sh motion.mov >/dev/null 2>&1 && echo build/media/motion.mov || true)
+rm -rf "$out"
+mkdir -p "$out/clips"
 
-echo "== 1. real footage -> 64x64 frame stream -> per-clip stats"
-if [ -n "$footage" ]; then
-    wm-decode -q "$footage" --size 64x64 --fps 25 > "$out/motion.wms"
-    wm-cat --stats "$out/motion.wms"
-    wm-mux -q -o "$out/motion_64.mp4" < "$out/motion.wms"
-fi
+echo "== 1. sample clips: one matched pair per category (wm-synth, never trained on) and real footage"
+wm-synth -q --pairs 1 --seed 2026 > "$out/pairs.wms"
+wm-mux -q -o "$out/clips/pair_%03d.mkv" < "$out/pairs.wms"     # lossless FFV1
+# name each file after its clip (possible / impossible, category)
+i=0
+wm-cat --kind clip "$out/pairs.wms" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | while read -r id; do
+    mv "$out/clips/$(printf 'pair_%03d.mkv' "$i")" "$out/clips/$id.mkv"
+    i=$((i + 1))
+done
+for v in motion.mov cityCC0.mpg; do
+    bash tests/media.sh "$v" >/dev/null 2>&1 && cp "build/media/$v" "$out/clips/" || true
+done
+ls "$out/clips" | sed 's/^/   /'
 
-if [ -x bin/wm-synth ]; then
-    echo "== 2. a physical world: matched possible/impossible pairs"
-    wm-synth --pairs 1 --frames 48 --size 128x128 | tee "$out/pairs.wms" | wm-mux -q -o "$out/pair_%03d.mp4"
-    wm-cat --kind clip "$out/pairs.wms" | head -n 4
-fi
+echo "== 2. score them: pipelines/score (decode | encode | world model | score), JSON Lines and an HTML report"
+status=0
+pipelines/score --report "$out/report.html" "$out/clips" > "$out/scores.jsonl" || status=$?
+[ $status -le 2 ] || { echo "demo: scoring failed (exit $status)" >&2; exit $status; }
+sed -E 's/"surprise":\[[^]]*\],//; s/"thumbs":"[^"]*",?//' "$out/scores.jsonl" | cut -c1-200 | head -n 4
+echo "   ..."
 
-if [ -x bin/wm-encode-latent ] && [ -x bin/wm-decode-frame ] && [ -s models/wm-default.safetensors ]; then
-    echo "== 3. the tokenizer of the default model: frames -> latents -> frames"
-    src="$out/motion.wms"
-    [ -s "$src" ] || src="$out/pairs.wms"
-    wm-encode-latent < "$src" | tee "$out/latents.wms" | wm-decode-frame | wm-mux -q -o "$out/reconstructed.mp4"
-    wm-cat --stats "$out/latents.wms" | head -n 2
-fi
+echo "== 3. where physics broke: the surprise heatmap over a teleport"
+wm-synth -q --pairs 1 --seed 2026 --category continuity | wm-encode-latent -q --keep-frames | wm-step -q |
+    wm-score-coherence -q --heatmap | wm-mux -q -o "$out/where_%03d.mp4"
+mv "$out/where_000.mp4" "$out/where-possible.mp4"
+mv "$out/where_001.mp4" "$out/where-impossible.mp4"
 
-if [ -x bin/wm-step ] && [ -s "$out/pairs.wms" ]; then
-    echo "== 4. the world model dreams: 12 real frames of a pair, then 20 imagined"
-    if wm-cat --pass "$out/pairs.wms" | wm-encode-latent | wm-step -q --rollout 20 --context 12 |
-        wm-decode-frame | wm-mux -q -o "$out/dream.mp4" --clip pair-1-gravity-0-possible 2> "$out/dream.err"; then
-        echo "   $out/dream.mp4"
-    else
-        cat "$out/dream.err"
-        echo "   (skipped: the shipped model has no dynamics part yet)"
-    fi
-fi
-
-if [ -x bin/wm-step ] && [ -x bin/wm-score-coherence ]; then
-    echo "== 5. plausibility scores of the pairs"
-    wm-encode-latent < "$out/pairs.wms" | wm-step | wm-score-coherence --json | tee "$out/scores.jsonl"
-fi
+echo "== 4. the world model dreams: 8 real frames, then 24 imagined, beside the real continuation"
+dream_src="$out/clips/motion.mov"
+[ -f "$dream_src" ] || dream_src=$(ls "$out"/clips/*gravity*-possible.mkv | head -n 1)
+pipelines/dream -q --context 8 --frames 24 -o "$out/dream.mp4" "$dream_src"
 
 echo
-echo "demo outputs in $out/:"
-ls -1 "$out" | sed "s|^|  $out/|"
+echo "demo outputs:"
+echo "  $out/report.html       the clips sorted by plausibility, surprise curves, thumbnails (open in a browser)"
+echo "  $out/scores.jsonl      one JSON object per clip (docs/scoring.md)"
+echo "  $out/where-*.mp4       the surprise heatmap of a matched pair (the teleport lights up)"
+echo "  $out/dream.mp4         real (left) and imagined (right) continuation"
+echo "  $out/clips/            the scored clips"
