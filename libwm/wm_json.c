@@ -117,6 +117,12 @@ void wm_json_base64(wm_strbuf *b, const unsigned char *p, size_t n)
     wm_strbuf_add(b, "\"", 1);
 }
 
+/* A non-string map key is written as a string holding its JSON, cut at
+ * this many bytes: a key inside such a key is escaped once more at every
+ * level, so uncut, a 200-byte message of map keys nested 40 deep would need
+ * 2^40 bytes (found by fuzz_stream). */
+#define JSON_KEY_MAX 256
+
 static void json_obj(wm_strbuf *b, const msgpack_object *o, const char *key, size_t key_len,
                      wm_json_bin_fn bin_fn, void *ctx)
 {
@@ -153,7 +159,7 @@ static void json_obj(wm_strbuf *b, const msgpack_object *o, const char *key, siz
                 wm_strbuf kb;
                 wm_strbuf_init(&kb);
                 json_obj(&kb, k, NULL, 0, NULL, NULL);
-                wm_json_str(b, kb.s ? kb.s : "", kb.len);
+                wm_json_str(b, kb.s ? kb.s : "", kb.len < JSON_KEY_MAX ? kb.len : JSON_KEY_MAX);
                 wm_strbuf_free(&kb);
             }
             wm_strbuf_add(b, ":", 1);

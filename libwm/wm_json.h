@@ -30,7 +30,9 @@ void wm_json_num(wm_strbuf *b, double v);                  /* null for NaN/Inf *
 typedef void (*wm_json_bin_fn)(void *ctx, wm_strbuf *b, const char *key, size_t key_len,
                                const msgpack_object *bin);
 
-/* Writes o as JSON; bins go through bin_fn (NULL: {"bytes": N}). */
+/* Writes o as JSON; bins go through bin_fn (NULL: {"bytes": N}).  A map
+ * key that is not a string becomes a string of its JSON, cut at 256 bytes
+ * (the output stays linear in the input however deep such keys nest). */
 void wm_json_obj(wm_strbuf *b, const msgpack_object *o, wm_json_bin_fn bin_fn, void *ctx);
 
 /* Standard base64 of p[0..n). */

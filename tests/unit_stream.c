@@ -174,6 +174,29 @@ static void test_json(void)
     CHECK(wm_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
 }
 
+/* Map keys that are maps, nested 40 deep: the JSON stays small (each such
+ * key is cut at 256 bytes), not 2^40 bytes of escapes (found by fuzz_stream). */
+static void test_json_nested_keys(void)
+{
+    enum { DEPTH = 40 };
+    const msgpack_object one = { .type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 1 };
+    msgpack_object obj[DEPTH + 1];
+    msgpack_object_kv kv[DEPTH];
+    obj[0] = one;
+    for (int i = 0; i < DEPTH; i++) {
+        kv[i].key = obj[i];
+        kv[i].val = one;
+        obj[i + 1].type = MSGPACK_OBJECT_MAP;
+        obj[i + 1].via.map.size = 1;
+        obj[i + 1].via.map.ptr = &kv[i];
+    }
+    wm_strbuf b;
+    wm_strbuf_init(&b);
+    wm_json_obj(&b, &obj[DEPTH], NULL, NULL);
+    CHECK(!b.oom && b.len < 4096 && b.s[0] == '{' && b.s[b.len - 1] == '}');
+    wm_strbuf_free(&b);
+}
+
 int main(void)
 {
     test_measure();
@@ -181,6 +204,7 @@ int main(void)
     test_writer_rename();
     test_cli();
     test_json();
+    test_json_nested_keys();
     if (failures) { fprintf(stderr, "%d checks failed\n", failures); return 1; }
     puts("unit_stream: all checks passed");
     return 0;
