@@ -30,20 +30,21 @@ videos=("$(media h264.mp4)" "$(media ffv1.mkv)")
 # every filter that differs; the test fails at the end if any did.
 problems=()
 problem() { echo "FAIL: $*" >&2; problems+=("$*"); return 1; }
+exited() { [ "$1" -eq 124 ] && echo "timed out after ${TO}s" || echo "exit $1"; }
 
 # via_in OUT IN CMD...: CMD binds --in and reads IN sent by wm-cat; stdout to OUT
 via_in() {
     local out=$1 in=$2 p; shift 2; next_ep
     timeout $TO "$@" --in "@$ep" > "$out" & p=$!
-    timeout $TO wm-cat --pass --out "$ep" "$in" || { wait $p; problem "$1: the sender to $ep failed"; return; }
-    wait $p || problem "'$* --in @$ep' failed (exit $?)"
+    timeout $TO wm-cat --pass --out "$ep" "$in" || { problem "$1: the sender to $ep: $(exited $?)"; wait $p; return 1; }
+    wait $p || problem "'$* --in @$ep' $(exited $?)"
 }
 # via_out OUT IN CMD...: CMD reads IN on stdin and writes --out to a wm-cat that binds
 via_out() {
     local out=$1 in=$2 p; shift 2; next_ep
     timeout $TO wm-cat --pass --in "@$ep" > "$out" & p=$!
-    timeout $TO "$@" --out "$ep" < "$in" || { wait $p; problem "'$* --out $ep' failed"; return; }
-    wait $p || problem "the reader of '$* --out $ep' failed (exit $?)"
+    timeout $TO "$@" --out "$ep" < "$in" || { problem "'$* --out $ep' $(exited $?)"; wait $p; return 1; }
+    wait $p || problem "the reader of '$* --out $ep': $(exited $?)"
 }
 # via_both OUT IN CMD...: --in and --out at once
 via_both() {
@@ -52,8 +53,8 @@ via_both() {
     timeout $TO wm-cat --pass --in "@$e_out" > "$out" & p=$!
     timeout $TO "$@" --in "@$e_in" --out "$e_out" & q=$!
     timeout $TO wm-cat --pass --out "$e_in" "$in" || problem "$1: the sender to $e_in failed"
-    wait $q || problem "'$* --in @$e_in --out $e_out' failed (exit $?)"
-    wait $p || problem "the reader of '$* --in @$e_in --out $e_out' failed (exit $?)"
+    wait $q || problem "'$* --in @$e_in --out $e_out' $(exited $?)"
+    wait $p || problem "the reader of '$* --in @$e_in --out $e_out': $(exited $?)"
 }
 same() {   # same REF OUT WHAT
     cmp -s "$1" "$2" || problem "$3: the bytes differ from the pipe's ($(wc -c < "$1") against $(wc -c < "$2"))"
@@ -77,6 +78,7 @@ stream_filter wm-encode-latent "$T/frames.wms" wm-encode-latent
 stream_filter wm-decode-frame "$T/latents.wms" wm-decode-frame
 stream_filter wm-step "$T/preds.wms" wm-step -q   # latents and preds in: it predicts again
 stream_filter wm-cat "$T/preds.wms" wm-cat --pass
+stream_filter wm-tile "$T/frames.wms" wm-tile
 # the scorer is the newest filter: included as soon as it is built
 if [ -x "$WM_ROOT/bin/wm-score-coherence" ]; then
     stream_filter wm-score-coherence "$T/preds.wms" wm-score-coherence
