@@ -477,8 +477,9 @@ static wm_status emit_heat_frame(wm_score_stage *s, const wm_msg *frame, int64_t
     return st;
 }
 
-/* The held frame goes out as it is (no surprise for it). */
-static wm_status release_held(wm_score_stage *s, wm_writer *out, wm_error *err)
+/* The held frame goes out: with the overlay of the current cells when
+ * have_cells (its latent just arrived), else as it is. */
+static wm_status release_held(wm_score_stage *s, int have_cells, int peak, wm_writer *out, wm_error *err)
 {
     score_clip *c = &s->c;
     if (!c->held) return WM_OK;
@@ -490,7 +491,7 @@ static wm_status release_held(wm_score_stage *s, wm_writer *out, wm_error *err)
     if (st == WM_OK) {
         double pts = 0;
         wm_msg_f64(&m, "pts", &pts);
-        st = emit_heat_frame(s, &m, c->held_index, pts, 0, 0, out, err);
+        st = emit_heat_frame(s, &m, c->held_index, pts, have_cells, peak, out, err);
     }
     msgpack_zone_destroy(&z);
     return st;
@@ -513,23 +514,13 @@ static wm_status on_latent(wm_score_stage *s, const wm_msg *m, wm_writer *out, w
     int peak = 0;
     if (have && pos > s->o.warmup && c->surprise[pos] > c->best) { c->best = c->surprise[pos]; peak = 1; }
     if (!s->o.heatmap && !s->o.thumbs) return WM_OK;
-    double pts = 0;
-    wm_msg_f64(m, "pts", &pts);
-    if (c->held && c->held_index == v.index) {
-        c->held = 0;
-        wm_msg f;
-        msgpack_zone z;
-        msgpack_zone_init(&z, 1024);
-        wm_status st = wm_msg_parse(&f, c->held_raw, c->held_len, &z, err);
-        if (st == WM_OK) {
-            wm_msg_f64(&f, "pts", &pts);
-            st = emit_heat_frame(s, &f, v.index, pts, have, peak, out, err);
-        }
-        msgpack_zone_destroy(&z);
-        return st;
+    if (c->held && c->held_index == v.index) return release_held(s, have, peak, out, err);
+    wm_status st = release_held(s, 0, 0, out, err);
+    if (st == WM_OK && !c->n_frames) {
+        double pts = 0;
+        wm_msg_f64(m, "pts", &pts);
+        st = emit_heat_frame(s, NULL, v.index, pts, have, peak, out, err);
     }
-    wm_status st = release_held(s, out, err);
-    if (st == WM_OK && !c->n_frames) st = emit_heat_frame(s, NULL, v.index, pts, have, peak, out, err);
     return st;
 }
 
@@ -542,7 +533,7 @@ static wm_status on_frame(wm_score_stage *s, const wm_msg *m, wm_writer *out, wm
     if (!s->o.heatmap && !s->o.thumbs) return WM_OK;
     /* the frame waits for its latent (wm-encode-latent --keep-frames sends
      * it right before); an earlier frame still waiting goes out as it is */
-    wm_status st = release_held(s, out, err);
+    wm_status st = release_held(s, 0, 0, out, err);
     if (st) return st;
     if (m->len > c->held_cap) {
         uint8_t *p = realloc(c->held_raw, m->len);
@@ -714,7 +705,7 @@ static wm_status clip_finish(wm_score_stage *s, wm_writer *out, wm_error *err)
 {
     score_clip *c = &s->c;
     if (!c->active) return WM_OK;
-    wm_status st = release_held(s, out, err);
+    wm_status st = release_held(s, 0, 0, out, err);
     if (st == WM_OK) st = pack_score(s, err);
     if (st == WM_OK) {
         s->stats.clips++;
