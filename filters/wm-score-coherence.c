@@ -21,7 +21,7 @@ static const wm_tool tool = {
     "smoothness and consistency, and the clip's labels (synth, ...).  A clip that\n"
     "failed to decode, has NaN/Inf values or no predictions gets an error field\n"
     "instead, and the batch goes on.  The stream passes through; --only-scores\n"
-    "keeps only the scores, --json prints one JSON object per clip (JSON Lines,\n"
+    "keeps only the scores (and each clip's clip and end), --json prints one JSON object per clip (JSON Lines,\n"
     "in input order) instead of a stream; --csv a CSV table.  --heatmap replaces each frame by a\n"
     "colour-mapped overlay of its per-cell surprise (a gray canvas when there are\n"
     "no frames), so wm-mux shows where physics broke.  --thumbs adds a PNG strip\n"
@@ -144,7 +144,7 @@ int main(int argc, char **argv)
     const wm_opt opts[] = {
         { "json", 'j', WM_OPT_FLAG, &json, NULL, "print one JSON object per clip instead of a stream", NULL, 0, 0 },
         { "csv", 0, WM_OPT_FLAG, &csv, NULL, "print CSV (a header, then a row per clip) instead of a stream", NULL, 0, 0 },
-        { "only-scores", 's', WM_OPT_FLAG, &o.only_scores, NULL, "emit only the score messages", NULL, 0, 0 },
+        { "only-scores", 's', WM_OPT_FLAG, &o.only_scores, NULL, "emit only the scores (with each clip's clip and end messages)", NULL, 0, 0 },
         { "heatmap", 0, WM_OPT_FLAG, &o.heatmap, NULL, "replace frames by surprise overlays", NULL, 0, 0 },
         { "heat-max", 0, WM_OPT_DOUBLE, &o.heat_max, "S", "cell surprise shown at full colour (default 4)", NULL, 1e-6, 1e6 },
         { "thumbs", 0, WM_OPT_FLAG, &o.thumbs, NULL, "add a PNG strip of the frames around the peak", NULL, 0, 0 },

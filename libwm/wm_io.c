@@ -238,6 +238,7 @@ struct wm_writer {
     uint8_t *buf;
     size_t cap, used;
     void *zsock;        /* ZeroMQ PUSH socket, or NULL */
+    void *zmon;         /* its connection monitor, or NULL */
 };
 
 wm_writer *wm_writer_open(const char *spec, wm_error *err)
@@ -249,7 +250,7 @@ wm_writer *wm_writer_open(const char *spec, wm_error *err)
     if (!w->buf) goto nomem;
     if (wm_zmq_is_endpoint(spec)) {
         snprintf(w->name, sizeof w->name, "%s", spec);
-        w->zsock = wm_zmq_open(spec, 1, err);
+        w->zsock = wm_zmq_open_writer(spec, &w->zmon, err);
         if (!w->zsock) { free(w->buf); free(w); return NULL; }
         return w;
     }
@@ -316,6 +317,25 @@ wm_status wm_writer_flush(wm_writer *w, wm_error *err)
 static wm_status writer_send_zmq(wm_writer *w, const void *hdr, size_t hdr_len,
                                  const void *payload, size_t payload_len, wm_error *err)
 {
+    if (payload_len == 0) {
+        /* a caller may hand over several whole messages at once (wm-dispatch
+         * does): each goes as its own ZeroMQ message */
+        size_t size = 0;
+        const char *why = NULL;
+        const uint8_t *p = hdr;
+        if (wm_msgpack_measure(p, hdr_len, SIZE_MAX, &size, &why) == WM_MEASURE_COMPLETE && size < hdr_len) {
+            for (size_t off = 0; off < hdr_len; off += size) {
+                if (wm_msgpack_measure(p + off, hdr_len - off, SIZE_MAX, &size, &why) != WM_MEASURE_COMPLETE)
+                    size = hdr_len - off;   /* not whole messages: the rest as it is */
+                uint8_t *m = malloc(size + 1);
+                if (!m) return wm_error_set(err, WM_E_SYSTEM, "%s: out of memory", w->name);
+                memcpy(m, p + off, size);
+                wm_status st = wm_zmq_send_owned(w->zsock, m, size, w->name, err);
+                if (st) return st;
+            }
+            return WM_OK;
+        }
+    }
     uint8_t *m = malloc(hdr_len + payload_len + 1);
     if (!m) return wm_error_set(err, WM_E_SYSTEM, "%s: out of memory", w->name);
     memcpy(m, hdr, hdr_len);
@@ -372,8 +392,8 @@ wm_status wm_writer_close(wm_writer *w, wm_error *err)
 {
     if (w->zsock) {
         wm_status zs = writer_send_eos(w, NULL, err);
-        wm_zmq_close(w->zsock);   /* waits until everything queued is delivered */
-        w->zsock = NULL;
+        wm_zmq_close_writer(w->zsock, w->zmon);   /* waits until the readers have it all */
+        w->zsock = w->zmon = NULL;
         return zs;
     }
     wm_status st = wm_writer_flush(w, err);
@@ -396,7 +416,7 @@ void wm_writer_free(wm_writer **wp)
     if (w->zsock) {   /* not closed: tell the consumer the stream failed */
         wm_error ignored;
         writer_send_eos(w, "stream ended early", &ignored);
-        wm_zmq_close(w->zsock);
+        wm_zmq_close_writer(w->zsock, w->zmon);
     }
     if (w->own_fd) close(w->fd);
     if (w->tmp_path) unlink(w->tmp_path);

@@ -785,6 +785,9 @@ static wm_status score_msg(void *ctx, const wm_msg *m, wm_writer *out, wm_error 
     } else if (wm_msg_is(m, "score")) {
         pass = 0;   /* an older score of the same clips: ours replaces it */
     }
+    /* --only-scores keeps each clip's frame (its clip and end), so the
+     * output is still a stream of whole clips (wm-worker waits for ends) */
+    if (s->o.only_scores && !s->sink && (wm_msg_is(m, "clip") || wm_msg_is(m, "end"))) pass = 1;
     if (st == WM_OK && pass) st = wm_writer_forward(out, m, err);
     return st;
 }

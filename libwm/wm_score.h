@@ -50,7 +50,7 @@ typedef struct wm_score_options {
     int heatmap;             /* replace frames by surprise overlays */
     double heat_max;         /* cell surprise shown at full colour */
     int thumbs;              /* add a PNG strip of the frames around the peak */
-    int only_scores;         /* emit the score messages only */
+    int only_scores;         /* emit the scores (and each clip's clip and end) only */
 } wm_score_options;
 
 void wm_score_options_default(wm_score_options *o);

@@ -28,6 +28,16 @@ void *wm_zmq_open(const char *spec, int push, wm_error *err);
  * DEALER connects). */
 void *wm_zmq_open_type(const char *spec, int type, int default_bind, wm_error *err);
 
+/* A PUSH socket for a stream writer, with mon, a monitor of its
+ * connections (NULL when monitoring is not available). */
+void *wm_zmq_open_writer(const char *spec, void **mon, wm_error *err);
+
+/* Closes a writer socket after its eos: waits until the readers that
+ * connected have disconnected (they close after the eos, so they have every
+ * message; libzmq can drop what a slow reader had not taken when the writer
+ * hangs up first), then closes it.  An interrupt stops the wait. */
+void wm_zmq_close_writer(void *sock, void *mon);
+
 /* Closes the socket (NULL is fine).  A PUSH socket waits until what it
  * queued has been delivered: nothing sent is lost. */
 void wm_zmq_close(void *sock);

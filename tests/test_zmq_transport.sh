@@ -48,3 +48,23 @@ set +e; timeout 20 wm-cat --pass --out "ipc://$T/e.sock" "$T/cut.wms" 2>/dev/nul
 grep -q "producer failed" "$T/e.err" || fail "receiver does not say the producer failed"
 cmp "$T/e.wms" "$T/good.wms" || fail "complete messages before the damage were lost over ZeroMQ"
 ok "a failed producer is reported downstream, complete messages kept"
+
+# a slow reader that binds gets every message even when the writer is done
+# long before it (libzmq drops what a reader had not taken when the writer
+# hangs up first: the writer now waits until its readers have gone)
+/usr/bin/python3 -c "
+import msgpack,sys
+sys.stdout.buffer.write(b''.join(msgpack.packb({'kind':'frame','clip':'c','index':i,'pts':i/25,'width':64,
+    'height':64,'format':'rgb24','data':bytes([i%256])*(64*64*3)}) for i in range(300)))" > "$T/small.wms"
+( timeout 60 wm-cat --pass --in "@ipc://$T/late.sock" | /usr/bin/python3 -c "
+import sys, time
+out = open(sys.argv[1], 'wb')
+while True:
+    b = sys.stdin.buffer.read(12400)
+    if not b: break
+    out.write(b); time.sleep(0.005)" "$T/late_out.wms" ) &
+lpid=$!
+timeout 60 wm-cat --pass --out "ipc://$T/late.sock" "$T/small.wms" || fail "late: sender"
+wait $lpid || fail "late: reader"
+cmp "$T/late_out.wms" "$T/small.wms" || fail "a slow reader lost messages when the writer finished first"
+ok "a slow reader gets every message after the writer is done"
