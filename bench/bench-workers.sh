@@ -13,17 +13,7 @@ CLIPS=${CLIPS:-64} FRAMES=${FRAMES:-32}
 chain="wm-encode-latent -q | wm-step -q"
 [ -x bin/wm-score-coherence ] && chain="$chain | wm-score-coherence -q"
 
-# the shipped model once it has its dynamics part; until then a stand-in of
-# the same size (hidden 32, dilation 2: the same arithmetic), trained one step
 model_note="the shipped model"
-if ! wm-step -q < /dev/null 2> /dev/null; then
-    cp models/wm-default.safetensors "$OUT/workers-model.safetensors"
-    wm-synth --clips 2 --frames 8 | wm-encode-latent -q |
-        wm-train dynamics -q --model "$OUT/workers-model.safetensors" --steps 1 --hidden 32 --dilation 2 \
-            --batch 1 --seq 7 --tbptt 4 2> /dev/null
-    export WM_MODEL="$OUT/workers-model.safetensors"
-    model_note="the shipped tokenizer and an untrained dynamics model of the shipped size (hidden 32)"
-fi
 in="$OUT/workers-$CLIPS-$FRAMES.wms"
 [ -s "$in" ] || wm-synth --clips "$CLIPS" --frames "$FRAMES" --size 64x64 > "$in"
 ep="ipc://$OUT/workers.sock"

@@ -9,16 +9,6 @@ source "$(dirname "$0")/lib.sh"
 S="$WM_ROOT/pipelines/slurm"
 command -v jq > /dev/null || skip "jq is not installed"
 
-# pipelines/score needs a model with a dynamics part: until the shipped model
-# has one, a tiny one trained for a step on top of the shipped tokenizer
-if ! wm-step -q < /dev/null 2> /dev/null; then
-    cp "$WM_ROOT/models/wm-default.safetensors" "$T/m.safetensors"
-    wm-synth --clips 2 --frames 8 | wm-encode-latent |
-        wm-train dynamics -q --model "$T/m.safetensors" --steps 1 --hidden 8 --batch 1 --seq 7 --tbptt 4 2> /dev/null ||
-        fail "cannot make a model with dynamics"
-    export WM_MODEL="$T/m.safetensors"
-fi
-
 # 10 clips as video files, and one file that is not a video (its row carries an error)
 mkdir "$T/clips"
 wm-synth --clips 10 --frames 8 --seed 4 | wm-mux -o "$T/clips/c_%03d.mkv"

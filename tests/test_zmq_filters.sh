@@ -10,16 +10,6 @@ port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 n_ep=0
 next_ep() { n_ep=$((n_ep + 1)); ep="ipc://$T/s$n_ep.sock"; }
 
-# wm-step needs a model with a dynamics part: until the shipped model has one,
-# a tiny one trained for a step on top of the shipped tokenizer will do
-if ! wm-step -q < /dev/null 2> /dev/null; then
-    cp "$WM_ROOT/models/wm-default.safetensors" "$T/m.safetensors"
-    wm-synth --clips 2 --frames 8 | wm-encode-latent |
-        wm-train dynamics -q --model "$T/m.safetensors" --steps 1 --hidden 8 --batch 1 --seq 7 --tbptt 4 2> /dev/null ||
-        fail "cannot make a model with dynamics"
-    export WM_MODEL="$T/m.safetensors"
-fi
-
 # the inputs, over pipes: these are also the references of the producers
 wm-synth --clips 2 --frames 8 > "$T/frames.wms"
 wm-encode-latent < "$T/frames.wms" > "$T/latents.wms"
