@@ -114,7 +114,7 @@ lint:
 	  --error-exitcode=1 -Ilibwm -D_GNU_SOURCE $(LINT_SRC)
 	clang-tidy --quiet $(LINT_SRC) -- -std=c11 -D_GNU_SOURCE -Ilibwm $(PKG_CFLAGS)
 
-# Valgrind memcheck over the main pipeline on a tiny input (about 2 minutes).
+# Valgrind memcheck over the main pipeline on a tiny input (about a minute).
 .PHONY: valgrind
 valgrind: all
 	bash tests/valgrind.sh
