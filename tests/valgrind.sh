@@ -4,7 +4,7 @@
 # wm-step (teacher, --batch, rollout) -> wm-decode-frame -> wm-cat, wm-synth
 # and wm-mux, plus the error paths (a cut stream, a damaged video, a model
 # that does not load, a full disk).  Any memory error or leak (definite or
-# possible) fails: valgrind exits 99.  Not part of `make test` (about two
+# possible) fails: valgrind exits 99.  Not part of `make test` (one or two
 # minutes); `make valgrind` and CI run it.  wm-step runs with --device cpu:
 # the CUDA runtime's own probing is not ours to check.
 source "$(dirname "$0")/lib.sh"
