@@ -167,7 +167,7 @@ install: all
 	  chmod 755 $(DESTDIR)$(PREFIX)/bin/$$n.tmp && mv $(DESTDIR)$(PREFIX)/bin/$$n.tmp $(DESTDIR)$(PREFIX)/bin/$$n || exit 1; done
 	install -m 644 $(BUILD)/libwm.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 libwm/*.h $(DESTDIR)$(PREFIX)/include/wm/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(WM_VERSION)|' -e 's|@REQUIRES@|$(PKGS)|' libwm/wm.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(WM_VERSION)|' -e 's|@REQUIRES@|$(PKGS)|' -e 's|@LDFLAGS@|$(strip $(LDFLAGS))|' libwm/wm.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wm.pc
 	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/wm/
 	if [ -f models/wm-default.safetensors ]; then install -d $(DESTDIR)$(PREFIX)/share/wm && \
