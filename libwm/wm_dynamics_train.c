@@ -12,36 +12,32 @@
 #include "wm_latent.h"
 #include "wm_nn.h"
 #include "wm_proto.h"
+#include "wm_reservoir.h"
 #include "wm_signal.h"
 
-/* ---- clip set ---- */
+/* ---- clip set: a reservoir of clips per source ---- */
 
 typedef struct cs_clip {
     float *lat;                /* [n, h, w, C] */
     int n, h, w;
 } cs_clip;
 
-typedef struct cs_source {
-    cs_clip *clips;
-    size_t n, cap;
-    uint64_t offered;
-} cs_source;
-
 struct wm_clipset {
     int C;
-    cs_source *src;
-    int n_src;
-    size_t max_clips;
-    wm_rng rng;
+    wm_reservoir *res;         /* of cs_clip */
 };
+
+static void clip_release(void *item) { free(((cs_clip *)item)->lat); }
+
+static const cs_clip *clip_at(const wm_clipset *cs, int s, size_t i) { return wm_reservoir_item(cs->res, s, i); }
 
 wm_clipset *wm_clipset_new(int C, size_t max_clips, uint64_t seed, wm_error *err)
 {
     wm_clipset *cs = calloc(1, sizeof *cs);
     if (!cs) { wm_error_set(err, WM_E_SYSTEM, "out of memory"); return NULL; }
     cs->C = C;
-    cs->max_clips = max_clips ? max_clips : 1;
-    wm_rng_seed(&cs->rng, seed ^ 0xc11b5e7c11b5ULL);
+    cs->res = wm_reservoir_new(sizeof(cs_clip), max_clips, seed ^ 0xc11b5e7c11b5ULL, clip_release, err);
+    if (!cs->res) { free(cs); return NULL; }
     return cs;
 }
 
@@ -49,76 +45,45 @@ void wm_clipset_free(wm_clipset **csp)
 {
     wm_clipset *cs = *csp;
     if (!cs) return;
-    for (int s = 0; s < cs->n_src; s++) {
-        for (size_t i = 0; i < cs->src[s].n; i++) free(cs->src[s].clips[i].lat);
-        free(cs->src[s].clips);
-    }
-    free(cs->src);
+    wm_reservoir_free(&cs->res);
     free(cs);
     *csp = NULL;
 }
 
 wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, int n, int h, int w, wm_error *err)
 {
-    if (source < 0 || source > 1000) return wm_error_set(err, WM_E_SYSTEM, "bad source %d", source);
-    if (source >= cs->n_src) {
-        cs_source *s = realloc(cs->src, (size_t)(source + 1) * sizeof *s);
-        if (!s) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
-        memset(s + cs->n_src, 0, (size_t)(source + 1 - cs->n_src) * sizeof *s);
-        cs->src = s;
-        cs->n_src = source + 1;
-    }
-    cs_source *src = &cs->src[source];
-    src->offered++;
-    size_t slot = src->n;
-    if (src->n >= cs->max_clips) {   /* reservoir sampling */
-        uint64_t j = wm_rng_below(&cs->rng, src->offered);
-        if (j >= cs->max_clips) return WM_OK;
-        slot = (size_t)j;
-    } else if (src->n == src->cap) {
-        size_t cap = src->cap ? 2 * src->cap : 64;
-        cs_clip *c = realloc(src->clips, cap * sizeof *c);
-        if (!c) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
-        src->clips = c;
-        src->cap = cap;
-    }
+    void *slot;
+    int replaces;
+    wm_status st = wm_reservoir_offer(cs->res, source, &slot, &replaces, err);
+    if (st || !slot) return st;
     size_t count = (size_t)n * h * w * cs->C;
     float *copy = malloc(count * sizeof(float));
     if (!copy) return wm_error_set(err, WM_E_SYSTEM, "out of memory for %zu training clips", wm_clipset_count(cs));
     memcpy(copy, latents, count * sizeof(float));
-    if (slot < src->n) free(src->clips[slot].lat);
-    else src->n++;
-    src->clips[slot].lat = copy;
-    src->clips[slot].n = n;
-    src->clips[slot].h = h;
-    src->clips[slot].w = w;
+    if (replaces) clip_release(slot);
+    *(cs_clip *)slot = (cs_clip){ copy, n, h, w };
     return WM_OK;
 }
 
-size_t wm_clipset_count(const wm_clipset *cs)
-{
-    size_t n = 0;
-    for (int s = 0; s < cs->n_src; s++) n += cs->src[s].n;
-    return n;
-}
+size_t wm_clipset_count(const wm_clipset *cs) { return wm_reservoir_total(cs->res); }
 
 size_t wm_clipset_latents(const wm_clipset *cs)
 {
     size_t n = 0;
-    for (int s = 0; s < cs->n_src; s++)
-        for (size_t i = 0; i < cs->src[s].n; i++) n += (size_t)cs->src[s].clips[i].n;
+    for (int s = 0; s < wm_reservoir_sources(cs->res); s++)
+        for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++) n += (size_t)clip_at(cs, s, i)->n;
     return n;
 }
 
-int wm_clipset_sources(const wm_clipset *cs) { return cs->n_src; }
+int wm_clipset_sources(const wm_clipset *cs) { return wm_reservoir_sources(cs->res); }
 
 static int clip_usable(const cs_clip *c, int min_len, int h, int w) { return c->n >= min_len && c->h >= h && c->w >= w; }
 
 size_t wm_clipset_usable(const wm_clipset *cs, int min_len, int h, int w)
 {
     size_t n = 0;
-    for (int s = 0; s < cs->n_src; s++)
-        for (size_t i = 0; i < cs->src[s].n; i++) n += (size_t)clip_usable(&cs->src[s].clips[i], min_len, h, w);
+    for (int s = 0; s < wm_reservoir_sources(cs->res); s++)
+        for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++) n += (size_t)clip_usable(clip_at(cs, s, i), min_len, h, w);
     return n;
 }
 
@@ -129,9 +94,9 @@ void wm_clipset_stats(const wm_clipset *cs, float *mean, float *std)
     double n = 0;
     for (int c = 0; c < C; c++) mean[c] = 0.0f, std[c] = 1.0f;
     if (!s1 || !s2) goto done;
-    for (int s = 0; s < cs->n_src; s++)
-        for (size_t i = 0; i < cs->src[s].n; i++) {
-            const cs_clip *cl = &cs->src[s].clips[i];
+    for (int s = 0; s < wm_reservoir_sources(cs->res); s++)
+        for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++) {
+            const cs_clip *cl = clip_at(cs, s, i);
             size_t cells = (size_t)cl->n * cl->h * cl->w;
             for (size_t k = 0; k < cells; k++)
                 for (int c = 0; c < C; c++) {
@@ -154,9 +119,9 @@ done:
 uint64_t wm_clipset_hash(const wm_clipset *cs)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (int s = 0; s < cs->n_src; s++)
-        for (size_t i = 0; i < cs->src[s].n; i++) {
-            const cs_clip *c = &cs->src[s].clips[i];
+    for (int s = 0; s < wm_reservoir_sources(cs->res); s++)
+        for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++) {
+            const cs_clip *c = clip_at(cs, s, i);
             uint32_t dims[4] = { (uint32_t)s, (uint32_t)c->n, (uint32_t)c->h, (uint32_t)c->w };
             const uint8_t *p = (const uint8_t *)dims;
             /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): it loses track of the clips */
@@ -347,8 +312,8 @@ static double source_weight(const wm_clipset *cs, const wm_dynamics_train_option
 {
     double w = o->weights ? o->weights[s] : 1.0;
     if (w <= 0) return 0;
-    for (size_t i = 0; i < cs->src[s].n; i++)
-        if (clip_usable(&cs->src[s].clips[i], o->seq + 1, o->crop_h, o->crop_w)) return w;
+    for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++)
+        if (clip_usable(clip_at(cs, s, i), o->seq + 1, o->crop_h, o->crop_w)) return w;
     return 0;
 }
 
@@ -361,21 +326,22 @@ static void sample_batch(const wm_clipset *cs, const wm_dynamics_train_options *
     wm_rng_seed(&rng, batch_seed(o->seed, batch));
     /* sources with a usable clip, by weight (the caller checked there is one) */
     double total = 0;
-    for (int s = 0; s < cs->n_src; s++) total += source_weight(cs, o, s);
+    const int n_src = wm_reservoir_sources(cs->res);
+    for (int s = 0; s < n_src; s++) total += source_weight(cs, o, s);
     for (int b = 0; b < B; b++) {
         double u = wm_rng_uniform(&rng) * total;
         int s = 0, last = 0;
-        for (; s < cs->n_src; s++) {
+        for (; s < n_src; s++) {
             double w = source_weight(cs, o, s);
             if (w <= 0) continue;
             last = s;
             if (u < w) break;
             u -= w;
         }
-        const cs_source *src = &cs->src[s < cs->n_src ? s : last];
+        const int src = s < n_src ? s : last;
         const cs_clip *c;
         do   /* unusable clips (too short, too small) are drawn again */
-            c = &src->clips[wm_rng_below(&rng, src->n)];
+            c = clip_at(cs, src, wm_rng_below(&rng, wm_reservoir_size(cs->res, src)));
         while (!clip_usable(c, L, ch, cw));
         int t0 = (int)wm_rng_below(&rng, (uint64_t)c->n - (uint64_t)L + 1);
         int y0 = (int)wm_rng_below(&rng, (uint64_t)c->h - (uint64_t)ch + 1);

@@ -13,34 +13,30 @@
 #include "wm_model.h"
 #include "wm_signal.h"
 #include "wm_nn.h"
+#include "wm_reservoir.h"
 #include "wm_safetensors.h"
 
-/* ---- frame set ---- */
+/* ---- frame set: a reservoir of frames per source ---- */
 
 typedef struct fs_frame {
     uint8_t *rgb;
     int w, h;
 } fs_frame;
 
-typedef struct fs_source {
-    fs_frame *frames;
-    size_t n, cap;
-    uint64_t offered;
-} fs_source;
-
 struct wm_frameset {
-    fs_source *src;
-    int n_src;
-    size_t max_frames;
-    wm_rng rng;
+    wm_reservoir *res;         /* of fs_frame */
 };
+
+static void frame_release(void *item) { free(((fs_frame *)item)->rgb); }
+
+static const fs_frame *frame_at(const wm_frameset *fs, int s, size_t i) { return wm_reservoir_item(fs->res, s, i); }
 
 wm_frameset *wm_frameset_new(size_t max_frames, uint64_t seed, wm_error *err)
 {
     wm_frameset *fs = calloc(1, sizeof *fs);
     if (!fs) { wm_error_set(err, WM_E_SYSTEM, "out of memory"); return NULL; }
-    fs->max_frames = max_frames ? max_frames : 1;
-    wm_rng_seed(&fs->rng, seed ^ 0x5eed5eed5eedULL);
+    fs->res = wm_reservoir_new(sizeof(fs_frame), max_frames, seed ^ 0x5eed5eed5eedULL, frame_release, err);
+    if (!fs->res) { free(fs); return NULL; }
     return fs;
 }
 
@@ -48,11 +44,7 @@ void wm_frameset_free(wm_frameset **fsp)
 {
     wm_frameset *fs = *fsp;
     if (!fs) return;
-    for (int s = 0; s < fs->n_src; s++) {
-        for (size_t i = 0; i < fs->src[s].n; i++) free(fs->src[s].frames[i].rgb);
-        free(fs->src[s].frames);
-    }
-    free(fs->src);
+    wm_reservoir_free(&fs->res);
     free(fs);
     *fsp = NULL;
 }
@@ -62,40 +54,18 @@ wm_status wm_frameset_add(wm_frameset *fs, int source, const wm_frame_view *v, i
     if (v->width < min_w || v->height < min_h)
         return wm_error_set(err, WM_E_INPUT, "clip %.*s frame %lld is %dx%d, smaller than the %dx%d training crop",
                             (int)v->clip_len, v->clip, (long long)v->index, v->width, v->height, min_w, min_h);
-    if (source < 0 || source > 1000) return wm_error_set(err, WM_E_SYSTEM, "bad source %d", source);
-    if (source >= fs->n_src) {
-        fs_source *s = realloc(fs->src, (size_t)(source + 1) * sizeof *s);
-        if (!s) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
-        memset(s + fs->n_src, 0, (size_t)(source + 1 - fs->n_src) * sizeof *s);
-        fs->src = s;
-        fs->n_src = source + 1;
-    }
-    fs_source *src = &fs->src[source];
-    src->offered++;
-    size_t slot = src->n;
-    if (src->n >= fs->max_frames) {
-        /* reservoir sampling: every frame offered is kept with equal chance */
-        uint64_t j = wm_rng_below(&fs->rng, src->offered);
-        if (j >= fs->max_frames) return WM_OK;
-        slot = (size_t)j;
-    } else if (src->n == src->cap) {
-        size_t cap = src->cap ? 2 * src->cap : 256;
-        fs_frame *f = realloc(src->frames, cap * sizeof *f);
-        if (!f) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
-        src->frames = f;
-        src->cap = cap;
-    }
+    void *slot;
+    int replaces;
+    wm_status st = wm_reservoir_offer(fs->res, source, &slot, &replaces, err);
+    if (st || !slot) return st;
     size_t npix = (size_t)v->width * v->height;
     uint8_t *rgb = malloc(3 * npix);
     if (!rgb) return wm_error_set(err, WM_E_SYSTEM, "out of memory for %zu training frames", wm_frameset_count(fs));
     if (v->format == WM_PIX_RGB24) memcpy(rgb, v->data, 3 * npix);
     else
         for (size_t i = 0; i < npix; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = v->data[i];
-    if (slot < src->n) free(src->frames[slot].rgb);
-    else src->n++;
-    src->frames[slot].rgb = rgb;
-    src->frames[slot].w = v->width;
-    src->frames[slot].h = v->height;
+    if (replaces) frame_release(slot);
+    *(fs_frame *)slot = (fs_frame){ rgb, v->width, v->height };
     return WM_OK;
 }
 
@@ -106,7 +76,7 @@ wm_status wm_frameset_read(wm_frameset *fs, const char *spec, int source, size_t
     if (!r) return err->code;
     wm_status st;
     wm_msg m;
-    uint64_t offered = source < fs->n_src ? fs->src[source].offered : 0;
+    uint64_t offered = wm_reservoir_offered(fs->res, source);
     while ((st = wm_reader_next(r, &m, err)) == WM_OK) {
         if (wm_signal_pending()) { st = wm_error_set(err, WM_E_INTERRUPTED, "interrupted"); break; }
         if (!wm_msg_is(&m, "frame")) continue;
@@ -115,33 +85,25 @@ wm_status wm_frameset_read(wm_frameset *fs, const char *spec, int source, size_t
     }
     if (st == WM_EOF) {
         st = WM_OK;
-        if (source >= fs->n_src || fs->src[source].offered == offered)
+        if (wm_reservoir_offered(fs->res, source) == offered)
             st = wm_error_set(err, WM_E_INPUT, "%s: no frames", wm_reader_name(r));
     }
     wm_reader_free(&r);
     return st;
 }
 
-size_t wm_frameset_count(const wm_frameset *fs)
-{
-    size_t n = 0;
-    for (int s = 0; s < fs->n_src; s++) n += fs->src[s].n;
-    return n;
-}
+size_t wm_frameset_count(const wm_frameset *fs) { return wm_reservoir_total(fs->res); }
 
-int wm_frameset_sources(const wm_frameset *fs) { return fs->n_src; }
+int wm_frameset_sources(const wm_frameset *fs) { return wm_reservoir_sources(fs->res); }
 
-size_t wm_frameset_source_count(const wm_frameset *fs, int source)
-{
-    return source >= 0 && source < fs->n_src ? fs->src[source].n : 0;
-}
+size_t wm_frameset_source_count(const wm_frameset *fs, int source) { return wm_reservoir_size(fs->res, source); }
 
 uint64_t wm_frameset_hash(const wm_frameset *fs)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (int s = 0; s < fs->n_src; s++)
-        for (size_t i = 0; i < fs->src[s].n; i++) {
-            const fs_frame *f = &fs->src[s].frames[i];
+    for (int s = 0; s < wm_reservoir_sources(fs->res); s++)
+        for (size_t i = 0; i < wm_reservoir_size(fs->res, s); i++) {
+            const fs_frame *f = frame_at(fs, s, i);
             const uint32_t dims[3] = { (uint32_t)s, (uint32_t)f->w, (uint32_t)f->h };
             for (int k = 0; k < 12; k++) h = (h ^ ((dims[k / 4] >> (8 * (k % 4))) & 0xFF)) * 0x100000001b3ULL;
             for (size_t k = 0; k < 3 * (size_t)f->w * f->h; k++) h = (h ^ f->rgb[k]) * 0x100000001b3ULL;
@@ -152,12 +114,13 @@ uint64_t wm_frameset_hash(const wm_frameset *fs)
 static int pick_source(const wm_frameset *fs, wm_rng *rng, const double *weights)
 {
     double total = 0;
-    for (int s = 0; s < fs->n_src; s++)
-        if (fs->src[s].n) total += weights ? weights[s] : 1.0;
+    const int n_src = wm_reservoir_sources(fs->res);
+    for (int s = 0; s < n_src; s++)
+        if (wm_reservoir_size(fs->res, s)) total += weights ? weights[s] : 1.0;
     double u = wm_rng_uniform(rng) * total;
     int last = 0;
-    for (int s = 0; s < fs->n_src; s++) {
-        if (!fs->src[s].n) continue;
+    for (int s = 0; s < n_src; s++) {
+        if (!wm_reservoir_size(fs->res, s)) continue;
         double w = weights ? weights[s] : 1.0;
         if (w <= 0) continue;
         last = s;
@@ -172,8 +135,8 @@ void wm_frameset_sample(const wm_frameset *fs, wm_rng *rng, const double *weight
 {
     const float k = 1.0f / 127.5f;
     for (int b = 0; b < B; b++) {
-        const fs_source *src = &fs->src[pick_source(fs, rng, weights)];
-        const fs_frame *f = &src->frames[wm_rng_below(rng, src->n)];
+        const int src = pick_source(fs, rng, weights);
+        const fs_frame *f = frame_at(fs, src, wm_rng_below(rng, wm_reservoir_size(fs->res, src)));
         const int rows = f->h - h + 1, cols = f->w - w + 1;   /* crop positions */
         int y0 = (int)wm_rng_below(rng, (uint64_t)rows);
         int x0 = (int)wm_rng_below(rng, (uint64_t)cols);
