@@ -124,7 +124,8 @@ void wm_zmq_close_writer(void *sock, void *mon)
         int peers = 0, ever = 0;
         for (;;) {
             zmq_pollitem_t it = { mon, 0, ZMQ_POLLIN, 0 };
-            int rc = zmq_poll(&it, 1, 200);
+            /* once every reader has gone, only the events already queued count */
+            int rc = zmq_poll(&it, 1, ever && peers <= 0 ? 0 : 200);
             if (rc > 0) {
                 zmq_msg_t ev, where;
                 zmq_msg_init(&ev);
