@@ -55,21 +55,7 @@ long=(--steps 300 --batch 4 --seq 11 --tbptt 4 --hidden 8 --seed 7)
 cp "$T/tok.safetensors" "$T/full.safetensors"
 wm-train dynamics -q --model "$T/full.safetensors" "${long[@]}" "$T/lat.wm"
 cp "$T/tok.safetensors" "$T/r.safetensors"
-wm-train dynamics --model "$T/r.safetensors" "${long[@]}" --log-every 0 "$T/lat.wm" 2> "$T/rlog" &
-pid=$!
-for _ in $(seq 300); do grep -q "step 2[0-9]/" "$T/rlog" 2>/dev/null && break; sleep 0.02; done
-kill -INT $pid 2>/dev/null || true
-set +e; wait $pid; rc=$?; set -e
-if [ $rc -eq 0 ]; then
-    echo "note: the run finished before SIGINT arrived; resume not exercised" >&2
-else
-    [ $rc -eq 130 ] || { cat "$T/rlog"; fail "SIGINT gave exit $rc, wanted 130"; }
-    grep -q "checkpoint written" "$T/rlog" || { tail -3 "$T/rlog"; fail "no checkpoint on SIGINT"; }
-    at=$(grep -o 'interrupted at step [0-9]*' "$T/rlog" | grep -o '[0-9]*$')
-    wm-train dynamics -q --model "$T/r.safetensors" "${long[@]}" --resume "$T/lat.wm"
-    cmp -s "$T/full.safetensors" "$T/r.safetensors" || fail "the resumed run differs from an uninterrupted one"
-    ok "interrupted at step $at (mid-window: state carried in the checkpoint), resumed to the same model"
-fi
+expect_resume dynamics "step 2[0-9]/" 300 " (mid-window: state carried in the checkpoint)" "${long[@]}" "$T/lat.wm"
 expect_exit 1 wm-train dynamics -q --model "$T/r.safetensors" "${long[@]}" --resume "$T/lat.wm"
 expect_err "--resume: no checkpoint"
 
