@@ -252,6 +252,14 @@ static void put_num(wm_strbuf *b, double v)
     else wm_strbuf_addf(b, "%.4g", v);
 }
 
+/* The two numbers of a checked [a, b] pair, sep between them. */
+static void put_num_pair(wm_strbuf *b, const wm_jnode *pair, const char *sep)
+{
+    put_num(b, pair->u.items[0].u.num);
+    put(b, sep);
+    put_num(b, pair->u.items[1].u.num);
+}
+
 static void put_field(wm_strbuf *b, const wm_jnode *obj, const char *key)
 {
     const wm_jnode *v = num_field(obj, key);
@@ -561,9 +569,7 @@ static void clip_rows(wm_strbuf *b, const report_row *row, size_t rank)
     const wm_jnode *xy = get_present(obj, "peak_xy");
     if (xy) {
         put(b, "<br><small>at (");
-        put_num(b, xy->u.items[0].u.num);
-        put(b, ", ");
-        put_num(b, xy->u.items[1].u.num);
+        put_num_pair(b, xy, ", ");
         put(b, ")</small>");
     }
     put(b, "</td><td class=\"sub\">");
@@ -583,9 +589,7 @@ static void clip_rows(wm_strbuf *b, const report_row *row, size_t rank)
         put(b, "\">");
         if (range) {
             put(b, "<figcaption>frames ");
-            put_num(b, range->u.items[0].u.num);
-            put(b, "&#8211;");
-            put_num(b, range->u.items[1].u.num);
+            put_num_pair(b, range, "&#8211;");
             put(b, ", heatmap on the peak frame</figcaption>");
         }
         put(b, "</figure>");
