@@ -179,29 +179,32 @@ static size_t wino16_scratch_floats(int Cin, int Cout)
 #include <immintrin.h>
 
 /* M[t][Cout] = V[t][Cin] Ut[Cin][Cout] for nt rows, NB vectors of 16
- * outputs at a time, two rows at a time so each load of U feeds two FMAs */
-#define W16_GEMM(NB)                                                                                          \
+ * outputs at a time (from column o) and R rows at a time, so each load of U feeds R FMAs:
+ * R x NB accumulators, NB vectors of U and a broadcast fill the 32
+ * registers (NB 6: R 4; narrower: up to 8 rows). */
+#define W16_GEMM(NB, R)                                                                                       \
     __attribute__((target("avx512f"))) static void w16_gemm##NB(float *M, size_t m_stride, const float *V,   \
                                                                 size_t v_stride, const float *Ut, int nt,     \
                                                                 int Cin, int Cout, int o)                     \
     {                                                                                                         \
         int t = 0;                                                                                            \
-        for (; t + 2 <= nt; t += 2) {                                                                         \
-            __m512 acc[NB], acc2[NB];                                                                         \
-            _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) acc[j] = acc2[j] = _mm512_setzero_ps();      \
-            const float *v = V + (size_t)t * v_stride, *v2 = v + v_stride, *u = Ut + o;                       \
+        for (; t + (R) <= nt; t += (R)) {                                                                     \
+            __m512 acc[R][NB];                                                                                \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                             \
+                _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) acc[r][j] = _mm512_setzero_ps();       \
+            const float *v = V + (size_t)t * v_stride, *u = Ut + o;                                           \
             for (int k = 0; k < Cin; k++, u += Cout) {                                                        \
-                __m512 a = _mm512_set1_ps(v[k]), a2 = _mm512_set1_ps(v2[k]);                                  \
-                _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) {                                        \
-                    __m512 w = _mm512_loadu_ps(u + 16 * j);                                                   \
-                    acc[j] = _mm512_fmadd_ps(a, w, acc[j]);                                                   \
-                    acc2[j] = _mm512_fmadd_ps(a2, w, acc2[j]);                                                \
+                __m512 w[NB];                                                                                 \
+                _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) w[j] = _mm512_loadu_ps(u + 16 * j);    \
+                _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                       \
+                    __m512 a = _mm512_set1_ps(v[(size_t)r * v_stride + k]);                                   \
+                    _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++)                                    \
+                        acc[r][j] = _mm512_fmadd_ps(a, w[j], acc[r][j]);                                      \
                 }                                                                                             \
             }                                                                                                 \
-            _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++) {                                            \
-                _mm512_storeu_ps(M + (size_t)t * m_stride + o + 16 * j, acc[j]);                              \
-                _mm512_storeu_ps(M + (size_t)(t + 1) * m_stride + o + 16 * j, acc2[j]);                       \
-            }                                                                                                 \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                             \
+                _Pragma("GCC unroll 8") for (int j = 0; j < (NB); j++)                                        \
+                    _mm512_storeu_ps(M + (size_t)(t + r) * m_stride + o + 16 * j, acc[r][j]);                 \
         }                                                                                                     \
         for (; t < nt; t++) {                                                                                 \
             __m512 acc[NB];                                                                                   \
@@ -216,12 +219,12 @@ static size_t wino16_scratch_floats(int Cin, int Cout)
                 _mm512_storeu_ps(M + (size_t)t * m_stride + o + 16 * j, acc[j]);                              \
         }                                                                                                     \
     }
-W16_GEMM(1)
-W16_GEMM(2)
-W16_GEMM(3)
-W16_GEMM(4)
-W16_GEMM(5)
-W16_GEMM(6)
+W16_GEMM(1, 8)
+W16_GEMM(2, 8)
+W16_GEMM(3, 6)
+W16_GEMM(4, 4)
+W16_GEMM(5, 4)
+W16_GEMM(6, 4)
 
 __attribute__((target("avx512f")))
 static void w16_gemm(float *M, size_t m_stride, const float *V, size_t v_stride, const float *Ut, int nt, int Cin,
@@ -236,76 +239,119 @@ static void w16_gemm(float *M, size_t m_stride, const float *V, size_t v_stride,
     }
 }
 
+/* Where a tile sits: the tiles run over the d*d interleaved sub-grids of
+ * each image (wm_space_to_batch's), read and written in place, so a
+ * dilation costs no copy. */
+typedef struct w16_grid { int H, W, d, Hs, Ws, tiles_x; long per_image; } w16_grid;
+typedef struct w16_tile { int b, oy, ox, y0, x0, ny, nx; } w16_tile;
+
+static w16_grid w16_grid_of(int H, int W, int d)
+{
+    w16_grid g = { H, W, d, wm_s2b_size(H, d), wm_s2b_size(W, d), 0, 0 };
+    g.tiles_x = (g.Ws + 3) / 4;
+    g.per_image = (long)((g.Hs + 3) / 4) * g.tiles_x;
+    return g;
+}
+
+/* tile number -> image, sub-grid, first output (sub-grid coordinates) and
+ * how many of its 4x4 outputs exist on the grid */
+static w16_tile w16_tile_at(const w16_grid *g, long tile)
+{
+    const int sub = (int)(tile / g->per_image), r = (int)(tile % g->per_image), d = g->d;
+    w16_tile t = { sub / (d * d), sub / d % d, sub % d, (r / g->tiles_x) * 4, (r % g->tiles_x) * 4, 0, 0 };
+    const int hy = (g->H - t.oy + d - 1) / d, wx = (g->W - t.ox + d - 1) / d;   /* this sub-grid's size */
+    t.ny = hy - t.y0 < 4 ? hy - t.y0 : 4;
+    t.nx = wx - t.x0 < 4 ? wx - t.x0 : 4;
+    return t;
+}
+
+/* the output cell (i, j) of a tile in inp/out[B, H, W, C] */
+static size_t w16_cell(const w16_grid *g, const w16_tile *t, int i, int j)
+{
+    return ((size_t)t->b * g->H + (size_t)(t->y0 + i) * g->d + t->oy) * g->W + (size_t)(t->x0 + j) * g->d + t->ox;
+}
+
+/* V[36][Cin] = BT d B of the tile's 6x6 input window, 16 channels at a time */
+__attribute__((target("avx512f")))
+static void w16_input_tile(float *V, const float *inp, const w16_grid *g, const w16_tile *t, int Cin,
+                           const float *zeros)
+{
+    const float *src[6][6];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) {
+            const int ys = t->y0 - 1 + i, xs = t->x0 - 1 + j, y = ys * g->d + t->oy, x = xs * g->d + t->ox;
+            src[i][j] = ys >= 0 && ys < g->Hs && xs >= 0 && xs < g->Ws && y < g->H && x < g->W
+                            ? inp + (((size_t)t->b * g->H + y) * g->W + x) * Cin : zeros;
+        }
+    for (int c = 0; c < Cin; c += 16) {
+        const int n = Cin - c >= 16 ? 16 : 8;
+        v16f col[6][6];
+        for (int j = 0; j < 6; j++) {   /* columns: col[.][j] = BT d[.][j] */
+            v16f in[6], e[6];
+            for (int i = 0; i < 6; i++) in[i] = V16_LOAD_N(src[i][j] + c, n);
+            W16_BT(e, in);
+            for (int i = 0; i < 6; i++) col[i][j] = e[i];
+        }
+        for (int i = 0; i < 6; i++) {   /* rows: V[i][.] = col[i][.] BT^T */
+            v16f e[6];
+            W16_BT(e, col[i]);
+            for (int j = 0; j < 6; j++) V16_STORE_N(V + (size_t)(i * 6 + j) * Cin + c, e[j], n);
+        }
+    }
+}
+
+/* Y[4][4] = AT M A for the 16 channels at c of a tile's M[36][ldm] */
+#define W16_OUTPUT(Y, M, ldm, c) do {                                                                         \
+        v16f rows_[4][6];                                                                                     \
+        for (int j_ = 0; j_ < 6; j_++) {   /* columns: rows[.][j] = AT M[.][j] */                             \
+            v16f m_[6], e_[4];                                                                                \
+            for (int i_ = 0; i_ < 6; i_++) m_[i_] = V16_LOAD((M) + (size_t)(i_ * 6 + j_) * (ldm) + (c));      \
+            W16_AT(e_, m_);                                                                                   \
+            for (int i_ = 0; i_ < 4; i_++) rows_[i_][j_] = e_[i_];                                            \
+        }                                                                                                     \
+        for (int i_ = 0; i_ < 4; i_++) W16_AT((Y)[i_], rows_[i_]);   /* rows: Y[i][.] = rows[i][.] AT^T */    \
+    } while (0)
+
 /* Transforms, products and inverse transforms, one round of tiles at a
  * time, so V and M stay in L2. */
 __attribute__((target("avx512f")))
 static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
-                        int Cout, float *scratch)
+                        int Cout, int d, float *scratch)
 {
-    const int tiles_y = (H + 3) / 4, tiles_x = (W + 3) / 4;
-    const long per_image = (long)tiles_y * tiles_x, T = (long)B * per_image;
+    const w16_grid g = w16_grid_of(H, W, d);
+    const long T = (long)B * d * d * g.per_image;
     /* V[tile][36][Cin] and M[tile][36][Cout]: a tile's transform touches one block */
     float *V = scratch, *M = V + (size_t)36 * W16_CHUNK * Cin, *zeros = M + (size_t)36 * W16_CHUNK * Cout;
     memset(zeros, 0, (size_t)Cin * sizeof(float));
     for (long t0 = 0; t0 < T; t0 += W16_CHUNK) {
         const int nt = (int)(T - t0 < W16_CHUNK ? T - t0 : W16_CHUNK);
         for (int t = 0; t < nt; t++) {
-            const long tile = t0 + t;
-            const int b = (int)(tile / per_image), r = (int)(tile % per_image);
-            const int y0 = (r / tiles_x) * 4 - 1, x0 = (r % tiles_x) * 4 - 1;
-            const float *src[6][6];
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    const int y = y0 + i, x = x0 + j;
-                    src[i][j] = y >= 0 && y < H && x >= 0 && x < W ? inp + (((size_t)b * H + y) * W + x) * Cin : zeros;
-                }
-            for (int c = 0; c < Cin; c += 16) {
-                const int n = Cin - c >= 16 ? 16 : 8;
-                v16f col[6][6];
-                for (int j = 0; j < 6; j++) {   /* columns: col[.][j] = BT d[.][j] */
-                    v16f d[6], e[6];
-                    for (int i = 0; i < 6; i++) d[i] = V16_LOAD_N(src[i][j] + c, n);
-                    W16_BT(e, d);
-                    for (int i = 0; i < 6; i++) col[i][j] = e[i];
-                }
-                for (int i = 0; i < 6; i++) {   /* rows: V[i][.] = col[i][.] BT^T */
-                    v16f e[6];
-                    W16_BT(e, col[i]);
-                    for (int j = 0; j < 6; j++) V16_STORE_N(V + ((size_t)t * 36 + i * 6 + j) * Cin + c, e[j], n);
-                }
-            }
+            const w16_tile tl = w16_tile_at(&g, t0 + t);
+            w16_input_tile(V + (size_t)t * 36 * Cin, inp, &g, &tl, Cin, zeros);
         }
         for (int p = 0; p < 36; p++)   /* the 36 products, each U[p] staying in L1 across the round */
             w16_gemm(M + (size_t)p * Cout, 36 * (size_t)Cout, V + (size_t)p * Cin, 36 * (size_t)Cin,
                      Ut + (size_t)p * Cin * Cout, nt, Cin, Cout);
         for (int t = 0; t < nt; t++) {
-            const long tile = t0 + t;
-            const int b = (int)(tile / per_image), r = (int)(tile % per_image);
-            const int y0 = (r / tiles_x) * 4, x0 = (r % tiles_x) * 4;
-            const int ny = H - y0 < 4 ? H - y0 : 4, nx = W - x0 < 4 ? W - x0 : 4;
+            const w16_tile tl = w16_tile_at(&g, t0 + t);
+            const float *Mt = M + (size_t)t * 36 * Cout;
             for (int c = 0; c < Cout; c += 16) {
-                v16f rows[4][6], bv = bias ? V16_LOAD(bias + c) : (v16f){ 0 };
-                for (int j = 0; j < 6; j++) {   /* columns: rows[.][j] = AT M[.][j] */
-                    v16f m[6], e[4];
-                    for (int i = 0; i < 6; i++) m[i] = V16_LOAD(M + ((size_t)t * 36 + i * 6 + j) * Cout + c);
-                    W16_AT(e, m);
-                    for (int i = 0; i < 4; i++) rows[i][j] = e[i];
-                }
-                for (int i = 0; i < ny; i++) {   /* rows: Y[i][.] = rows[i][.] AT^T + bias */
-                    v16f e[4];
-                    W16_AT(e, rows[i]);
-                    float *o = out + (((size_t)b * H + y0 + i) * W + x0) * Cout + c;
-                    for (int j = 0; j < nx; j++) V16_STORE(o + (size_t)j * Cout, e[j] + bv);
+                v16f Y[4][4], bv = bias ? V16_LOAD(bias + c) : (v16f){ 0 };
+                W16_OUTPUT(Y, Mt, Cout, c);
+                for (int i = 0; i < tl.ny; i++) {
+                    float *o = out + w16_cell(&g, &tl, i, 0) * Cout + c;
+                    for (int j = 0; j < tl.nx; j++) V16_STORE(o + (size_t)j * d * Cout, Y[i][j] + bv);
                 }
             }
         }
     }
 }
+
 #else
 static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
-                        int Cout, float *scratch)
+                        int Cout, int d, float *scratch)
 {
-    (void)out, (void)inp, (void)Ut, (void)bias, (void)B, (void)H, (void)W, (void)Cin, (void)Cout, (void)scratch;
+    (void)out, (void)inp, (void)Ut, (void)bias, (void)B, (void)H, (void)W, (void)Cin, (void)Cout, (void)d, (void)scratch;
 }
 #endif
 
@@ -333,7 +379,7 @@ static size_t wino_scratch(int Cin, int Cout)
 static void wino_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H, int W,
                          int Cin, int Cout, float *scratch)
 {
-    if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
+    if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, 1, scratch);
     else wm_conv3x3_winograd_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
 }
 
@@ -347,8 +393,9 @@ size_t wm_dconv3x3_winograd_scratch_floats(int B, int H, int W, int Cin, int Cou
 void wm_dconv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
                                   int W, int Cin, int Cout, int d, float *scratch)
 {
-    if (d == 1) {
-        wino_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
+    if (d == 1 || wino16_usable(Cin, Cout)) {
+        if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, d, scratch);
+        else wino_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
         return;
     }
     const int Hs = wm_s2b_size(H, d), Ws = wm_s2b_size(W, d);
@@ -464,6 +511,49 @@ void wm_gauss_head_forward(float *mean, float *logvar, const float *y, const flo
             lv[c] = lv_min + softplusf(yi[C + c] - lv_min);
         }
     }
+}
+
+/* Inference: the head straight to latent units, 16 channels at a time.
+ * exp(lv_min + softplus(u)) = exp(lv_min) (1 + e^u) needs no log. */
+#define HEAD_KERNEL(name, target)                                                                              \
+    target static void name(float *mean, float *var, const float *y, const float *xn, size_t cells, int C,     \
+                            float lv_min, const float *nmean, const float *nstd)                               \
+    {                                                                                                          \
+        const float floor_var = expf(lv_min);                                                                  \
+        for (size_t i = 0; i < cells; i++) {                                                                   \
+            const float *yi = y + i * 2 * (size_t)C, *xi = xn + i * (size_t)C;                                 \
+            float *m = mean + i * (size_t)C, *v = var ? var + i * (size_t)C : NULL;                            \
+            int c = 0;                                                                                         \
+            for (; c + 16 <= C; c += 16) {                                                                     \
+                v16f sd = V16_LOAD(nstd + c);                                                                  \
+                V16_STORE(m + c, (V16_LOAD(xi + c) + V16_LOAD(yi + c)) * sd + V16_LOAD(nmean + c));            \
+                if (v) V16_STORE(v + c, floor_var * (1.0f + V16_EXP(V16_LOAD(yi + C + c) - lv_min)) * sd * sd); \
+            }                                                                                                  \
+            for (; c < C; c++) {                                                                               \
+                float u = yi[C + c] - lv_min;                                                                  \
+                m[c] = (xi[c] + yi[c]) * nstd[c] + nmean[c];                                                   \
+                if (v) v[c] = floor_var * (1.0f + expf(u < 80.0f ? u : 80.0f)) * nstd[c] * nstd[c];            \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+HEAD_KERNEL(head_avx512, __attribute__((target("avx512f"))))
+HEAD_KERNEL(head_avx2, __attribute__((target("avx2"))))
+HEAD_KERNEL(head_generic, )
+
+typedef void (*head_fn)(float *, float *, const float *, const float *, size_t, int, float, const float *,
+                        const float *);
+
+void wm_gauss_head_infer(float *mean, float *var, const float *y, const float *xn, size_t cells, int C, float lv_min,
+                         const float *norm_mean, const float *norm_std)
+{
+    static head_fn fn;   /* a race here only picks the same function twice */
+    if (!fn) {
+        __builtin_cpu_init();
+        fn = __builtin_cpu_supports("avx512f") ? head_avx512 : __builtin_cpu_supports("avx2") ? head_avx2
+                                                                                            : head_generic;
+    }
+    fn(mean, var, y, xn, cells, C, lv_min, norm_mean, norm_std);
 }
 
 void wm_gauss_head_backward(float *dy, float *dx, const float *dmean, const float *dlogvar, const float *y,

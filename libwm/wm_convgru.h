@@ -14,7 +14,8 @@
  *   n = tanh(gx_n + r * gh_n)     h' = (1 - z) * n + z * h
  * The convolutions are 3x3 with "same" zero padding and a dilation d,
  * computed as an ordinary 3x3 convolution on the d*d interleaved
- * sub-grids (space-to-batch), so dilation costs a copy, not a new GEMM. */
+ * sub-grids (space-to-batch), so dilation needs no new GEMM; the
+ * Winograd forward reads and writes the sub-grids in place. */
 #ifndef WM_CONVGRU_H
 #define WM_CONVGRU_H
 
@@ -65,6 +66,11 @@ void wm_gru_gates_backward(float *dgx, float *dgh, float *dh, const float *dhout
  * that is predicted exactly. */
 void wm_gauss_head_forward(float *mean, float *logvar, const float *y, const float *x, size_t cells, int C,
                            float lv_min);
+/* Inference straight to latent units: with xn the normalised input and
+ * (norm_mean, norm_std) the normalisation, mean = (xn + y[:, :C]) * std +
+ * mean and var = exp(logvar) * std^2 (var may be NULL). */
+void wm_gauss_head_infer(float *mean, float *var, const float *y, const float *xn, size_t cells, int C, float lv_min,
+                         const float *norm_mean, const float *norm_std);
 /* Accumulates dy [cells, 2C] (and dx [cells, C] when not NULL). */
 void wm_gauss_head_backward(float *dy, float *dx, const float *dmean, const float *dlogvar, const float *y,
                             size_t cells, int C, float lv_min);

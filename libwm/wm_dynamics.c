@@ -411,7 +411,7 @@ wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W
     s->lanes = lanes;
     s->H = H;
     s->W = W;
-    s->group = 512 / (H * W) < 1 ? 1 : 512 / (H * W) > lanes ? lanes : 512 / (H * W);
+    s->group = 256 / (H * W) < 1 ? 1 : 256 / (H * W) > lanes ? lanes : 256 / (H * W);
     s->fresh = 1;
     const size_t cells = (size_t)lanes * H * W, gcells = (size_t)s->group * H * W;
     const size_t C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
@@ -468,7 +468,7 @@ void wm_dynamics_state_load(wm_dynamics_state *s, const float *hidden, const flo
 float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l) { return s->h[l]; }
 
 /* Lanes are independent, so a step runs a few lanes at a time through the
- * whole network: about 512 cells keep every activation in L2. */
+ * whole network: about 256 cells keep every activation in L2. */
 static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, int lane0, int n, const float *x, float *mean, float *var)
 {
     const int H = s->H, W = s->W, C = d->cfg.latent_channels, Ch = d->cfg.hidden;
@@ -486,16 +486,7 @@ static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, int lane0, int n, c
         in = h;
     }
     conv_infer(d, CV_HEAD, s->y, in, n, H, W, s->scratch);
-    /* the head in latent units; exp(lv_min + softplus(u)) = exp(lv_min) (1 + e^u) needs no log */
-    const float floor_var = expf(WM_DYNAMICS_LOGVAR_MIN);
-    for (size_t i = 0; i < cells; i++) {
-        const float *y = s->y + i * 2 * C, *xn = s->xn + i * C;
-        for (int c = 0; c < C; c++) {
-            float sd = d->norm_std[c], u = y[C + c] - WM_DYNAMICS_LOGVAR_MIN;
-            mean[i * C + c] = (xn[c] + y[c]) * sd + d->norm_mean[c];
-            if (var) var[i * C + c] = floor_var * (1.0f + expf(u < 80.0f ? u : 80.0f)) * sd * sd;
-        }
-    }
+    wm_gauss_head_infer(mean, var, s->y, s->xn, cells, C, WM_DYNAMICS_LOGVAR_MIN, d->norm_mean, d->norm_std);
 }
 
 void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)

@@ -603,6 +603,7 @@ int main(int argc, char **argv)
     test_dconv(3, 16, 16, 8, 96, 1, 0);  /* the model's widths: 16-channel Winograd under AVX-512 */
     test_dconv(2, 13, 11, 32, 96, 2, 0);
     test_dconv(70, 5, 7, 32, 16, 1, 0);  /* 140 tiles: more than one round of 64 */
+    test_dconv(2, 10, 7, 16, 32, 3, 0);  /* dilation 3 on sub-grids of unequal sizes, in place */
     test_gates();
     test_head();
     test_train_pass_gradient(1, 0);
