@@ -316,7 +316,7 @@ static void w16_input_tile(float *V, const float *inp, const w16_grid *g, const 
  * time, so V and M stay in L2. */
 __attribute__((target("avx512f")))
 static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
-                        int Cout, int d, float *scratch)
+                        int Cout, int d, int accumulate, float *scratch)
 {
     const w16_grid g = w16_grid_of(H, W, d);
     const long T = (long)B * d * d * g.per_image;
@@ -340,7 +340,10 @@ static void wino16_conv(float *out, const float *inp, const float *Ut, const flo
                 W16_OUTPUT(Y, Mt, Cout, c);
                 for (int i = 0; i < tl.ny; i++) {
                     float *o = out + w16_cell(&g, &tl, i, 0) * Cout + c;
-                    for (int j = 0; j < tl.nx; j++) V16_STORE(o + (size_t)j * d * Cout, Y[i][j] + bv);
+                    for (int j = 0; j < tl.nx; j++) {
+                        float *oj = o + (size_t)j * d * Cout;
+                        V16_STORE(oj, accumulate ? V16_LOAD(oj) + Y[i][j] + bv : Y[i][j] + bv);
+                    }
                 }
             }
         }
@@ -349,9 +352,10 @@ static void wino16_conv(float *out, const float *inp, const float *Ut, const flo
 
 #else
 static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
-                        int Cout, int d, float *scratch)
+                        int Cout, int d, int accumulate, float *scratch)
 {
-    (void)out, (void)inp, (void)Ut, (void)bias, (void)B, (void)H, (void)W, (void)Cin, (void)Cout, (void)d, (void)scratch;
+    (void)out, (void)inp, (void)Ut, (void)bias, (void)B, (void)H, (void)W, (void)Cin, (void)Cout, (void)d,
+        (void)accumulate, (void)scratch;
 }
 #endif
 
@@ -379,7 +383,7 @@ static size_t wino_scratch(int Cin, int Cout)
 static void wino_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H, int W,
                          int Cin, int Cout, float *scratch)
 {
-    if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, 1, scratch);
+    if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, 1, 0, scratch);
     else wm_conv3x3_winograd_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
 }
 
@@ -394,7 +398,7 @@ void wm_dconv3x3_winograd_forward(float *out, const float *inp, const float *U, 
                                   int W, int Cin, int Cout, int d, float *scratch)
 {
     if (d == 1 || wino16_usable(Cin, Cout)) {
-        if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, d, scratch);
+        if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, d, 0, scratch);
         else wino_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
         return;
     }
@@ -403,6 +407,45 @@ void wm_dconv3x3_winograd_forward(float *out, const float *inp, const float *U, 
     wm_space_to_batch(xs, inp, B, H, W, Cin, d);
     wino_forward(ys, xs, U, bias, B * d * d, Hs, Ws, Cin, Cout, wino);
     wm_batch_to_space(out, ys, B, H, W, Cout, d, 0);
+}
+
+/* The input gradient of a stride-1 "same" convolution is the convolution
+ * of dout with the filters flipped in space and Cin/Cout swapped; on the
+ * d*d sub-grids the same holds, with dout zero where an output does not
+ * exist and dinp dropped where an input does not. */
+size_t wm_dconv3x3_winograd_flip_scratch_floats(int Cin, int Cout)
+{
+    return (size_t)9 * Cin * Cout + wm_dconv3x3_winograd_weights_floats(Cout, Cin);
+}
+
+void wm_dconv3x3_winograd_flip_weights(float *Ut, const float *weight, int Cin, int Cout, float *scratch)
+{
+    float *wt = scratch, *tmp = scratch + (size_t)9 * Cin * Cout;
+    wm_conv2d_flip_weights(wt, weight, Cin, Cout, 3);   /* [Cin][3][3][Cout]: Cout -> Cin channels */
+    wm_dconv3x3_winograd_weights(Ut, wt, Cout, Cin, tmp);
+}
+
+size_t wm_dconv3x3_winograd_backward_input_scratch_floats(int B, int H, int W, int Cin, int Cout, int d)
+{
+    return wm_dconv3x3_winograd_scratch_floats(B, H, W, Cout, Cin, d);
+}
+
+void wm_dconv3x3_winograd_backward_input(float *dinp, const float *dout, const float *Ut, int B, int H, int W,
+                                         int Cin, int Cout, int d, float *scratch)
+{
+    if (wino16_usable(Cout, Cin)) {
+        wino16_conv(dinp, dout, Ut, NULL, B, H, W, Cout, Cin, d, 1, scratch);
+        return;
+    }
+    if (d == 1) {
+        wm_conv3x3_winograd_backward_input(dinp, dout, Ut, B, H, W, Cin, Cout, scratch);
+        return;
+    }
+    const int Hs = wm_s2b_size(H, d), Ws = wm_s2b_size(W, d);
+    float *gs = scratch, *xs = gs + s2b_floats(B, H, W, Cout, d), *wino = xs + s2b_floats(B, H, W, Cin, d);
+    wm_space_to_batch(gs, dout, B, H, W, Cout, d);
+    wm_conv3x3_winograd_forward(xs, gs, Ut, NULL, B * d * d, Hs, Ws, Cout, Cin, wino);
+    wm_batch_to_space(dinp, xs, B, H, W, Cin, d, 1);
 }
 
 /* ---- GRU gates ----

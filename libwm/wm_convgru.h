@@ -47,6 +47,17 @@ size_t wm_dconv3x3_winograd_scratch_floats(int B, int H, int W, int Cin, int Cou
 void wm_dconv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
                                   int W, int Cin, int Cout, int d, float *scratch);
 
+/* dinp[B, H, W, Cin] += the input gradient of that convolution by
+ * Winograd, with Ut the transformed flipped filters
+ * (wm_dconv3x3_winograd_flip_weights: wm_dconv3x3_winograd_weights_floats
+ * (Cout, Cin) floats; scratch for it: ..._flip_scratch_floats).  The
+ * weight gradient stays wm_dconv3x3_backward's (dinp NULL). */
+size_t wm_dconv3x3_winograd_flip_scratch_floats(int Cin, int Cout);
+void wm_dconv3x3_winograd_flip_weights(float *Ut, const float *weight, int Cin, int Cout, float *scratch);
+size_t wm_dconv3x3_winograd_backward_input_scratch_floats(int B, int H, int W, int Cin, int Cout, int d);
+void wm_dconv3x3_winograd_backward_input(float *dinp, const float *dout, const float *Ut, int B, int H, int W,
+                                         int Cin, int Cout, int d, float *scratch);
+
 /* ---- GRU gates over `cells` grid cells of Ch channels ----
  * gx, gh: [cells, 3Ch] (biases included); h, hout: [cells, Ch];
  * act: [cells, 3Ch] receives r | z | n, what the backward pass needs

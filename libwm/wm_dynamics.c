@@ -27,6 +27,7 @@ struct wm_dynamics {
     int tokenizer_match;               /* wm_dynamics_tokenizer_matches */
     /* Winograd filters of each convolution (NULL where unsupported) */
     float *wino[CV_COUNT];
+    float *winob[CV_COUNT];            /* the flipped filters, for input gradients (training) */
     float *wino_tmp;                   /* room to transform one layer's filters */
     int wino_valid;
     /* training workspace and the shape of the last pass */
@@ -91,9 +92,13 @@ static wm_dynamics *dynamics_alloc(const wm_dynamics_config *cfg, wm_error *err)
     size_t most = 0;
     for (int cv = 0; !bad && cv < CV_COUNT; cv++) {
         size_t n = wm_dconv3x3_winograd_weights_floats(d->conv[cv].cin, d->conv[cv].cout);
-        if (wm_winograd_supported(d->conv[cv].cin, d->conv[cv].cout) && !(d->wino[cv] = malloc(n * sizeof(float))))
+        const int ci = d->conv[cv].cin, co = d->conv[cv].cout;
+        if (wm_winograd_supported(ci, co) && (!(d->wino[cv] = malloc(n * sizeof(float))) ||
+                                              !(d->winob[cv] = malloc(wm_dconv3x3_winograd_weights_floats(co, ci) *
+                                                                      sizeof(float)))))
             bad = 1;
         if (n > most) most = n;
+        if (wm_dconv3x3_winograd_flip_scratch_floats(ci, co) > most) most = wm_dconv3x3_winograd_flip_scratch_floats(ci, co);
     }
     bad |= !(d->wino_tmp = malloc(most * sizeof(float)));
     if (bad) wm_error_set(err, WM_E_SYSTEM, "out of memory");
@@ -242,7 +247,7 @@ void wm_dynamics_free(wm_dynamics **dp)
     wm_params_free(&d->params);
     free(d->norm_mean);
     free(d->norm_std);
-    for (int cv = 0; cv < CV_COUNT; cv++) free(d->wino[cv]);
+    for (int cv = 0; cv < CV_COUNT; cv++) free(d->wino[cv]), free(d->winob[cv]);
     free(d->wino_tmp);
     free(d->work);
     free(d);
@@ -399,6 +404,22 @@ static void conv_infer(wm_dynamics *d, int cv, float *out, const float *inp, int
         wm_dconv3x3_forward(out, inp, weight(d, cv), bias(d, cv), B, H, W, c->cin, c->cout, c->dil, scratch);
 }
 
+/* The backward pass of convolution cv: the input gradient by Winograd on
+ * the flipped filters where there are some, the weight gradient by one
+ * im2col GEMM over everything (wm_dconv3x3_backward). */
+static void conv_backward(wm_dynamics *d, int cv, float *dinp, int weights, const float *dout, const float *inp, int B,
+                          int H, int W, float *scratch)
+{
+    const conv_desc *c = &d->conv[cv];
+    float *dw = weights ? dweight(d, cv) : NULL, *db = weights ? dbias(d, cv) : NULL;
+    if (dinp && d->winob[cv]) {
+        wm_dconv3x3_winograd_backward_input(dinp, dout, d->winob[cv], B, H, W, c->cin, c->cout, c->dil, scratch);
+        dinp = NULL;
+    }
+    if (dinp || dw || db)
+        wm_dconv3x3_backward(dinp, dw, db, dout, inp, weight(d, cv), B, H, W, c->cin, c->cout, c->dil, scratch);
+}
+
 wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W, wm_error *err)
 {
     if (lanes < 1 || H < 1 || W < 1 || (size_t)lanes * H * W > ((size_t)1 << 28)) {
@@ -522,7 +543,13 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
 {
     const size_t cells = (size_t)H * W, C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
     const size_t N = (size_t)T * B * cells, F = (size_t)(T + 1) * B * cells;
-    const size_t scratch = conv_scratch(d, T * B, H, W, 0);
+    size_t scratch = conv_scratch(d, T * B, H, W, 0), sw = conv_scratch(d, T * B, H, W, 1);
+    if (sw > scratch) scratch = sw;
+    for (int cv = 0; cv < CV_COUNT; cv++) {
+        const conv_desc *c = &d->conv[cv];
+        sw = d->winob[cv] ? wm_dconv3x3_winograd_backward_input_scratch_floats(T * B, H, W, c->cin, c->cout, c->dil) : 0;
+        if (sw > scratch) scratch = sw;
+    }
     size_t need = F * C + N * C + N * 2 * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
                   N * C * 8 + 2 * (size_t)B * cells * Ch + scratch;
     if (need > d->work_cap) {
@@ -571,6 +598,13 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     if (st) return st;
     train_ws w = { 0 };
     if ((st = train_layout(d, T, B, H, W, &w, err))) return st;
+    /* the optimizer changed the parameters since the last pass */
+    d->wino_valid = 0;
+    refresh_winograd(d);
+    for (int cv = 0; cv < CV_COUNT; cv++)
+        if (d->winob[cv])
+            wm_dconv3x3_winograd_flip_weights(d->winob[cv], weight(d, cv), d->conv[cv].cin, d->conv[cv].cout,
+                                              d->wino_tmp);
     if (!w.xn || !w.xin || !w.un || !w.prevn || !w.dmean || !w.dlogvar)   /* (for the static analyzer) */
         return wm_error_set(err, WM_E_SYSTEM, "no workspace");
     const int C = d->cfg.latent_channels, Ch = d->cfg.hidden;
@@ -591,21 +625,20 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
         layer0_input(w.xin + t * step_x * 2, un + t * step_x, t ? un + (t - 1) * step_x : prev ? w.prevn : NULL,
                      (size_t)B * cells, C);
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
-        const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0, dil = d->conv[cx].dil, cin = d->conv[cx].cin;
+        const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0;
         const float *xin = l ? w.hs[0] + step_h : w.xin;   /* layer 0's outputs h_1..h_T */
-        wm_dconv3x3_forward(w.g3, xin, weight(d, cx), bias(d, cx), T * B, H, W, cin, 3 * Ch, dil, w.scratch);
+        conv_infer(d, cx, w.g3, xin, T * B, H, W, w.scratch);
         if (state) memcpy(w.hs[l], state + l * step_h, step_h * sizeof(float));
         else memset(w.hs[l], 0, step_h * sizeof(float));
         for (int t = 0; t < T; t++) {
             float *gh = w.gh[l] + t * step_g;
-            wm_dconv3x3_forward(gh, w.hs[l] + t * step_h, weight(d, ch), bias(d, ch), B, H, W, Ch, 3 * Ch, dil,
-                                w.scratch);
+            conv_infer(d, ch, gh, w.hs[l] + t * step_h, B, H, W, w.scratch);
             wm_gru_gates_forward(w.hs[l] + (t + 1) * step_h, w.act[l] + t * step_g, w.g3 + t * step_g, gh,
                                  w.hs[l] + t * step_h, (size_t)B * cells, Ch);
         }
     }
     const float *top = w.hs[WM_DYNAMICS_LAYERS - 1] + step_h;
-    wm_dconv3x3_forward(w.y, top, weight(d, CV_HEAD), bias(d, CV_HEAD), T * B, H, W, Ch, 2 * C, 1, w.scratch);
+    conv_infer(d, CV_HEAD, w.y, top, T * B, H, W, w.scratch);
     const float *target = w.xn + (size_t)B * cells * C;
     wm_gauss_head_forward(w.mean, w.logvar, w.y, un, N, C, WM_DYNAMICS_LOGVAR_MIN);
     const size_t nv = N * (size_t)C, lane_v = cells * (size_t)C;
@@ -652,10 +685,9 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     wm_gauss_head_backward(w.dy, NULL, w.dmean, w.dlogvar, w.y, N, C, WM_DYNAMICS_LOGVAR_MIN);
     float *dtop = w.dh_ext[WM_DYNAMICS_LAYERS - 1];
     memset(dtop, 0, N * Ch * sizeof(float));
-    wm_dconv3x3_backward(dtop, dweight(d, CV_HEAD), dbias(d, CV_HEAD), w.dy, top, weight(d, CV_HEAD), T * B, H, W,
-                         Ch, 2 * C, 1, w.scratch);
+    conv_backward(d, CV_HEAD, dtop, 1, w.dy, top, T * B, H, W, w.scratch);
     for (int l = WM_DYNAMICS_LAYERS - 1; l >= 0; l--) {
-        const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0, dil = d->conv[cx].dil, cin = d->conv[cx].cin;
+        const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0;
         float *dgx = w.g3, *dgh = w.dg3;
         memset(dgx, 0, N * 3 * Ch * sizeof(float));
         memset(dgh, 0, N * 3 * Ch * sizeof(float));
@@ -669,20 +701,17 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
             /* through the recurrent convolution into h_{t-1}; the window's
              * initial state is a constant (truncated BPTT) */
             if (t > 0)
-                wm_dconv3x3_backward(w.dcarry, NULL, NULL, dgh + t * step_g, w.hs[l] + t * step_h, weight(d, ch), B,
-                                     H, W, Ch, 3 * Ch, dil, w.scratch);
+                conv_backward(d, ch, w.dcarry, 0, dgh + t * step_g, w.hs[l] + t * step_h, B, H, W, w.scratch);
         }
         /* weight gradients over the whole window in one GEMM each */
-        wm_dconv3x3_backward(NULL, dweight(d, ch), dbias(d, ch), dgh, w.hs[l], weight(d, ch), T * B, H, W, Ch,
-                             3 * Ch, dil, w.scratch);
+        conv_backward(d, ch, NULL, 1, dgh, w.hs[l], T * B, H, W, w.scratch);
         float *dxin = NULL;
         if (l > 0) {
             dxin = w.dh_ext[l - 1];
             memset(dxin, 0, N * Ch * sizeof(float));
         }
         const float *xin = l ? w.hs[0] + step_h : w.xin;
-        wm_dconv3x3_backward(dxin, dweight(d, cx), dbias(d, cx), dgx, xin, weight(d, cx), T * B, H, W, cin, 3 * Ch,
-                             dil, w.scratch);
+        conv_backward(d, cx, dxin, 1, dgx, xin, T * B, H, W, w.scratch);
     }
     return WM_OK;
 }

@@ -143,6 +143,20 @@ static void test_dconv(int B, int H, int W, int Cin, int Cout, int d, int grads)
         e = max_rel(o2, ref, c.n_out);
         CHECK(e < 2e-5, "%s Winograd: relative error %g", name, e);
         printf("ok - %s Winograd forward (relative error %.2g)\n", name, e);
+        /* the input gradient by Winograd on the flipped filters, accumulated */
+        size_t n_in2 = (size_t)B * H * W * Cin;
+        float *g = randn(c.n_out, 1.0f), *dref = zeros(n_in2), *dwin = zeros(n_in2);
+        float *Ut = zeros(wm_dconv3x3_winograd_weights_floats(Cout, Cin));
+        float *ftmp = zeros(wm_dconv3x3_winograd_flip_scratch_floats(Cin, Cout));
+        float *bws = zeros(wm_dconv3x3_winograd_backward_input_scratch_floats(B, H, W, Cin, Cout, d));
+        for (size_t i = 0; i < n_in2; i++) dref[i] = dwin[i] = 0.5f;
+        wm_dconv3x3_backward(dref, NULL, NULL, g, c.inp, c.weight, B, H, W, Cin, Cout, d, c.scratch);
+        wm_dconv3x3_winograd_flip_weights(Ut, c.weight, Cin, Cout, ftmp);
+        wm_dconv3x3_winograd_backward_input(dwin, g, Ut, B, H, W, Cin, Cout, d, bws);
+        e = max_rel(dwin, dref, n_in2);
+        CHECK(e < 2e-5, "%s Winograd input gradient: relative error %g", name, e);
+        printf("ok - %s Winograd input gradient, accumulated (relative error %.2g)\n", name, e);
+        free(g); free(dref); free(dwin); free(Ut); free(ftmp); free(bws);
         free(U); free(o2); free(ws); free(tmp);
     }
     if (grads) {
@@ -314,7 +328,9 @@ static void test_train_pass_gradient(int dilation, int with_inputs)
             /* the loss is a mean over 720 values in float: rounding swamps
              * a small step, curvature a large one, so the better of two
              * steps counts, with a floor of 1e-2 of the tensor's largest
-             * gradient (a wrong gradient is off at both) */
+             * gradient and of the float rounding of the loss difference,
+             * about 1e-6 of the loss over the step (a wrong gradient is off
+             * at both) */
             double ana = grad[p->items[e].offset + k], num = 0, rel = 1e9;
             for (int pass = 0; pass < 2; pass++) {
                 const float eps = pass ? 3e-2f : 1e-1f;
@@ -326,7 +342,8 @@ static void test_train_pass_gradient(int dilation, int with_inputs)
                 memcpy(state, state0, nstate * sizeof(float));
                 wm_dynamics_train_pass(d, seq, inputs, NULL, prev, T, B, H, W, state, 0.0f, &lm, &err);
                 v[k] = keep;
-                double n_eps = (lp.nll - lm.nll) / (2.0 * eps), r = fabs(n_eps - ana) / (1e-2 * gmax + fabs(n_eps));
+                double n_eps = (lp.nll - lm.nll) / (2.0 * eps);
+                double r = fabs(n_eps - ana) / (1e-2 * gmax + 1e-6 * fabs(lp.nll) / eps + fabs(n_eps));
                 if (r < rel) rel = r, num = n_eps;
             }
             worst_e = fmax(worst_e, rel);
