@@ -12,7 +12,8 @@ static const wm_tool tool = {
     "goes silent past --timeout is handed to another, results are deduplicated, so\n"
     "every clip comes out exactly once: in input order with --ordered, else as they\n"
     "finish.  A clip that fails --retries times comes out as its clip message and an\n"
-    "end carrying an error.  Workers may join and leave at any time.",
+    "end carrying an error; the batch goes on, and the exit status is then 2.\n"
+    "Workers may join and leave at any time.",
     "  wm-decode clips/*.mp4 --size 64x64 | wm-dispatch --workers @tcp://0.0.0.0:5560 --ordered > out.wms &\n"
     "  wm-worker --dispatcher tcp://127.0.0.1:5560 -- 'wm-cat --pass' &"
 };
@@ -47,7 +48,9 @@ int main(int argc, char **argv)
     wm_progress_done(&progress);
     wm_error cerr;
     wm_status cs = wm_writer_close(out, &cerr);
-    if (st == WM_OK && cs != WM_OK) { st = cs; err = cerr; }
+    /* failed clips are reported after all output is out; output that could
+     * not be written is the worse news */
+    if ((st == WM_OK || st == WM_E_INPUT) && cs != WM_OK) { st = cs; err = cerr; }
     wm_writer_free(&out);
     return wm_cli_exit(&tool, st, &err);
 }

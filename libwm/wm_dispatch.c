@@ -19,6 +19,7 @@ typedef struct job {
     wm_strbuf raw;         /* the clip's messages, as read */
     wm_strbuf result;      /* what the chain returned */
     int state, tries;
+    int failed;            /* counted in the dispatcher's failures */
 } job;
 
 typedef struct worker {
@@ -48,7 +49,9 @@ typedef struct dispatcher {
     long nqueue, cap_queue;
     worker *workers;
     int nworkers, cap_workers;
-    long failed;
+    long failed;           /* clips that failed for good */
+    long first_failed_seq; /* the earliest of them in input order, */
+    char first_failed_clip[256], first_failed_why[300];   /* its id and why */
     size_t max_message;
 } dispatcher;
 
@@ -127,6 +130,27 @@ static void add_error_end(wm_strbuf *dst, const char *id, const char *why)
     wm_msgbuf_destroy(&mb);
 }
 
+/* Counts a clip that failed for good, once; the earliest in input order
+ * names the batch's failure. */
+static void note_failure(dispatcher *d, job *j, const char *why)
+{
+    if (j->failed) return;
+    j->failed = 1;
+    if (d->failed++ == 0 || j->seq < d->first_failed_seq) {
+        d->first_failed_seq = j->seq;
+        snprintf(d->first_failed_clip, sizeof d->first_failed_clip, "%s", j->clip_id);
+        snprintf(d->first_failed_why, sizeof d->first_failed_why, "%s", why);
+    }
+}
+
+/* Closes a clip the input cut short with an end carrying why: the clip
+ * still goes to a worker, and counts as failed. */
+static void close_cut_clip(dispatcher *d, job *j, const char *why)
+{
+    add_error_end(&j->raw, j->clip_id, why);
+    note_failure(d, j, why);
+}
+
 /* Starts a job from its clip message. */
 static job *job_begin(dispatcher *d, const wm_msg *m)
 {
@@ -159,12 +183,12 @@ static wm_status read_clip(dispatcher *d, wm_error *err)
             d->input_done = 1;
             if (st != WM_EOF) d->input_status = st;
             if (!j) return WM_OK;
-            add_error_end(&j->raw, j->clip_id, "the input ended before the clip's end");
+            close_cut_clip(d, j, "the input ended before the clip's end");
             break;
         }
         if (wm_msg_is(&m, "clip")) {
             if (j) {   /* the previous clip never ended: close it, keep this one */
-                add_error_end(&j->raw, j->clip_id, "the next clip began before this clip's end");
+                close_cut_clip(d, j, "the next clip began before this clip's end");
                 wm_strbuf_add(&d->carry, (const char *)m.raw, m.len);
                 break;
             }
@@ -260,7 +284,7 @@ static void job_fail(dispatcher *d, job *j, const char *why)
     wm_strbuf_add(&j->result, j->raw.s, size);   /* the clip message */
     add_error_end(&j->result, j->clip_id, why);
     j->state = JOB_DONE;
-    d->failed++;
+    note_failure(d, j, why);
 }
 
 /* A try of a job ended without a result (worker died or chain failed). */
@@ -484,5 +508,8 @@ wm_status wm_dispatch_run(const wm_dispatch_opts *o, const char *const *specs, i
         *err = d.input_err;
         st = d.input_status;
     }
+    if (st == WM_OK && d.failed)   /* the batch went on; the exit status still tells */
+        st = wm_error_set(err, WM_E_INPUT, "%ld of %ld clips failed; first: clip %s: %s", d.failed, d.njobs,
+                          d.first_failed_clip, d.first_failed_why);
     return st;
 }

@@ -38,7 +38,11 @@ typedef struct wm_dispatch_opts {
 void wm_dispatch_opts_init(wm_dispatch_opts *o);
 
 /* Reads the inputs (specs[0..n), n == 0: stdin), farms the clips out and
- * writes the results to out.  Returns WM_OK when every clip came out. */
+ * writes the results to out.  Returns WM_OK when every clip came out
+ * whole.  A clip that failed for good (retries spent, or cut short by the
+ * input) does not stop the batch: when every result has been written,
+ * WM_E_INPUT is returned with "N of M clips failed; first: clip ID: why"
+ * (the earliest such clip in input order) in err. */
 wm_status wm_dispatch_run(const wm_dispatch_opts *o, const char *const *specs, int n,
                           wm_writer *out, wm_progress *progress, wm_error *err);
 

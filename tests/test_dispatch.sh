@@ -42,15 +42,47 @@ diff <(wm-cat --kind end "$T/un.wms" | sort) <(wm-cat --kind end "$T/in.wms" | s
     fail "unordered results differ"
 ok "unordered: every clip exactly once"
 
-# a chain that fails every clip: each clip comes out with an error, exit 0
+# dispatch_expect CODE OUT ARGS...: runs wm-dispatch --workers @$ep ARGS > OUT
+# (the caller has started its workers in the background), waits for the
+# workers, checks the exit status and keeps stderr in $T/err
+dispatch_expect() {
+    local want=$1 out=$2; shift 2
+    set +e; timeout 60 wm-dispatch --workers "@$ep" "$@" > "$out" 2> "$T/err"; local got=$?; set -e
+    wait
+    [ "$got" -eq "$want" ] || { cat "$T/err" >&2; fail "wm-dispatch $* exited $got, wanted $want"; }
+}
+
+# a chain that fails every clip: each clip comes out with an error, exit 2
 /usr/bin/python3 "$WM_ROOT/tests/mkclips.py" 3 > "$T/in3.wms"
-timeout 60 wm-dispatch --workers "@$ep" --retries 2 "$T/in3.wms" > "$T/bad.wms" &
-dpid=$!
 timeout 60 wm-worker --dispatcher "$ep" -- "exit 3" 2>/dev/null &
-wait $dpid || fail "dispatcher with a failing chain"
-wait
+dispatch_expect 2 "$T/bad.wms" --retries 2 "$T/in3.wms"
+expect_err "^wm-dispatch: 3 of 3 clips failed; first: clip c0000: failed 2 times, last: "
 [ "$(wm-cat --kind end "$T/bad.wms" | grep -c '"error"')" -eq 3 ] || fail "failed clips lack an error"
-ok "a failing chain gives each clip an error end"
+ok "a failing chain gives each clip an error end, exit 2"
+
+# one clip of ten fails for good (the chain dies on it, every try): the
+# batch goes on, every other clip comes out whole, one line names the clip
+/usr/bin/python3 "$WM_ROOT/tests/mkclips.py" 10 > "$T/in10.wms"
+cat > "$T/die_on_c0003.py" <<'EOF'
+import os, sys, msgpack
+out = sys.stdout.buffer
+unpacker = msgpack.Unpacker(raw=False)
+while chunk := os.read(0, 65536):
+    unpacker.feed(chunk)
+    for m in unpacker:
+        if m.get("kind") == "clip" and m.get("id") == "c0003":
+            sys.exit(3)
+        out.write(msgpack.packb(m, use_bin_type=True))
+        if m.get("kind") == "end":
+            out.flush()
+EOF
+for i in 1 2; do timeout 60 wm-worker --dispatcher "$ep" -- "/usr/bin/python3 $T/die_on_c0003.py" 2>/dev/null & done
+dispatch_expect 2 "$T/one.wms" --ordered --retries 2 "$T/in10.wms"
+expect_err "^wm-dispatch: 1 of 10 clips failed; first: clip c0003: failed 2 times, last: the chain"
+diff <(wm-cat --data "$T/one.wms" | grep -v '"c0003"') <(wm-cat --data "$T/in10.wms" | grep -v '"c0003"') > /dev/null ||
+    fail "the other clips' results differ from the input"
+wm-cat --kind end "$T/one.wms" | grep -q '"clip":"c0003".*"error":"failed 2 times' || fail "clip c0003 lacks its error end"
+ok "one clip failing for good: the other 9 whole, exit 2, one line naming it"
 # a clip that never ends before the next begins comes out with an error end;
 # the next clip is intact
 /usr/bin/python3 -c "
@@ -60,14 +92,12 @@ for c in ('a', 'b'):
     o.write(msgpack.packb({'kind': 'clip', 'id': c, 'source': 't', 'fps': [25, 1]}))
     o.write(msgpack.packb({'kind': 'frame', 'clip': c, 'index': 0, 'pts': 0.0, 'width': 1, 'height': 1, 'format': 'gray8', 'data': b'x'}))
 o.write(msgpack.packb({'kind': 'end', 'clip': 'b', 'frames': 1}))" > "$T/noend.wms"
-timeout 60 wm-dispatch --workers "@$ep" --ordered "$T/noend.wms" > "$T/noend_out.wms" &
-dpid=$!
 timeout 60 wm-worker --dispatcher "$ep" -- "wm-cat --pass" &
-wait $dpid || fail "dispatcher on a clip without end"
-wait
+dispatch_expect 2 "$T/noend_out.wms" --ordered "$T/noend.wms"
+expect_err "^wm-dispatch: 1 of 2 clips failed; first: clip a: the next clip began before this clip's end$"
 wm-cat --kind end "$T/noend_out.wms" > "$T/ends"
 grep -q '"clip":"a".*"error":"the next clip began' "$T/ends" || fail "clip a: no error end: $(cat "$T/ends")"
 grep -q '"clip":"b","frames":1}' "$T/ends" || fail "clip b not intact"
-ok "a clip without end is closed with an error; the next is intact"
+ok "a clip without end is closed with an error, exit 2; the next is intact"
 expect_exit 1 wm-dispatch "$T/in.wms"
 expect_err "--workers"
