@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         { "drop-rest", 0, WM_OPT_FLAG, &drop_rest, NULL, "rollout: drop the clip's real latents after the context", NULL, 0, 0 },
         { "device", 'd', WM_OPT_CHOICE, &device, "DEV", "auto, cpu or cuda (default auto)", device_names, 0, 0 },
         { "batch", 'b', WM_OPT_INT, &batch, "B", "clips in lock-step (default 1: streaming)", NULL, 1, 65536 },
-        { "threads", 't', WM_OPT_INT, &threads, "N", "BLAS threads on the CPU (default 1)", NULL, 1, 256 },
+        { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: the clips of a --batch run side by side (default 1)", NULL, 1, 256 },
         { "profile", 0, WM_OPT_FLAG, &profile, NULL, "cuda: time the GEMMs with events (with -v)", NULL, 0, 0 },
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     }
     if (st == WM_OK && !be.run) {
         st = wm_step_backend_cpu(dyn, &be, &err);
-        snprintf(where, sizeof where, "cpu, %d BLAS thread%s", threads, threads > 1 ? "s" : "");
+        snprintf(where, sizeof where, "cpu, %d thread%s", threads, threads > 1 ? "s" : "");
     }
     if (st != WM_OK) {
         wm_dynamics_free(&dyn);

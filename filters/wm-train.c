@@ -276,7 +276,7 @@ static int cmd_dynamics(int argc, char **argv)
         { "checkpoint-every", 0, WM_OPT_DOUBLE, &ckpt_every, "SECONDS", "checkpoint interval (default 300)", NULL, 1, 1e9 },
         { "resume", 0, WM_OPT_FLAG, &resume, NULL, "continue from the checkpoint", NULL, 0, 0 },
         { "log-every", 0, WM_OPT_DOUBLE, &log_every, "SECONDS", "progress interval (default 10)", NULL, 0, 1e9 },
-        { "threads", 't', WM_OPT_INT, &threads, "N", "BLAS threads (default 1)", NULL, 1, 256 },
+        { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: BLAS and the convolutions (default 1)", NULL, 1, 256 },
         { 0 } };
     wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
     if (st != WM_OK) return wm_cli_exit(tool, st, &err);

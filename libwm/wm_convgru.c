@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -133,6 +134,7 @@ void wm_dconv3x3_backward(float *dinp, float *dweight, float *dbias, const float
  * 6x6 tiles giving 4x4 outputs. */
 
 #define W16_CHUNK 32   /* tiles transformed per round */
+#define W16_MAX_THREADS 8
 
 #define W16_BT(o, d) do {                                                                                     \
         (o)[0] = 4.0f * (d)[0] - 5.0f * (d)[2] + (d)[4];                                                             \
@@ -170,9 +172,17 @@ static int wino16_usable(int Cin, int Cout)
 #endif
 }
 
+/* one thread's V, M and zeros */
 static size_t wino16_scratch_floats(int Cin, int Cout)
 {
     return (size_t)36 * W16_CHUNK * (Cin + Cout) + (size_t)Cin;
+}
+
+/* room for the most threads wino16_conv runs, whatever wm_nn_threads()
+ * says later (untouched pages of it cost no memory) */
+static size_t wino16_scratch_all(int Cin, int Cout)
+{
+    return (size_t)W16_MAX_THREADS * wino16_scratch_floats(Cin, Cout);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -312,19 +322,30 @@ static void w16_input_tile(float *V, const float *inp, const w16_grid *g, const 
         for (int i_ = 0; i_ < 4; i_++) W16_AT((Y)[i_], rows_[i_]);   /* rows: Y[i][.] = rows[i][.] AT^T */    \
     } while (0)
 
+/* One convolution's arguments, shared by the threads that run it. */
+typedef struct w16_job {
+    float *out;
+    const float *inp, *Ut, *bias;
+    w16_grid g;
+    int Cin, Cout, accumulate;
+    long t_begin, t_end;   /* this thread's tiles */
+    float *scratch;        /* this thread's V, M and zeros */
+} w16_job;
+
 /* Transforms, products and inverse transforms, one round of tiles at a
  * time, so V and M stay in L2. */
 __attribute__((target("avx512f")))
-static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
-                        int Cout, int d, int accumulate, float *scratch)
+static void wino16_tiles(const w16_job *jb)
 {
-    const w16_grid g = w16_grid_of(H, W, d);
-    const long T = (long)B * d * d * g.per_image;
+    const w16_grid g = jb->g;
+    const int Cin = jb->Cin, Cout = jb->Cout, d = g.d, accumulate = jb->accumulate;
+    const float *inp = jb->inp, *Ut = jb->Ut, *bias = jb->bias;
+    float *out = jb->out;
     /* V[tile][36][Cin] and M[tile][36][Cout]: a tile's transform touches one block */
-    float *V = scratch, *M = V + (size_t)36 * W16_CHUNK * Cin, *zeros = M + (size_t)36 * W16_CHUNK * Cout;
+    float *V = jb->scratch, *M = V + (size_t)36 * W16_CHUNK * Cin, *zeros = M + (size_t)36 * W16_CHUNK * Cout;
     memset(zeros, 0, (size_t)Cin * sizeof(float));
-    for (long t0 = 0; t0 < T; t0 += W16_CHUNK) {
-        const int nt = (int)(T - t0 < W16_CHUNK ? T - t0 : W16_CHUNK);
+    for (long t0 = jb->t_begin; t0 < jb->t_end; t0 += W16_CHUNK) {
+        const int nt = (int)(jb->t_end - t0 < W16_CHUNK ? jb->t_end - t0 : W16_CHUNK);
         for (int t = 0; t < nt; t++) {
             const w16_tile tl = w16_tile_at(&g, t0 + t);
             w16_input_tile(V + (size_t)t * 36 * Cin, inp, &g, &tl, Cin, zeros);
@@ -347,6 +368,40 @@ static void wino16_conv(float *out, const float *inp, const float *Ut, const flo
                 }
             }
         }
+    }
+}
+
+static void *wino16_thread(void *arg)
+{
+    wino16_tiles(arg);
+    return NULL;
+}
+
+/* The tiles split between wm_nn_threads() threads (each output tile is
+ * written by one), the calling thread taking the first share; a thread
+ * that cannot start leaves its share to the caller. */
+static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
+                        int Cout, int d, int accumulate, float *scratch)
+{
+    const w16_grid g = w16_grid_of(H, W, d);
+    const long T = (long)B * d * d * g.per_image, rounds = (T + W16_CHUNK - 1) / W16_CHUNK;
+    int n = wm_nn_threads();
+    if (n > W16_MAX_THREADS) n = W16_MAX_THREADS;
+    if (n > rounds / 2) n = (int)(rounds / 2);   /* at least two rounds a thread */
+    if (n < 1) n = 1;
+    w16_job jobs[W16_MAX_THREADS];
+    pthread_t tid[W16_MAX_THREADS];
+    int started[W16_MAX_THREADS] = { 0 };
+    for (int k = 0; k < n; k++) {
+        jobs[k] = (w16_job){ out, inp, Ut, bias, g, Cin, Cout, accumulate, rounds * k / n * W16_CHUNK,
+                             rounds * (k + 1) / n * W16_CHUNK, scratch + (size_t)k * wino16_scratch_floats(Cin, Cout) };
+        if (jobs[k].t_end > T) jobs[k].t_end = T;
+    }
+    for (int k = 1; k < n; k++) started[k] = pthread_create(&tid[k], NULL, wino16_thread, &jobs[k]) == 0;
+    wino16_tiles(&jobs[0]);
+    for (int k = 1; k < n; k++) {
+        if (started[k]) pthread_join(tid[k], NULL);
+        else wino16_tiles(&jobs[k]);
     }
 }
 
@@ -376,7 +431,7 @@ void wm_dconv3x3_winograd_weights(float *U, const float *weight, int Cin, int Co
 
 static size_t wino_scratch(int Cin, int Cout)
 {
-    size_t a = wm_winograd_scratch_floats(Cin, Cout), b = wino16_scratch_floats(Cin, Cout);
+    size_t a = wm_winograd_scratch_floats(Cin, Cout), b = wino16_scratch_all(Cin, Cout);
     return a > b ? a : b;
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,11 @@ struct wm_dynamics {
     const float *last_mean, *last_logvar;
 };
 
+/* What one thread needs to run a group of lanes through the network. */
+typedef struct step_ws { float *xn, *xin, *gx, *gh, *y, *scratch; } step_ws;
+
+#define STEP_MAX_THREADS 8
+
 struct wm_dynamics_state {
     wm_dynamics *d;
     int lanes, H, W;
@@ -43,7 +49,8 @@ struct wm_dynamics_state {
     int fresh;                         /* no step since the reset */
     float *h[WM_DYNAMICS_LAYERS];      /* [lanes, H, W, hidden] */
     float *prev;                       /* [lanes, H, W, C]: the last normalised input */
-    float *xn, *xin, *gx, *gh, *y, *scratch;
+    int threads;                       /* groups run side by side, one workspace each */
+    step_ws ws[STEP_MAX_THREADS];
 };
 
 wm_dynamics_config wm_dynamics_default_config(int latent_channels)
@@ -439,12 +446,19 @@ wm_dynamics_state *wm_dynamics_state_new(wm_dynamics *d, int lanes, int H, int W
     int bad = 0;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) bad |= !(s->h[l] = calloc(cells * Ch, sizeof(float)));
     bad |= !(s->prev = malloc(cells * C * sizeof(float)));
-    bad |= !(s->xn = malloc(gcells * C * sizeof(float)));
-    bad |= !(s->xin = malloc(gcells * 2 * C * sizeof(float)));
-    bad |= !(s->gx = malloc(gcells * 3 * Ch * sizeof(float)));
-    bad |= !(s->gh = malloc(gcells * 3 * Ch * sizeof(float)));
-    bad |= !(s->y = malloc(gcells * 2 * C * sizeof(float)));
-    bad |= !(s->scratch = malloc(conv_scratch(d, s->group, H, W, 1) * sizeof(float)));
+    /* wm_nn_threads() threads, no more than there are groups of lanes */
+    const int groups = (lanes + s->group - 1) / s->group;
+    s->threads = wm_nn_threads() < groups ? wm_nn_threads() : groups;
+    if (s->threads > STEP_MAX_THREADS) s->threads = STEP_MAX_THREADS;
+    for (int k = 0; k < s->threads; k++) {
+        step_ws *w = &s->ws[k];
+        bad |= !(w->xn = malloc(gcells * C * sizeof(float)));
+        bad |= !(w->xin = malloc(gcells * 2 * C * sizeof(float)));
+        bad |= !(w->gx = malloc(gcells * 3 * Ch * sizeof(float)));
+        bad |= !(w->gh = malloc(gcells * 3 * Ch * sizeof(float)));
+        bad |= !(w->y = malloc(gcells * 2 * C * sizeof(float)));
+        bad |= !(w->scratch = malloc(conv_scratch(d, s->group, H, W, 1) * sizeof(float)));
+    }
     if (bad) {
         wm_error_set(err, WM_E_SYSTEM, "out of memory for %d lanes of %dx%d", lanes, W, H);
         wm_dynamics_state_free(&s);
@@ -458,12 +472,10 @@ void wm_dynamics_state_free(wm_dynamics_state **sp)
     if (!s) return;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) free(s->h[l]);
     free(s->prev);
-    free(s->xn);
-    free(s->xin);
-    free(s->gx);
-    free(s->gh);
-    free(s->y);
-    free(s->scratch);
+    for (int k = 0; k < STEP_MAX_THREADS; k++) {
+        step_ws *w = &s->ws[k];
+        free(w->xn), free(w->xin), free(w->gx), free(w->gh), free(w->y), free(w->scratch);
+    }
     free(s);
     *sp = NULL;
 }
@@ -490,33 +502,64 @@ float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l) { return s->h[l]; }
 
 /* Lanes are independent, so a step runs a few lanes at a time through the
  * whole network: about 256 cells keep every activation in L2. */
-static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, int lane0, int n, const float *x, float *mean, float *var)
+static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, step_ws *w, int lane0, int n, const float *x,
+                       float *mean, float *var)
 {
     const int H = s->H, W = s->W, C = d->cfg.latent_channels, Ch = d->cfg.hidden;
     const size_t cells = (size_t)n * H * W, first = (size_t)lane0 * H * W;
-    normalize(d, s->xn, x, cells);
+    normalize(d, w->xn, x, cells);
     float *prev = s->prev + first * C;
-    layer0_input(s->xin, s->xn, s->fresh ? NULL : prev, cells, C);
-    memcpy(prev, s->xn, cells * C * sizeof(float));
-    const float *in = s->xin;
+    layer0_input(w->xin, w->xn, s->fresh ? NULL : prev, cells, C);
+    memcpy(prev, w->xn, cells * C * sizeof(float));
+    const float *in = w->xin;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
         float *h = s->h[l] + first * Ch;
-        conv_infer(d, l ? CV_X1 : CV_X0, s->gx, in, n, H, W, s->scratch);
-        conv_infer(d, l ? CV_H1 : CV_H0, s->gh, h, n, H, W, s->scratch);
-        wm_gru_gates_forward(h, NULL, s->gx, s->gh, h, cells, Ch);   /* in place */
+        conv_infer(d, l ? CV_X1 : CV_X0, w->gx, in, n, H, W, w->scratch);
+        conv_infer(d, l ? CV_H1 : CV_H0, w->gh, h, n, H, W, w->scratch);
+        wm_gru_gates_forward(h, NULL, w->gx, w->gh, h, cells, Ch);   /* in place */
         in = h;
     }
-    conv_infer(d, CV_HEAD, s->y, in, n, H, W, s->scratch);
-    wm_gauss_head_infer(mean, var, s->y, s->xn, cells, C, WM_DYNAMICS_LOGVAR_MIN, d->norm_mean, d->norm_std);
+    conv_infer(d, CV_HEAD, w->y, in, n, H, W, w->scratch);
+    wm_gauss_head_infer(mean, var, w->y, w->xn, cells, C, WM_DYNAMICS_LOGVAR_MIN, d->norm_mean, d->norm_std);
+}
+
+/* One thread's share of a step: groups k, k + threads, ... of lanes 0..n-1. */
+typedef struct step_job {
+    wm_dynamics *d;
+    wm_dynamics_state *s;
+    int k, threads, n;
+    const float *x;
+    float *mean, *var;
+} step_job;
+
+static void *step_share(void *arg)
+{
+    const step_job *j = arg;
+    wm_dynamics_state *s = j->s;
+    const size_t per_lane = (size_t)s->H * s->W * j->d->cfg.latent_channels;
+    for (int b = j->k * s->group; b < j->n; b += j->threads * s->group) {
+        int g = j->n - b < s->group ? j->n - b : s->group;
+        step_lanes(j->d, s, &s->ws[j->k], b, g, j->x + b * per_lane, j->mean + b * per_lane,
+                   j->var ? j->var + b * per_lane : NULL);
+    }
+    return NULL;
 }
 
 void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
 {
     refresh_winograd(d);
-    const size_t per_lane = (size_t)s->H * s->W * d->cfg.latent_channels;
-    for (int b = 0; b < n; b += s->group) {
-        int g = n - b < s->group ? n - b : s->group;
-        step_lanes(d, s, b, g, x + b * per_lane, mean + b * per_lane, var ? var + b * per_lane : NULL);
+    /* the groups of lanes go to s->threads threads (each writes only its
+     * lanes); a thread that cannot start leaves its share to this one */
+    const int groups = (n + s->group - 1) / s->group, threads = s->threads < groups ? s->threads : groups;
+    step_job jobs[STEP_MAX_THREADS];
+    pthread_t tid[STEP_MAX_THREADS];
+    int started[STEP_MAX_THREADS] = { 0 };
+    for (int k = 0; k < threads; k++) jobs[k] = (step_job){ d, s, k, threads, n, x, mean, var };
+    for (int k = 1; k < threads; k++) started[k] = pthread_create(&tid[k], NULL, step_share, &jobs[k]) == 0;
+    if (threads > 0) step_share(&jobs[0]);
+    for (int k = 1; k < threads; k++) {
+        if (started[k]) pthread_join(tid[k], NULL);
+        else step_share(&jobs[k]);
     }
     s->fresh = 0;
 }

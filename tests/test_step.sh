@@ -72,6 +72,11 @@ for b in 2 3 16; do
 done
 ok "--batch 2, 3 and 16 (lanes of two grid sizes, clips of 3 to 8 latents) match streaming within 1e-5"
 
+# --- --threads: the lanes split between threads, each lane computed as before
+step --batch 16 --threads 3 < "$T/in.wm" > "$T/out_b16_t3.wm"
+cmp -s "$T/out_b16.wm" "$T/out_b16_t3.wm" || fail "--threads 3 changes the bytes of --batch 16"
+ok "--batch 16 --threads 3 gives the same bytes as one thread"
+
 # --- rollouts
 step --rollout 5 --context 4 < "$T/in.wm" > "$T/roll.wm"
 check rollout "$T/in.wm" "$T/out.wm" "$T/roll.wm" 5 4 keep || fail "--rollout 5 --context 4"
