@@ -159,6 +159,7 @@ static wm_status parse_number(parser *ps, wm_jnode *out)
     if (!is_digit(p, end)) return fail(ps, start, "expected a value");
     if (*p == '0' && is_digit(p + 1, end)) return fail(ps, start, "leading zero in a number");
     while (is_digit(p, end)) p++;
+    int integer = !(p < end && (*p == '.' || *p == 'e' || *p == 'E'));
     if (p < end && *p == '.') {
         p++;
         if (!is_digit(p, end)) return fail(ps, start, "expected digits after the decimal point");
@@ -178,6 +179,7 @@ static wm_status parse_number(parser *ps, wm_jnode *out)
     double v = strtod(buf, NULL);
     if (!isfinite(v)) return fail(ps, start, "number out of range");
     out->type = WM_JNUM;
+    out->integer = integer;
     out->u.num = v;
     ps->p = p;
     return WM_OK;

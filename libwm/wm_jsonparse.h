@@ -1,5 +1,6 @@
 /* wm_jsonparse: a small, strict, bounded JSON reader (RFC 8259) for the
- * JSON Lines that --json filters print (wm-report reads them back).
+ * JSON Lines that --json filters print (wm-report reads them back) and
+ * for the header of a safetensors model file (wm_safetensors).
  *
  * Strict: one value and nothing after it but whitespace; no NaN, Infinity,
  * comments, trailing commas, leading zeros, duplicate object keys, control
@@ -28,6 +29,8 @@ typedef enum wm_jtype { WM_JNULL, WM_JBOOL, WM_JNUM, WM_JSTR, WM_JARR, WM_JOBJ }
 typedef struct wm_jnode wm_jnode;
 struct wm_jnode {
     wm_jtype type;
+    int integer;           /* WM_JNUM written without fraction or exponent
+                            * (exact in num when below 2^53 in magnitude) */
     size_t len;            /* WM_JSTR: bytes; WM_JARR: items; WM_JOBJ: members */
     union {
         int boolean;

@@ -1,9 +1,11 @@
 #include "wm_safetensors.h"
 
+#include "wm_jsonparse.h"
 #include "wm_proto.h"   /* wm_f16_to_f32 */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,348 +39,124 @@ typedef struct st_tensor_entry {
 } st_tensor_entry;
 
 struct wm_safetensors {
-    const char *path_copy;
     uint8_t *map;
     size_t map_len;
     const uint8_t *data;               /* start of the data area */
     uint64_t data_len;
+    wm_jnode *header;                  /* the parsed header: names and metadata point into it */
+    const wm_jnode *meta;              /* its "__metadata__" object, or NULL */
     st_tensor_entry *tensors;
-    size_t n_tensors, cap_tensors;
-    char **meta;                       /* key, value, key, value, ... */
-    size_t n_meta, cap_meta;
+    size_t n_tensors;
 };
 
-/* ---- a strict JSON reader for exactly the safetensors header ---- */
+/* ---- the header: JSON by wm_jsonparse, then the format's rules ---- */
 
-typedef struct json_in {
-    const char *p, *start, *end;
-    const char *path;
-    wm_error *err;
-} json_in;
-
-static wm_status json_fail(json_in *j, const char *what)
+static wm_status bad_header(wm_error *err, const char *path, const char *tensor, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static wm_status bad_header(wm_error *err, const char *path, const char *tensor, const char *fmt, ...)
 {
-    return wm_error_set(j->err, WM_E_INPUT, "%s: bad safetensors header: %s at byte %ld", j->path, what,
-                        (long)(j->p - j->start) + 8);
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (tensor) return wm_error_set(err, WM_E_INPUT, "%s: bad safetensors header: tensor \"%s\": %s", path, tensor, what);
+    return wm_error_set(err, WM_E_INPUT, "%s: bad safetensors header: %s", path, what);
 }
 
-static void json_ws(json_in *j)
+/* [u, u, ...] of at most max exact non-negative integers, *n of them: each
+ * written without sign, fraction or exponent, and below 2^53, so that the
+ * parser's double holds it exactly.  NULL, or what is wrong. */
+static const char *header_uints(const wm_jnode *v, uint64_t *items, int max, int *n, char *why, size_t cap,
+                                const char *key)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
-}
-
-static wm_status json_expect(json_in *j, char c)
-{
-    json_ws(j);
-    if (j->p >= j->end || *j->p != c) {
-        char what[32];
-        snprintf(what, sizeof what, "expected '%c'", c);
-        return json_fail(j, what);
+    if (v->type != WM_JARR) {
+        snprintf(why, cap, "\"%s\": expected an array", key);
+        return why;
     }
-    j->p++;
-    return WM_OK;
-}
-
-/* 1 and consumes c when it comes next (after whitespace). */
-static int json_accept(json_in *j, char c)
-{
-    json_ws(j);
-    if (j->p < j->end && *j->p == c) { j->p++; return 1; }
-    return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int read_hex4(const char *p, const char *end, unsigned *out)
-{
-    if (end - p < 4) return -1;
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
-        if (h < 0) return -1;
-        v = v * 16 + (unsigned)h;
+    if (v->len > (size_t)max) {
+        snprintf(why, cap, "\"%s\" has more than %d items", key, max);
+        return why;
     }
-    *out = v;
-    return 0;
-}
-
-static size_t utf8_put(char *o, unsigned cp)
-{
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
+    for (size_t i = 0; i < v->len; i++) {
+        const wm_jnode *x = &v->u.items[i];
+        if (x->type != WM_JNUM || signbit(x->u.num)) return "expected a non-negative integer";
+        if (!x->integer) return "expected an integer";
+        if (x->u.num >= 9007199254740992.0) return "number too large";
+        items[i] = (uint64_t)x->u.num;
     }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    *n = (int)v->len;
+    return NULL;
 }
 
-/* Length of the valid UTF-8 sequence at p (0: invalid). */
-static size_t utf8_valid(const unsigned char *p, const unsigned char *end)
+/* One tensor entry; its keys are checked in the order they come. */
+static wm_status header_tensor(const wm_jnode *v, st_tensor_entry *e, const char *path, wm_error *err)
 {
-    unsigned c = p[0];
-    size_t n;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if ((c & 0xE0) == 0xC0) { n = 2; min = 0x80; c &= 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 3; min = 0x800; c &= 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 4; min = 0x10000; c &= 0x07; }
-    else return 0;
-    if ((size_t)(end - p) < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        c = (c << 6) | (p[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    return n;
-}
-
-/* Reads a JSON string into a new NUL-terminated buffer (*out, caller
- * frees).  Escapes are decoded; \u0000, raw control characters and
- * invalid UTF-8 are refused (names are C strings). */
-static wm_status json_string(json_in *j, char **out)
-{
-    *out = NULL;
-    json_ws(j);
-    if (j->p >= j->end || *j->p != '"') return json_fail(j, "expected a string");
-    j->p++;
-    /* the decoded string is never longer than its encoding */
-    const char *q = j->p;
-    while (q < j->end && *q != '"') q += (*q == '\\' && q + 1 < j->end) ? 2 : 1;
-    if (q >= j->end) return json_fail(j, "unterminated string");
-    char *s = malloc((size_t)(q - j->p) + 1), *o = s;
-    if (!s) return wm_error_set(j->err, WM_E_SYSTEM, "out of memory");
-    for (;;) {
-        if (j->p >= j->end) { free(s); return json_fail(j, "unterminated string"); }
-        unsigned char c = (unsigned char)*j->p;
-        if (c == '"') { j->p++; break; }
-        if (c < 0x20) { free(s); return json_fail(j, "control character in a string"); }
-        if (c != '\\') {
-            size_t n = utf8_valid((const unsigned char *)j->p, (const unsigned char *)j->end);
-            if (!n) { free(s); return json_fail(j, "invalid UTF-8 in a string"); }
-            memcpy(o, j->p, n);
-            o += n;
-            j->p += n;
-            continue;
-        }
-        if (j->p + 1 >= j->end) { free(s); return json_fail(j, "unterminated string"); }
-        char e = j->p[1];
-        j->p += 2;
-        switch (e) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '/': *o++ = '/'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
-        case 'u': {
-            unsigned cp, lo;
-            if (read_hex4(j->p, j->end, &cp)) { free(s); return json_fail(j, "bad \\u escape"); }
-            j->p += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' || read_hex4(j->p + 2, j->end, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF) {
-                    free(s);
-                    return json_fail(j, "unpaired surrogate in a string");
-                }
-                j->p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                free(s);
-                return json_fail(j, "unpaired surrogate in a string");
-            }
-            if (cp == 0) { free(s); return json_fail(j, "NUL character in a string"); }
-            /* an escape is 6 or 12 bytes and decodes to at most 4 */
-            o += utf8_put(o, cp);
-            break;
-        }
-        default: free(s); return json_fail(j, "bad escape in a string");
-        }
-    }
-    *o = '\0';
-    *out = s;
-    return WM_OK;
-}
-
-/* A non-negative integer without sign, fraction or exponent, below 2^62. */
-static wm_status json_uint(json_in *j, uint64_t *out)
-{
-    json_ws(j);
-    if (j->p >= j->end || *j->p < '0' || *j->p > '9') return json_fail(j, "expected a non-negative integer");
-    if (*j->p == '0' && j->p + 1 < j->end && j->p[1] >= '0' && j->p[1] <= '9')
-        return json_fail(j, "leading zero in a number");
-    uint64_t v = 0;
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-        v = v * 10 + (uint64_t)(*j->p - '0');
-        if (v >= (UINT64_C(1) << 62)) return json_fail(j, "number too large");
-        j->p++;
-    }
-    if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))
-        return json_fail(j, "expected an integer");
-    *out = v;
-    return WM_OK;
-}
-
-/* [u, u, ...] with at most max items; *n receives the count. */
-static wm_status json_uint_array(json_in *j, uint64_t *items, int max, int *n, const char *what)
-{
-    wm_status st;
-    *n = 0;
-    if ((st = json_expect(j, '['))) return st;
-    if (json_accept(j, ']')) return WM_OK;
-    do {
-        if (*n >= max) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "\"%s\" has more than %d items", what, max);
-            return json_fail(j, msg);
-        }
-        if ((st = json_uint(j, &items[(*n)++]))) return st;
-    } while (json_accept(j, ','));
-    return json_expect(j, ']');
-}
-
-static wm_status st_add_meta(wm_safetensors *st, char *key, char *val, json_in *j)
-{
-    for (size_t i = 0; i < st->n_meta; i++)
-        if (strcmp(st->meta[2 * i], key) == 0) {
-            free(key);
-            free(val);
-            return json_fail(j, "duplicate metadata key");
-        }
-    if (st->n_meta == st->cap_meta) {
-        size_t cap = st->cap_meta ? 2 * st->cap_meta : 8;
-        char **m = realloc(st->meta, 2 * cap * sizeof *m);
-        if (!m) { free(key); free(val); return wm_error_set(j->err, WM_E_SYSTEM, "out of memory"); }
-        st->meta = m;
-        st->cap_meta = cap;
-    }
-    st->meta[2 * st->n_meta] = key;
-    st->meta[2 * st->n_meta + 1] = val;
-    st->n_meta++;
-    return WM_OK;
-}
-
-static wm_status json_metadata(json_in *j, wm_safetensors *st)
-{
-    wm_status s;
-    if ((s = json_expect(j, '{'))) return s;
-    if (json_accept(j, '}')) return WM_OK;
-    do {
-        char *key, *val;
-        if ((s = json_string(j, &key))) return s;
-        if ((s = json_expect(j, ':'))) { free(key); return s; }
-        json_ws(j);
-        if (j->p < j->end && *j->p != '"') { free(key); return json_fail(j, "metadata values must be strings"); }
-        if ((s = json_string(j, &val))) { free(key); return s; }
-        if ((s = st_add_meta(st, key, val, j))) return s;
-    } while (json_accept(j, ','));
-    return json_expect(j, '}');
-}
-
-static wm_status json_tensor(json_in *j, st_tensor_entry *e)
-{
-    wm_status s;
+    const char *name = e->t.name, *bad;
+    char why[96];
     int have_dtype = 0, have_shape = 0, have_offsets = 0;
-    if ((s = json_expect(j, '{'))) return s;
-    if (!json_accept(j, '}')) {
-        do {
-            char *key;
-            if ((s = json_string(j, &key))) return s;
-            if ((s = json_expect(j, ':'))) { free(key); return s; }
-            if (strcmp(key, "dtype") == 0 && !have_dtype) {
-                char *name;
-                have_dtype = 1;
-                if ((s = json_string(j, &name))) { free(key); return s; }
-                int found = -1;
-                for (int i = 0; i < WM_ST_DTYPE_COUNT; i++)
-                    if (strcmp(name, dtypes[i].name) == 0) found = i;
-                if (found < 0) {
-                    wm_error_set(j->err, WM_E_INPUT, "%s: tensor \"%s\" has unknown dtype \"%.32s\"", j->path,
-                                 e->t.name, name);
-                    free(name);
-                    free(key);
-                    return WM_E_INPUT;
-                }
-                free(name);
-                e->t.dtype = (wm_safetensors_dtype)found;
-            } else if (strcmp(key, "shape") == 0 && !have_shape) {
-                have_shape = 1;
-                if ((s = json_uint_array(j, e->t.shape, WM_SAFETENSORS_MAX_RANK, &e->t.rank, "shape"))) {
-                    free(key);
-                    return s;
-                }
-            } else if (strcmp(key, "data_offsets") == 0 && !have_offsets) {
-                uint64_t off[2];
-                int n;
-                have_offsets = 1;
-                if ((s = json_uint_array(j, off, 2, &n, "data_offsets"))) { free(key); return s; }
-                if (n != 2) { free(key); return json_fail(j, "\"data_offsets\" must have two items"); }
-                e->begin = off[0];
-                e->end = off[1];
-            } else {
-                int dup = !strcmp(key, "dtype") || !strcmp(key, "shape") || !strcmp(key, "data_offsets");
-                free(key);
-                return json_fail(j, dup ? "duplicate key in a tensor entry" : "unknown key in a tensor entry");
-            }
-            free(key);
-        } while (json_accept(j, ','));
-        if ((s = json_expect(j, '}'))) return s;
+    if (v->type != WM_JOBJ) return bad_header(err, path, name, "expected an object");
+    for (size_t i = 0; i < v->len; i++) {
+        const char *key = wm_jsonparse_key(v, i)->u.str;
+        const wm_jnode *x = wm_jsonparse_value(v, i);
+        if (strcmp(key, "dtype") == 0) {
+            have_dtype = 1;
+            if (x->type != WM_JSTR) return bad_header(err, path, name, "\"dtype\": expected a string");
+            int found = -1;
+            for (int d = 0; d < WM_ST_DTYPE_COUNT; d++)
+                if (strcmp(x->u.str, dtypes[d].name) == 0) found = d;
+            if (found < 0)
+                return wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" has unknown dtype \"%.32s\"", path, name, x->u.str);
+            e->t.dtype = (wm_safetensors_dtype)found;
+        } else if (strcmp(key, "shape") == 0) {
+            have_shape = 1;
+            if ((bad = header_uints(x, e->t.shape, WM_SAFETENSORS_MAX_RANK, &e->t.rank, why, sizeof why, key)))
+                return bad_header(err, path, name, "%s", bad);
+        } else if (strcmp(key, "data_offsets") == 0) {
+            uint64_t off[2];
+            int n = 0;
+            have_offsets = 1;
+            if ((bad = header_uints(x, off, 2, &n, why, sizeof why, key))) return bad_header(err, path, name, "%s", bad);
+            if (n != 2) return bad_header(err, path, name, "\"data_offsets\" must have two items");
+            e->begin = off[0];
+            e->end = off[1];
+        } else {
+            return bad_header(err, path, name, "unknown key \"%.64s\" in a tensor entry", key);
+        }
     }
     if (!have_dtype || !have_shape || !have_offsets)
-        return wm_error_set(j->err, WM_E_INPUT, "%s: tensor \"%s\" lacks %s", j->path, e->t.name,
+        return wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" lacks %s", path, name,
                             !have_dtype ? "\"dtype\"" : !have_shape ? "\"shape\"" : "\"data_offsets\"");
     return WM_OK;
 }
 
 static wm_status parse_header(wm_safetensors *st, const char *hdr, size_t len, const char *path, wm_error *err)
 {
-    json_in j = { hdr, hdr, hdr + len, path, err };
-    wm_status s;
-    int have_meta = 0;
-    if ((s = json_expect(&j, '{'))) return s;
-    if (!json_accept(&j, '}')) {
-        do {
-            char *key;
-            if ((s = json_string(&j, &key))) return s;
-            if ((s = json_expect(&j, ':'))) { free(key); return s; }
-            if (strcmp(key, "__metadata__") == 0) {
-                free(key);
-                if (have_meta) return json_fail(&j, "duplicate \"__metadata__\"");
-                have_meta = 1;
-                if ((s = json_metadata(&j, st))) return s;
-                continue;
-            }
-            for (size_t i = 0; i < st->n_tensors; i++)
-                if (strcmp(st->tensors[i].t.name, key) == 0) {
-                    free(key);
-                    return json_fail(&j, "duplicate tensor name");
-                }
-            if (st->n_tensors == st->cap_tensors) {
-                size_t cap = st->cap_tensors ? 2 * st->cap_tensors : 16;
-                st_tensor_entry *t = realloc(st->tensors, cap * sizeof *t);
-                if (!t) { free(key); return wm_error_set(err, WM_E_SYSTEM, "out of memory"); }
-                st->tensors = t;
-                st->cap_tensors = cap;
-            }
-            st_tensor_entry *e = &st->tensors[st->n_tensors++];
-            memset(e, 0, sizeof *e);
-            e->t.name = key;
-            if ((s = json_tensor(&j, e))) return s;
-        } while (json_accept(&j, ','));
-        if ((s = json_expect(&j, '}'))) return s;
+    /* the JSON's rules (strict, one value per key, bounded) are wm_jsonparse's */
+    if (!(st->header = wm_jsonparse_new(hdr, len, err)))
+        return err->code == WM_E_INPUT ? wm_error_prefix(err, "%s: bad safetensors header", path)
+                                       : wm_error_prefix(err, "%s", path);
+    const wm_jnode *root = st->header;
+    if (root->type != WM_JOBJ) return bad_header(err, path, NULL, "not a JSON object");   /* (its first byte was '{') */
+    st->meta = wm_jsonparse_get(root, "__metadata__");
+    if (st->meta) {
+        if (st->meta->type != WM_JOBJ) return bad_header(err, path, NULL, "\"__metadata__\": expected an object");
+        for (size_t i = 0; i < st->meta->len; i++)
+            if (wm_jsonparse_value(st->meta, i)->type != WM_JSTR)
+                return bad_header(err, path, NULL, "metadata values must be strings (\"%.64s\" is not)",
+                                  wm_jsonparse_key(st->meta, i)->u.str);
     }
-    json_ws(&j);
-    if (j.p != j.end) return json_fail(&j, "trailing bytes after the header object");
+    size_t n = root->len - (st->meta != NULL);
+    st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
+    if (!st->tensors) return wm_error_set(err, WM_E_SYSTEM, "%s: out of memory", path);
+    for (size_t i = 0; i < root->len; i++) {
+        const wm_jnode *v = wm_jsonparse_value(root, i);
+        if (v == st->meta) continue;
+        st_tensor_entry *e = &st->tensors[st->n_tensors++];
+        e->t.name = wm_jsonparse_key(root, i)->u.str;
+        wm_status s = header_tensor(v, e, path, err);
+        if (s != WM_OK) return s;
+    }
     return WM_OK;
 }
 
@@ -499,10 +277,8 @@ void wm_safetensors_close(wm_safetensors **stp)
     wm_safetensors *st = *stp;
     if (!st) return;
     if (st->map) munmap(st->map, st->map_len);
-    for (size_t i = 0; i < st->n_tensors; i++) free((char *)st->tensors[i].t.name);
     free(st->tensors);
-    for (size_t i = 0; i < 2 * st->n_meta; i++) free(st->meta[i]);
-    free(st->meta);
+    wm_jsonparse_free(&st->header);
     free(st);
     *stp = NULL;
 }
@@ -523,17 +299,17 @@ const wm_safetensors_tensor *wm_safetensors_find(const wm_safetensors *st, const
 
 const char *wm_safetensors_meta(const wm_safetensors *st, const char *key)
 {
-    for (size_t i = 0; i < st->n_meta; i++)
-        if (strcmp(st->meta[2 * i], key) == 0) return st->meta[2 * i + 1];
-    return NULL;
+    const wm_jnode *v = wm_jsonparse_get(st->meta, key);
+    return v ? v->u.str : NULL;
 }
 
-size_t wm_safetensors_meta_count(const wm_safetensors *st) { return st->n_meta; }
+size_t wm_safetensors_meta_count(const wm_safetensors *st) { return st->meta ? st->meta->len : 0; }
 
 void wm_safetensors_meta_at(const wm_safetensors *st, size_t i, const char **key, const char **value)
 {
-    *key = i < st->n_meta ? st->meta[2 * i] : NULL;
-    *value = i < st->n_meta ? st->meta[2 * i + 1] : NULL;
+    int in = i < wm_safetensors_meta_count(st);
+    *key = in ? wm_jsonparse_key(st->meta, i)->u.str : NULL;
+    *value = in ? wm_jsonparse_value(st->meta, i)->u.str : NULL;
 }
 
 /* ---- half precision ---- */
@@ -811,9 +587,11 @@ wm_status wm_safetensors_builder_add_file(wm_safetensors_builder *b, const wm_sa
         if (strncmp(t->name, prefix ? prefix : "", np) == 0)
             s = wm_safetensors_builder_add(b, NULL, t->name, t->dtype, t->rank, t->shape, t->data, err);
     }
-    for (size_t i = 0; i < st->n_meta && s == WM_OK; i++)
-        if (strncmp(st->meta[2 * i], prefix ? prefix : "", np) == 0)
-            s = wm_safetensors_builder_meta(b, st->meta[2 * i], st->meta[2 * i + 1], err);
+    for (size_t i = 0; i < wm_safetensors_meta_count(st) && s == WM_OK; i++) {
+        const char *key, *value;
+        wm_safetensors_meta_at(st, i, &key, &value);
+        if (strncmp(key, prefix ? prefix : "", np) == 0) s = wm_safetensors_builder_meta(b, key, value, err);
+    }
     return s;
 }
 

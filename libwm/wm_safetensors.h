@@ -9,12 +9,15 @@
  *
  * Reading trusts nothing: the header length is capped
  * (WM_SAFETENSORS_MAX_HEADER) and must fit the file, the JSON is parsed
- * strictly (one value per key, no unknown keys in a tensor entry, nesting
- * only where the format has it), every dtype must be known, every shape's
- * product must equal its byte range, and the ranges must tile the data
- * area exactly (no overlap, no gap, nothing outside), as the reference
- * implementation demands.  Any violation is WM_E_INPUT with the path and
- * what is wrong.
+ * by wm_jsonparse (strict, one value per key, bounded depth and size; its
+ * columns count the header's first byte, byte 8 of the file, as 1), then
+ * checked against the format: no unknown keys in a tensor entry, values
+ * of the format's types only (metadata values are strings; shapes and
+ * offsets are integers written as such, below 2^53), every dtype known,
+ * every shape's product equal to its byte range, and the ranges tiling the
+ * data area exactly (no overlap, no gap, nothing outside), as the
+ * reference implementation demands.  Any violation is WM_E_INPUT with the
+ * path and what is wrong.
  *
  * Ownership: wm_safetensors_open returns a file the caller frees with
  * wm_safetensors_close (which sets the pointer to NULL); tensor views,

@@ -54,6 +54,20 @@ static void test_parse(void)
     expect_json("-0", "-0");
     printf("ok - valid JSON reads back\n");
 
+    /* numbers written as integers are marked: a reader that needs exact
+     * integers (safetensors offsets) tells 2 from 2.0 */
+    const struct { const char *text; int integer; } nums[] = {
+        { "0", 1 }, { "-7", 1 }, { "9007199254740991", 1 }, { "2.0", 0 }, { "2e0", 0 }, { "2E+1", 0 }, { "-0.5", 0 },
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        wm_error err = { 0 };
+        wm_jnode *v = wm_jsonparse_new(nums[i].text, strlen(nums[i].text), &err);
+        CHECK(v && v->type == WM_JNUM && v->integer == nums[i].integer, "'%s': integer %d, wanted %d", nums[i].text,
+              v ? v->integer : -1, nums[i].integer);
+        wm_jsonparse_free(&v);
+    }
+    printf("ok - numbers written as integers are marked\n");
+
     expect_bad("empty", "", 0, "expected a value");
     expect_bad("trailing text", "{} x", 4, "after the value");
     expect_bad("trailing comma", "[1,]", 4, "expected a value");
