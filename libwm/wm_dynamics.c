@@ -19,6 +19,8 @@ enum { CV_X0, CV_H0, CV_X1, CV_H1, CV_HEAD, CV_COUNT };
 
 typedef struct conv_desc { int weight, bias, cin, cout, dil; } conv_desc;
 
+#define TRAIN_MAX_PARTS 8   /* a training pass's lanes run in up to this many threads */
+
 struct wm_dynamics {
     wm_dynamics_config cfg;
     wm_params params;
@@ -31,9 +33,11 @@ struct wm_dynamics {
     float *winob[CV_COUNT];            /* the flipped filters, for input gradients (training) */
     float *wino_tmp;                   /* room to transform one layer's filters */
     int wino_valid;
-    /* training workspace and the shape of the last pass */
-    float *work;
-    size_t work_cap;
+    /* training workspaces (one per part of the lanes) and the last pass's outputs */
+    float *work[TRAIN_MAX_PARTS];
+    size_t work_cap[TRAIN_MAX_PARTS];
+    float *last;                       /* [2][T, B, H, W, C] when a pass ran in parts */
+    size_t last_cap;
     const float *last_mean, *last_logvar;
 };
 
@@ -256,7 +260,8 @@ void wm_dynamics_free(wm_dynamics **dp)
     free(d->norm_std);
     for (int cv = 0; cv < CV_COUNT; cv++) free(d->wino[cv]), free(d->winob[cv]);
     free(d->wino_tmp);
-    free(d->work);
+    for (int k = 0; k < TRAIN_MAX_PARTS; k++) free(d->work[k]);
+    free(d->last);
     free(d);
     *dp = NULL;
 }
@@ -353,8 +358,15 @@ wm_status wm_dynamics_save(const wm_dynamics *d, const char *path, const char *c
 
 static const float *weight(const wm_dynamics *d, int cv) { return wm_params_value(&d->params, d->idx[d->conv[cv].weight]); }
 static const float *bias(const wm_dynamics *d, int cv) { return wm_params_value(&d->params, d->idx[d->conv[cv].bias]); }
-static float *dweight(const wm_dynamics *d, int cv) { return wm_params_gradient(&d->params, d->idx[d->conv[cv].weight]); }
-static float *dbias(const wm_dynamics *d, int cv) { return wm_params_gradient(&d->params, d->idx[d->conv[cv].bias]); }
+/* convolution cv's gradients inside a gradient buffer laid out as the parameters */
+static float *dweight(const wm_dynamics *d, float *grad, int cv)
+{
+    return grad + d->params.items[d->idx[d->conv[cv].weight]].offset;
+}
+static float *dbias(const wm_dynamics *d, float *grad, int cv)
+{
+    return grad + d->params.items[d->idx[d->conv[cv].bias]].offset;
+}
 
 static void normalize(const wm_dynamics *d, float *out, const float *z, size_t cells)
 {
@@ -412,13 +424,14 @@ static void conv_infer(wm_dynamics *d, int cv, float *out, const float *inp, int
 }
 
 /* The backward pass of convolution cv: the input gradient by Winograd on
- * the flipped filters where there are some, the weight gradient by one
- * im2col GEMM over everything (wm_dconv3x3_backward). */
-static void conv_backward(wm_dynamics *d, int cv, float *dinp, int weights, const float *dout, const float *inp, int B,
+ * the flipped filters where there are some, the weight gradient (into
+ * grad, when not NULL) by one im2col GEMM over everything
+ * (wm_dconv3x3_backward). */
+static void conv_backward(wm_dynamics *d, int cv, float *dinp, float *grad, const float *dout, const float *inp, int B,
                           int H, int W, float *scratch)
 {
     const conv_desc *c = &d->conv[cv];
-    float *dw = weights ? dweight(d, cv) : NULL, *db = weights ? dbias(d, cv) : NULL;
+    float *dw = grad ? dweight(d, grad, cv) : NULL, *db = grad ? dbias(d, grad, cv) : NULL;
     if (dinp && d->winob[cv]) {
         wm_dconv3x3_winograd_backward_input(dinp, dout, d->winob[cv], B, H, W, c->cin, c->cout, c->dil, scratch);
         dinp = NULL;
@@ -582,7 +595,13 @@ typedef struct train_ws {
     float *scratch;
 } train_ws;
 
-static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_ws *w, wm_error *err)
+/* The inputs of one part of the lanes, gathered (a part runs lanes b0..b1-1). */
+typedef struct train_part_in {
+    float *seq, *inputs, *prev, *state, *grad;
+} train_part_in;
+
+static wm_status train_layout(wm_dynamics *d, int k, int T, int B, int H, int W, int parted, train_ws *w,
+                              train_part_in *in, wm_error *err)
 {
     const size_t cells = (size_t)H * W, C = (size_t)d->cfg.latent_channels, Ch = (size_t)d->cfg.hidden;
     const size_t N = (size_t)T * B * cells, F = (size_t)(T + 1) * B * cells;
@@ -595,15 +614,19 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     }
     size_t need = F * C + N * C + N * 2 * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
                   N * C * 8 + 2 * (size_t)B * cells * Ch + scratch;
-    if (need > d->work_cap) {
-        free(d->work);
-        d->work = malloc(need * sizeof(float));
-        d->work_cap = d->work ? need : 0;
-        if (!d->work)
+    /* a part also holds its gathered inputs and, past the first, its own gradients */
+    if (parted)
+        need += F * C + N * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (size_t)B * cells * Ch +
+                (k ? d->params.total : 0);
+    if (need > d->work_cap[k]) {
+        free(d->work[k]);
+        d->work[k] = malloc(need * sizeof(float));
+        d->work_cap[k] = d->work[k] ? need : 0;
+        if (!d->work[k])
             return wm_error_set(err, WM_E_SYSTEM, "out of memory for the dynamics model's activations (%zu MB)",
                                 need * sizeof(float) >> 20);
     }
-    float *p = d->work;
+    float *p = d->work[k];
     if (!p) return wm_error_set(err, WM_E_SYSTEM, "no workspace");
 #define TAKE(ptr, n) do { (ptr) = p; p += (n); } while (0)
     TAKE(w->xn, F * C);
@@ -627,29 +650,46 @@ static wm_status train_layout(wm_dynamics *d, int T, int B, int H, int W, train_
     TAKE(w->dcarry, (size_t)B * cells * Ch);
     TAKE(w->dho, (size_t)B * cells * Ch);
     TAKE(w->scratch, scratch);
+    *in = (train_part_in){ 0 };
+    if (parted) {
+        TAKE(in->seq, F * C);
+        TAKE(in->inputs, N * C);
+        TAKE(in->prev, (size_t)B * cells * C);
+        TAKE(in->state, WM_DYNAMICS_LAYERS * (size_t)B * cells * Ch);
+        if (k) TAKE(in->grad, d->params.total);
+    }
 #undef TAKE
     return WM_OK;
 }
 
-wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const int *fed_from,
-                                 const float *prev, int T, int B, int H, int W, float *state, float beta,
-                                 wm_dynamics_loss *loss, wm_error *err)
+/* One part of a pass: lanes of their own (seq, inputs, prev, state
+ * gathered), gradients into grad (overwritten), the loss's sums into
+ * sums (nll, squared error, no-change squared error, values counted);
+ * scale is 1 / (the values of the whole pass), so the parts' gradients add
+ * up to the whole's. */
+typedef struct train_part {
+    wm_dynamics *d;
+    train_ws w;
+    float *grad;
+    const float *seq, *inputs, *prev;
+    const int *fed_from;
+    int T, B, H, W;
+    float *state;
+    float beta, scale;
+    double sums[4];
+} train_part;
+
+static void *train_part_run(void *arg)
 {
-    if (T < 1 || B < 1 || H < 1 || W < 1)
-        return wm_error_set(err, WM_E_USAGE, "bad training window: %d steps of %d lanes of %dx%d", T, B, W, H);
-    wm_status st = wm_params_alloc_grad(&d->params, err);
-    if (st) return st;
-    train_ws w = { 0 };
-    if ((st = train_layout(d, T, B, H, W, &w, err))) return st;
-    /* the optimizer changed the parameters since the last pass */
-    d->wino_valid = 0;
-    refresh_winograd(d);
-    for (int cv = 0; cv < CV_COUNT; cv++)
-        if (d->winob[cv])
-            wm_dconv3x3_winograd_flip_weights(d->winob[cv], weight(d, cv), d->conv[cv].cin, d->conv[cv].cout,
-                                              d->wino_tmp);
-    if (!w.xn || !w.xin || !w.un || !w.prevn || !w.dmean || !w.dlogvar)   /* (for the static analyzer) */
-        return wm_error_set(err, WM_E_SYSTEM, "no workspace");
+    train_part *pt = arg;
+    wm_dynamics *d = pt->d;
+    train_ws w = pt->w;
+    float *grad = pt->grad;
+    const float *seq = pt->seq, *inputs = pt->inputs, *prev = pt->prev;
+    const int *fed_from = pt->fed_from;
+    const int T = pt->T, B = pt->B, H = pt->H, W = pt->W;
+    float *state = pt->state;
+    const float beta = pt->beta;
     const int C = d->cfg.latent_channels, Ch = d->cfg.hidden;
     const size_t cells = (size_t)H * W, step_h = (size_t)B * cells * Ch, step_g = 3 * step_h;
     const size_t N = (size_t)T * B * cells;
@@ -702,23 +742,17 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
             }
             counted += lane_v;
         }
-    if (loss) {
-        loss->nll = nll / (double)counted;
-        loss->mse = sq / (double)counted;
-        loss->mse_copy = sq_copy / (double)counted;
-    }
-    d->last_mean = w.mean;
-    d->last_logvar = w.logvar;
+    pt->sums[0] = nll, pt->sums[1] = sq, pt->sums[2] = sq_copy, pt->sums[3] = (double)counted;
     if (state)
         for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
             memcpy(state + l * step_h, w.hs[l] + (size_t)T * step_h, step_h * sizeof(float));
 
     /* ---- backward ---- */
-    memset(d->params.grad, 0, d->params.total * sizeof(float));
+    memset(grad, 0, d->params.total * sizeof(float));
     memset(w.dmean, 0, nv * sizeof(float));
     memset(w.dlogvar, 0, nv * sizeof(float));
     memset(w.dy, 0, N * 2 * C * sizeof(float));
-    wm_gauss_nll_backward(w.dmean, w.dlogvar, w.mean, w.logvar, target, nv, 1.0f / (float)nv, beta);
+    wm_gauss_nll_backward(w.dmean, w.dlogvar, w.mean, w.logvar, target, nv, pt->scale, beta);
     /* the variance is learned where the model was fed the clip (teacher
      * mode, what scoring uses), not where it was fed its own predictions */
     for (int t = 0; fed_from && t < T; t++)
@@ -728,7 +762,7 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     wm_gauss_head_backward(w.dy, NULL, w.dmean, w.dlogvar, w.y, N, C, WM_DYNAMICS_LOGVAR_MIN);
     float *dtop = w.dh_ext[WM_DYNAMICS_LAYERS - 1];
     memset(dtop, 0, N * Ch * sizeof(float));
-    conv_backward(d, CV_HEAD, dtop, 1, w.dy, top, T * B, H, W, w.scratch);
+    conv_backward(d, CV_HEAD, dtop, grad, w.dy, top, T * B, H, W, w.scratch);
     for (int l = WM_DYNAMICS_LAYERS - 1; l >= 0; l--) {
         const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0;
         float *dgx = w.g3, *dgh = w.dg3;
@@ -744,18 +778,129 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
             /* through the recurrent convolution into h_{t-1}; the window's
              * initial state is a constant (truncated BPTT) */
             if (t > 0)
-                conv_backward(d, ch, w.dcarry, 0, dgh + t * step_g, w.hs[l] + t * step_h, B, H, W, w.scratch);
+                conv_backward(d, ch, w.dcarry, NULL, dgh + t * step_g, w.hs[l] + t * step_h, B, H, W, w.scratch);
         }
         /* weight gradients over the whole window in one GEMM each */
-        conv_backward(d, ch, NULL, 1, dgh, w.hs[l], T * B, H, W, w.scratch);
+        conv_backward(d, ch, NULL, grad, dgh, w.hs[l], T * B, H, W, w.scratch);
         float *dxin = NULL;
         if (l > 0) {
             dxin = w.dh_ext[l - 1];
             memset(dxin, 0, N * Ch * sizeof(float));
         }
         const float *xin = l ? w.hs[0] + step_h : w.xin;
-        conv_backward(d, cx, dxin, 1, dgx, xin, T * B, H, W, w.scratch);
+        conv_backward(d, cx, dxin, grad, dgx, xin, T * B, H, W, w.scratch);
     }
+    return NULL;
+}
+
+
+/* The lanes split into up to wm_nn_threads() parts that run side by side,
+ * each part single-threaded inside (its own workspace, its own gradients,
+ * summed at the end in a fixed order: the same threads give the same bits). */
+wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const int *fed_from,
+                                 const float *prev, int T, int B, int H, int W, float *state, float beta,
+                                 wm_dynamics_loss *loss, wm_error *err)
+{
+    if (T < 1 || B < 1 || H < 1 || W < 1)
+        return wm_error_set(err, WM_E_USAGE, "bad training window: %d steps of %d lanes of %dx%d", T, B, W, H);
+    wm_status st = wm_params_alloc_grad(&d->params, err);
+    if (st) return st;
+    /* the optimizer changed the parameters since the last pass */
+    d->wino_valid = 0;
+    refresh_winograd(d);
+    for (int cv = 0; cv < CV_COUNT; cv++)
+        if (d->winob[cv])
+            wm_dconv3x3_winograd_flip_weights(d->winob[cv], weight(d, cv), d->conv[cv].cin, d->conv[cv].cout,
+                                              d->wino_tmp);
+    const int C = d->cfg.latent_channels, Ch = d->cfg.hidden;
+    const size_t lane = (size_t)H * W * C, lane_h = (size_t)H * W * Ch;
+    int parts = wm_nn_threads();
+    if (parts > B) parts = B;
+    if (parts > TRAIN_MAX_PARTS) parts = TRAIN_MAX_PARTS;
+    if (parts < 1) parts = 1;
+    const float scale = 1.0f / (float)((size_t)T * B * lane);
+    train_part pt[TRAIN_MAX_PARTS] = { 0 };
+    int b0[TRAIN_MAX_PARTS + 1];
+    for (int k = 0; k <= parts; k++) b0[k] = (int)((long)B * k / parts);
+    for (int k = 0; k < parts; k++) {
+        const int Bp = b0[k + 1] - b0[k];
+        train_part_in in;
+        train_ws w;
+        if ((st = train_layout(d, k, T, Bp, H, W, parts > 1, &w, &in, err))) return st;
+        pt[k] = (train_part){ d, w, k ? in.grad : d->params.grad, seq, inputs, prev,
+                              fed_from ? fed_from + b0[k] : NULL, T, Bp, H, W, state, beta, scale, { 0 } };
+        if (parts == 1) break;
+        /* gather the part's lanes: every [.., B, lane] block keeps b0..b1-1 */
+        for (int t = 0; t <= T; t++)
+            memcpy(in.seq + (size_t)t * Bp * lane, seq + ((size_t)t * B + b0[k]) * lane, Bp * lane * sizeof(float));
+        pt[k].seq = in.seq;
+        if (inputs) {
+            for (int t = 0; t < T; t++)
+                memcpy(in.inputs + (size_t)t * Bp * lane, inputs + ((size_t)t * B + b0[k]) * lane,
+                       Bp * lane * sizeof(float));
+            pt[k].inputs = in.inputs;
+        }
+        if (prev) {
+            memcpy(in.prev, prev + b0[k] * lane, Bp * lane * sizeof(float));
+            pt[k].prev = in.prev;
+        }
+        if (state) {
+            for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
+                memcpy(in.state + l * Bp * lane_h, state + ((size_t)l * B + b0[k]) * lane_h, Bp * lane_h * sizeof(float));
+            pt[k].state = in.state;
+        }
+    }
+    if (parts == 1) {
+        train_part_run(&pt[0]);
+    } else {
+        /* BLAS single-threaded while the parts run (the parts are the threads) */
+        int blas = wm_nn_threads();
+        wm_nn_set_threads(1);
+        pthread_t tid[TRAIN_MAX_PARTS];
+        int started[TRAIN_MAX_PARTS] = { 0 };
+        for (int k = 1; k < parts; k++) started[k] = pthread_create(&tid[k], NULL, train_part_run, &pt[k]) == 0;
+        train_part_run(&pt[0]);
+        for (int k = 1; k < parts; k++) {
+            if (started[k]) pthread_join(tid[k], NULL);
+            else train_part_run(&pt[k]);
+        }
+        wm_nn_set_threads(blas);
+        for (int k = 1; k < parts; k++)
+            for (size_t i = 0; i < d->params.total; i++) d->params.grad[i] += pt[k].grad[i];
+        for (int k = 0; k < parts && state; k++)
+            for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
+                memcpy(state + ((size_t)l * B + b0[k]) * lane_h, pt[k].state + (size_t)l * pt[k].B * lane_h,
+                       pt[k].B * lane_h * sizeof(float));
+    }
+    double sums[4] = { 0 };
+    for (int k = 0; k < parts; k++)
+        for (int i = 0; i < 4; i++) sums[i] += pt[k].sums[i];
+    if (loss) {
+        loss->nll = sums[0] / sums[3];
+        loss->mse = sums[1] / sums[3];
+        loss->mse_copy = sums[2] / sums[3];
+    }
+    if (parts == 1) {
+        d->last_mean = pt[0].w.mean;
+        d->last_logvar = pt[0].w.logvar;
+        return WM_OK;
+    }
+    /* the predictions, put back in [T, B] order */
+    const size_t nv = (size_t)T * B * lane;
+    if (2 * nv > d->last_cap) {
+        free(d->last);
+        d->last = malloc(2 * nv * sizeof(float));
+        d->last_cap = d->last ? 2 * nv : 0;
+        if (!d->last) return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    }
+    for (int k = 0; k < parts; k++)
+        for (int t = 0; t < T; t++) {
+            const size_t n = (size_t)pt[k].B * lane, from = (size_t)t * n, to = ((size_t)t * B + b0[k]) * lane;
+            memcpy(d->last + to, pt[k].w.mean + from, n * sizeof(float));
+            memcpy(d->last + nv + to, pt[k].w.logvar + from, n * sizeof(float));
+        }
+    d->last_mean = d->last;
+    d->last_logvar = d->last + nv;
     return WM_OK;
 }
 
