@@ -18,6 +18,12 @@ static const wm_tool tool = {
     "  wm-worker --dispatcher tcp://127.0.0.1:5560 -- 'wm-cat --pass' &"
 };
 
+static void print_note(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "wm-dispatch: %s\n", line);
+}
+
 int main(int argc, char **argv)
 {
     wm_common common = { 0 };
@@ -39,7 +45,7 @@ int main(int argc, char **argv)
     if (st == WM_OK && !o.endpoint) st = wm_error_set(&err, WM_E_USAGE, "--workers ENDPOINT is required");
     if (st != WM_OK) return wm_cli_exit(&tool, st, &err);
     o.max_message = common.max_message;
-    o.verbose = common.verbose;
+    if (common.verbose) o.note = print_note;
     wm_writer *out = wm_writer_open(common.out, &err);
     if (!out) return wm_cli_exit(&tool, err.code, &err);
     wm_progress progress;

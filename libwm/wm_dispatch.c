@@ -1,6 +1,7 @@
 #include "wm_dispatch.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,19 @@ static wm_status read_clip(dispatcher *d, wm_error *err)
 /* ---- the socket ---- */
 
 /* Sends frames[0..n) as one multipart message to a worker. */
+/* A -v note, handed to the caller's printer. */
+static void note(const dispatcher *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const dispatcher *d, const char *fmt, ...)
+{
+    if (!d->o->note) return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    d->o->note(d->o->note_ctx, line);
+}
+
 static int send_frames(dispatcher *d, const worker *w, const void *const *frames, const size_t *lens, int n)
 {
     if (zmq_send(d->sock, w->id, w->id_len, ZMQ_SNDMORE) < 0) return -1;
@@ -265,7 +279,7 @@ static worker *worker_add(dispatcher *d, const void *id, size_t len)
     w->id_len = len;
     w->seq = -1;
     w->last_seen = wm_now();
-    if (d->o->verbose) fprintf(stderr, "wm-dispatch: worker %d joined\n", d->nworkers);
+    note(d, "worker %d joined", d->nworkers);
     return w;
 }
 
@@ -378,7 +392,7 @@ static wm_status purge(dispatcher *d, wm_error *err)
     for (int i = 0; i < d->nworkers; i++) {
         worker *w = &d->workers[i];
         if (now - w->last_seen <= d->o->timeout) continue;
-        if (d->o->verbose) fprintf(stderr, "wm-dispatch: a worker went silent; its clip is handed on\n");
+        note(d, "a worker went silent; its clip is handed on");
         job *j = job_get(d, w->seq);
         d->workers[i] = d->workers[--d->nworkers];
         i--;
@@ -493,8 +507,7 @@ wm_status wm_dispatch_run(const wm_dispatch_opts *o, const char *const *specs, i
         size_t l[] = { 3 };
         send_frames(&d, &d.workers[i], f, l, 1);
     }
-    if (o->verbose && progress)
-        fprintf(stderr, "wm-dispatch: %ld clips, %ld failed\n", d.emitted, d.failed);
+    if (progress) note(&d, "%ld clips, %ld failed", d.emitted, d.failed);
     for (long i = 0; i < d.njobs; i++) job_free(d.jobs[i]);
     free(d.jobs);
     free(d.queue);

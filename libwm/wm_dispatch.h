@@ -32,7 +32,10 @@ typedef struct wm_dispatch_opts {
     int retries;              /* tries of one clip before it is reported failed */
     int max_pending;          /* clips read ahead of the results */
     size_t max_message;
-    int verbose;
+    /* -v notes (a worker joined, went silent; the totals): the filter
+     * prints them, libwm does not (NULL: none) */
+    void (*note)(void *ctx, const char *line);
+    void *note_ctx;
 } wm_dispatch_opts;
 
 void wm_dispatch_opts_init(wm_dispatch_opts *o);
