@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,16 @@ typedef struct tk_buf {
 
 #define TK_MAX_OPS 128
 #define TK_MAX_BUFS 128
+#define TK_MAX_PARTS 8   /* a training pass's images run in up to this many threads */
+
+/* Where one pass (or one part of a training pass) keeps its activations. */
+typedef struct tk_run {
+    float *ptr[TK_MAX_BUFS], *dptr[TK_MAX_BUFS];
+    float *work, *dwork, *scratch, *grad;
+    size_t work_cap, dwork_cap, scratch_cap, grad_cap;
+    int B, H, W;                     /* shape of its last pass */
+    double loss;
+} tk_run;
 
 struct wm_tokenizer {
     wm_tokenizer_config cfg;
@@ -36,15 +47,15 @@ struct wm_tokenizer {
     int n_ops, n_enc_ops;
     tk_buf bufs[TK_MAX_BUFS];
     int n_bufs, buf_z, buf_y;        /* buffer 0 is the input frame */
-    float *ptr[TK_MAX_BUFS], *dptr[TK_MAX_BUFS];
-    float *work, *dwork, *scratch;
-    size_t work_cap, dwork_cap, scratch_cap;
+    tk_run run[TK_MAX_PARTS];        /* run[0] serves every pass; the rest, a training pass's parts */
+    float *last;                     /* z and y of a training pass run in parts */
+    size_t last_cap;
+    const float *last_z, *last_y;
     float *wino;                     /* Winograd-transformed filters of the 3x3 convolutions */
     size_t wino_total;
     float *flip;                     /* room for one layer's flipped filters */
     size_t flip_floats;
     int wino_valid;                  /* they match the parameters */
-    int B, H, W;                     /* shape of the last pass */
 };
 
 wm_tokenizer_config wm_tokenizer_default_config(void)
@@ -322,9 +333,11 @@ void wm_tokenizer_free(wm_tokenizer **tkp)
     wm_tokenizer *tk = *tkp;
     if (!tk) return;
     wm_params_free(&tk->params);
-    free(tk->work);
-    free(tk->dwork);
-    free(tk->scratch);
+    for (int k = 0; k < TK_MAX_PARTS; k++) {
+        tk_run *r = &tk->run[k];
+        free(r->work), free(r->dwork), free(r->scratch), free(r->grad);
+    }
+    free(tk->last);
     free(tk->wino);
     free(tk->flip);
     free(tk);
@@ -405,7 +418,8 @@ static wm_status grow(float **p, size_t *cap, size_t need, wm_error *err)
 
 /* Places every buffer not in `external` inside the workspace (and, with
  * grads, its gradient in the gradient workspace). */
-static wm_status layout(wm_tokenizer *tk, int B, int H, int W, const int *external, int grads, wm_error *err)
+static wm_status layout(const wm_tokenizer *tk, tk_run *r, int B, int H, int W, const int *external, int grads,
+                        wm_error *err)
 {
     size_t need = 0, scratch = 0;
     for (int i = 0; i < tk->n_bufs; i++)
@@ -421,85 +435,88 @@ static wm_status layout(wm_tokenizer *tk, int B, int H, int W, const int *extern
             if (tk->ops[i].wino_t >= 0 && s > scratch) scratch = s;
         }
     wm_status st;
-    if ((st = grow(&tk->work, &tk->work_cap, need, err)) || (st = grow(&tk->scratch, &tk->scratch_cap, scratch, err)))
+    if ((st = grow(&r->work, &r->work_cap, need, err)) || (st = grow(&r->scratch, &r->scratch_cap, scratch, err)))
         return st;
     size_t at = 0;
     for (int i = 0; i < tk->n_bufs; i++)
         if (!external[i]) {
-            tk->ptr[i] = tk->work + at;
+            r->ptr[i] = r->work + at;
             at += buf_floats(tk, i, B, H, W);
         }
     if (grads) {
         size_t dneed = 0;
         for (int i = 1; i < tk->n_bufs; i++) dneed += buf_floats(tk, i, B, H, W);
-        if ((st = grow(&tk->dwork, &tk->dwork_cap, dneed, err))) return st;
-        memset(tk->dwork, 0, dneed * sizeof(float));
+        if ((st = grow(&r->dwork, &r->dwork_cap, dneed, err))) return st;
+        memset(r->dwork, 0, dneed * sizeof(float));
         at = 0;
-        tk->dptr[0] = NULL;   /* nobody needs the gradient of the frame */
+        r->dptr[0] = NULL;   /* nobody needs the gradient of the frame */
         for (int i = 1; i < tk->n_bufs; i++) {
-            tk->dptr[i] = tk->dwork + at;
+            r->dptr[i] = r->dwork + at;
             at += buf_floats(tk, i, B, H, W);
         }
     }
-    tk->B = B;
-    tk->H = H;
-    tk->W = W;
+    r->B = B;
+    r->H = H;
+    r->W = W;
     return WM_OK;
 }
 
-static void run_forward(wm_tokenizer *tk, int from, int to)
+/* The ops from..to-1 on r's buffers (the Winograd filters must be fresh). */
+static void run_forward(const wm_tokenizer *tk, tk_run *r, int from, int to)
 {
-    const int B = tk->B, P = WM_TOKENIZER_PATCH;
-    refresh_winograd(tk);
+    const int B = r->B, P = WM_TOKENIZER_PATCH;
+    float *const *ptr = r->ptr;
     for (int i = from; i < to; i++) {
         const tk_op *op = &tk->ops[i];
         const tk_buf *bi = &tk->bufs[op->in], *bo = &tk->bufs[op->out];
-        int h = tk->H / bi->div, w = tk->W / bi->div;
-        size_t n = buf_floats(tk, op->out, B, tk->H, tk->W);
+        int h = r->H / bi->div, w = r->W / bi->div;
+        size_t n = buf_floats(tk, op->out, B, r->H, r->W);
         switch (op->kind) {
-        case OP_S2D: wm_space_to_depth_forward(tk->ptr[op->out], tk->ptr[op->in], B, h, w, bi->channels, P); break;
-        case OP_D2S: wm_depth_to_space_forward(tk->ptr[op->out], tk->ptr[op->in], B, h, w, bo->channels, P); break;
-        case OP_SILU: wm_silu_forward(tk->ptr[op->out], tk->ptr[op->in], n); break;
-        case OP_ADD: wm_add_forward(tk->ptr[op->out], tk->ptr[op->in], tk->ptr[op->in2], n); break;
+        case OP_S2D: wm_space_to_depth_forward(ptr[op->out], ptr[op->in], B, h, w, bi->channels, P); break;
+        case OP_D2S: wm_depth_to_space_forward(ptr[op->out], ptr[op->in], B, h, w, bo->channels, P); break;
+        case OP_SILU: wm_silu_forward(ptr[op->out], ptr[op->in], n); break;
+        case OP_ADD: wm_add_forward(ptr[op->out], ptr[op->in], ptr[op->in2], n); break;
         case OP_CONV:
             if (op->wino >= 0)
-                wm_conv3x3_winograd_forward(tk->ptr[op->out], tk->ptr[op->in], tk->wino + op->wino,
+                wm_conv3x3_winograd_forward(ptr[op->out], ptr[op->in], tk->wino + op->wino,
                                             wm_params_value(&tk->params, op->bias), B, h, w, bi->channels,
-                                            bo->channels, tk->scratch);
+                                            bo->channels, r->scratch);
             else
-                wm_conv2d_forward(tk->ptr[op->out], tk->ptr[op->in], wm_params_value(&tk->params, op->weight),
+                wm_conv2d_forward(ptr[op->out], ptr[op->in], wm_params_value(&tk->params, op->weight),
                                   wm_params_value(&tk->params, op->bias), B, h, w, bi->channels, bo->channels, op->K,
-                                  1, op->K / 2, tk->scratch);
+                                  1, op->K / 2, r->scratch);
             break;
         }
     }
 }
 
-static void run_backward(wm_tokenizer *tk, int from, int to)
+/* The backward pass of those ops, parameter gradients into grad (laid
+ * out as the parameters). */
+static void run_backward(const wm_tokenizer *tk, tk_run *r, float *grad, int from, int to)
 {
-    const int B = tk->B, P = WM_TOKENIZER_PATCH;
+    const int B = r->B, P = WM_TOKENIZER_PATCH;
     for (int i = to - 1; i >= from; i--) {
         const tk_op *op = &tk->ops[i];
         const tk_buf *bi = &tk->bufs[op->in], *bo = &tk->bufs[op->out];
-        int h = tk->H / bi->div, w = tk->W / bi->div;
-        size_t n = buf_floats(tk, op->out, B, tk->H, tk->W);
-        float *din = tk->dptr[op->in];
-        const float *dout = tk->dptr[op->out];
+        int h = r->H / bi->div, w = r->W / bi->div;
+        size_t n = buf_floats(tk, op->out, B, r->H, r->W);
+        float *din = r->dptr[op->in];
+        const float *dout = r->dptr[op->out];
         switch (op->kind) {
         case OP_S2D:
             if (din) wm_space_to_depth_backward(din, dout, B, h, w, bi->channels, P);
             break;
         case OP_D2S: wm_depth_to_space_backward(din, dout, B, h, w, bo->channels, P); break;
-        case OP_SILU: wm_silu_backward(din, dout, tk->ptr[op->in], n); break;
-        case OP_ADD: wm_add_backward(din, tk->dptr[op->in2], dout, n); break;
+        case OP_SILU: wm_silu_backward(din, dout, r->ptr[op->in], n); break;
+        case OP_ADD: wm_add_backward(din, r->dptr[op->in2], dout, n); break;
         case OP_CONV:
-            wm_conv2d_backward(op->wino_t >= 0 ? NULL : din, wm_params_gradient(&tk->params, op->weight),
-                               wm_params_gradient(&tk->params, op->bias), dout, tk->ptr[op->in],
+            wm_conv2d_backward(op->wino_t >= 0 ? NULL : din, grad + tk->params.items[op->weight].offset,
+                               grad + tk->params.items[op->bias].offset, dout, r->ptr[op->in],
                                wm_params_value(&tk->params, op->weight), B, h, w, bi->channels, bo->channels, op->K,
-                               1, op->K / 2, tk->scratch);
+                               1, op->K / 2, r->scratch);
             if (op->wino_t >= 0 && din)
                 wm_conv3x3_winograd_backward_input(din, dout, tk->wino + op->wino_t, B, h, w, bi->channels,
-                                                   bo->channels, tk->scratch);
+                                                   bo->channels, r->scratch);
             break;
         }
     }
@@ -516,12 +533,16 @@ static wm_status check_size(int B, int H, int W, wm_error *err)
 wm_status wm_tokenizer_encode(wm_tokenizer *tk, float *z, const float *x, int B, int H, int W, wm_error *err)
 {
     wm_status st;
+    tk_run *r = &tk->run[0];
     int external[TK_MAX_BUFS] = { 0 };
     external[0] = external[tk->buf_z] = 1;
-    if ((st = check_size(B, H, W, err)) || (st = layout(tk, B, H, W, external, 0, err))) return st;
-    tk->ptr[0] = (float *)x;   /* read only: no op writes buffer 0 */
-    tk->ptr[tk->buf_z] = z;
-    run_forward(tk, 0, tk->n_enc_ops);
+    if ((st = check_size(B, H, W, err)) || (st = layout(tk, r, B, H, W, external, 0, err))) return st;
+    r->ptr[0] = (float *)x;   /* read only: no op writes buffer 0 */
+    r->ptr[tk->buf_z] = z;
+    refresh_winograd(tk);
+    run_forward(tk, r, 0, tk->n_enc_ops);
+    tk->last_z = z;
+    tk->last_y = NULL;
     return WM_OK;
 }
 
@@ -529,42 +550,119 @@ wm_status wm_tokenizer_decode(wm_tokenizer *tk, float *y, const float *z, int B,
 {
     const int P = WM_TOKENIZER_PATCH;
     wm_status st;
+    tk_run *r = &tk->run[0];
     int external[TK_MAX_BUFS] = { 0 };
     external[tk->buf_z] = external[tk->buf_y] = 1;
     for (int i = 0; i < tk->n_bufs; i++)   /* the encoder's buffers are not needed */
         if (i < tk->buf_z) external[i] = 1;
-    if ((st = check_size(B, h * P, w * P, err)) || (st = layout(tk, B, h * P, w * P, external, 0, err))) return st;
-    tk->ptr[tk->buf_z] = (float *)z;   /* read only */
-    tk->ptr[tk->buf_y] = y;
-    run_forward(tk, tk->n_enc_ops, tk->n_ops);
+    if ((st = check_size(B, h * P, w * P, err)) || (st = layout(tk, r, B, h * P, w * P, external, 0, err))) return st;
+    r->ptr[tk->buf_z] = (float *)z;   /* read only */
+    r->ptr[tk->buf_y] = y;
+    refresh_winograd(tk);
+    run_forward(tk, r, tk->n_enc_ops, tk->n_ops);
+    tk->last_z = z;
+    tk->last_y = y;
     return WM_OK;
 }
 
+/* One part of a training pass: its images (x, r->B of them) forward and
+ * back, gradients into grad (overwritten), the loss's gradient scaled by
+ * the part's share of the pass so the parts add up to the whole. */
+typedef struct tk_part {
+    const wm_tokenizer *tk;
+    tk_run *r;
+    const float *x;
+    float *grad;
+    float share;
+} tk_part;
+
+static void *tk_part_run(void *arg)
+{
+    const tk_part *pt = arg;
+    const wm_tokenizer *tk = pt->tk;
+    tk_run *r = pt->r;
+    r->ptr[0] = (float *)pt->x;
+    run_forward(tk, r, 0, tk->n_ops);
+    size_t n = buf_floats(tk, 0, r->B, r->H, r->W);
+    r->loss = wm_mse_forward(r->ptr[tk->buf_y], pt->x, n);
+    memset(pt->grad, 0, tk->params.total * sizeof(float));
+    wm_mse_backward(r->dptr[tk->buf_y], r->ptr[tk->buf_y], pt->x, n, pt->share);
+    run_backward(tk, r, pt->grad, 0, tk->n_ops);
+    return NULL;
+}
+
+/* The images split into up to wm_nn_threads() parts run side by side,
+ * each single-threaded inside; their gradients are summed in part order
+ * (the same threads give the same bits). */
 wm_status wm_tokenizer_train_pass(wm_tokenizer *tk, const float *x, int B, int H, int W, double *loss,
                                   wm_error *err)
 {
     wm_status st;
     int external[TK_MAX_BUFS] = { 0 };
     external[0] = 1;
-    if ((st = check_size(B, H, W, err)) || (st = wm_params_alloc_grad(&tk->params, err)) ||
-        (st = layout(tk, B, H, W, external, 1, err)))
-        return st;
-    tk->ptr[0] = (float *)x;
+    if ((st = check_size(B, H, W, err)) || (st = wm_params_alloc_grad(&tk->params, err))) return st;
+    int parts = wm_nn_threads();
+    if (parts > B) parts = B;
+    if (parts > TK_MAX_PARTS) parts = TK_MAX_PARTS;
+    if (parts < 1) parts = 1;
+    const size_t img = buf_floats(tk, 0, 1, H, W);
+    tk_part pt[TK_MAX_PARTS] = { 0 };
+    int b0[TK_MAX_PARTS + 1];
+    for (int k = 0; k <= parts; k++) b0[k] = (int)((long)B * k / parts);
+    for (int k = 0; k < parts; k++) {
+        tk_run *r = &tk->run[k];
+        if ((st = layout(tk, r, b0[k + 1] - b0[k], H, W, external, 1, err))) return st;
+        if (k && (st = grow(&r->grad, &r->grad_cap, tk->params.total, err))) return st;
+        pt[k] = (tk_part){ tk, r, x + b0[k] * img, k ? r->grad : tk->params.grad,
+                           (float)(b0[k + 1] - b0[k]) / (float)B };
+    }
     tk->wino_valid = 0;   /* training changes the parameters between passes */
-    run_forward(tk, 0, tk->n_ops);
+    refresh_winograd(tk);
+    if (parts == 1) {
+        tk_part_run(&pt[0]);
+    } else {
+        /* BLAS single-threaded while the parts run (the parts are the threads) */
+        int blas = wm_nn_threads();
+        wm_nn_set_threads(1);
+        pthread_t tid[TK_MAX_PARTS];
+        int started[TK_MAX_PARTS] = { 0 };
+        for (int k = 1; k < parts; k++) started[k] = pthread_create(&tid[k], NULL, tk_part_run, &pt[k]) == 0;
+        tk_part_run(&pt[0]);
+        for (int k = 1; k < parts; k++) {
+            if (started[k]) pthread_join(tid[k], NULL);
+            else tk_part_run(&pt[k]);
+        }
+        wm_nn_set_threads(blas);
+        for (int k = 1; k < parts; k++)
+            for (size_t i = 0; i < tk->params.total; i++) tk->params.grad[i] += pt[k].grad[i];
+    }
     tk->wino_valid = 0;
-    size_t n = buf_floats(tk, 0, B, H, W);
-    *loss = wm_mse_forward(tk->ptr[tk->buf_y], x, n);
-    memset(tk->params.grad, 0, tk->params.total * sizeof(float));
-    wm_mse_backward(tk->dptr[tk->buf_y], tk->ptr[tk->buf_y], x, n, 1.0f);
-    run_backward(tk, 0, tk->n_ops);
+    double sum = 0.0;
+    for (int k = 0; k < parts; k++) sum += tk->run[k].loss * (double)(b0[k + 1] - b0[k]);
+    *loss = sum / (double)B;
+    if (parts == 1) {
+        tk->last_z = tk->run[0].ptr[tk->buf_z];
+        tk->last_y = tk->run[0].ptr[tk->buf_y];
+        return WM_OK;
+    }
+    /* z and y of the whole batch, for wm_tokenizer_last: the parts' images in order */
+    const size_t nz = buf_floats(tk, tk->buf_z, B, H, W), ny = buf_floats(tk, tk->buf_y, B, H, W);
+    if ((st = grow(&tk->last, &tk->last_cap, nz + ny, err))) return st;
+    for (int k = 0; k < parts; k++) {
+        const int Bp = b0[k + 1] - b0[k];
+        const size_t zi = buf_floats(tk, tk->buf_z, 1, H, W), yi = buf_floats(tk, tk->buf_y, 1, H, W);
+        memcpy(tk->last + b0[k] * zi, tk->run[k].ptr[tk->buf_z], Bp * zi * sizeof(float));
+        memcpy(tk->last + nz + b0[k] * yi, tk->run[k].ptr[tk->buf_y], Bp * yi * sizeof(float));
+    }
+    tk->last_z = tk->last;
+    tk->last_y = tk->last + nz;
     return WM_OK;
 }
 
 void wm_tokenizer_last(const wm_tokenizer *tk, const float **z, const float **y)
 {
-    if (z) *z = tk->ptr[tk->buf_z];
-    if (y) *y = tk->ptr[tk->buf_y];
+    if (z) *z = tk->last_z;
+    if (y) *y = tk->last_y;
 }
 
 void wm_tokenizer_pixels_to_input(float *x, const uint8_t *pixels, size_t n_pixels, int channels)
