@@ -6,9 +6,9 @@
 # tokenizer as they are read), with a fixed seed, writes it into the model
 # file beside the tokenizer, then measures it on held-out clips against the
 # no-change and constant-velocity baselines (build/model/dynamics-quality.md).
-#   DYNAMICS_STEPS  optimizer steps (default 8000, the shipped model: about 1h50 with 2
-#                   threads on the project's 2-core machines)
-#   THREADS         BLAS threads (default 2)
+#   DYNAMICS_STEPS  optimizer steps (default 8000, the shipped model: about 30 minutes
+#                   with 2 threads on the project's 2-core machines)
+#   THREADS         threads (default 2; the model depends on it: keep it)
 #   MODEL           the model file (default models/wm-default.safetensors)
 # Interrupted (Ctrl-C), it leaves a checkpoint; run it again with RESUME=1
 # to continue.

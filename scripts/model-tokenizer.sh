@@ -5,9 +5,9 @@
 # held-out data against the per-patch PCA baseline of the same latent size
 # (build/model/tokenizer-quality.md).  Other parts of the model file (the
 # dynamics model) are kept, but must be retrained on the new latents.
-#   TOKENIZER_STEPS  optimizer steps (default 12000: about 25 minutes with
+#   TOKENIZER_STEPS  optimizer steps (default 12000: about 9 minutes with
 #                    2 threads on the project's 2-core machines)
-#   THREADS          BLAS threads (default 2)
+#   THREADS          threads (default 2; the model depends on it: keep it)
 #   MODEL            output (default models/wm-default.safetensors)
 # Interrupted (Ctrl-C), it leaves a checkpoint; run it again with
 # RESUME=1 to continue.
