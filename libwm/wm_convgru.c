@@ -2,11 +2,11 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "wm_nn.h"
+#include "wm_parallel.h"
 
 /* ---- 16-wide vectors ----
  * GCC vector extensions, 16 floats: one AVX-512 register, two AVX2 ones,
@@ -378,8 +378,7 @@ static void *wino16_thread(void *arg)
 }
 
 /* The tiles split between wm_nn_threads() threads (each output tile is
- * written by one), the calling thread taking the first share; a thread
- * that cannot start leaves its share to the caller. */
+ * written by one). */
 static void wino16_conv(float *out, const float *inp, const float *Ut, const float *bias, int B, int H, int W, int Cin,
                         int Cout, int d, int accumulate, float *scratch)
 {
@@ -390,19 +389,12 @@ static void wino16_conv(float *out, const float *inp, const float *Ut, const flo
     if (n > rounds / 2) n = (int)(rounds / 2);   /* at least two rounds a thread */
     if (n < 1) n = 1;
     w16_job jobs[W16_MAX_THREADS];
-    pthread_t tid[W16_MAX_THREADS];
-    int started[W16_MAX_THREADS] = { 0 };
     for (int k = 0; k < n; k++) {
         jobs[k] = (w16_job){ out, inp, Ut, bias, g, Cin, Cout, accumulate, rounds * k / n * W16_CHUNK,
                              rounds * (k + 1) / n * W16_CHUNK, scratch + (size_t)k * wino16_scratch_floats(Cin, Cout) };
         if (jobs[k].t_end > T) jobs[k].t_end = T;
     }
-    for (int k = 1; k < n; k++) started[k] = pthread_create(&tid[k], NULL, wino16_thread, &jobs[k]) == 0;
-    wino16_tiles(&jobs[0]);
-    for (int k = 1; k < n; k++) {
-        if (started[k]) pthread_join(tid[k], NULL);
-        else wino16_tiles(&jobs[k]);
-    }
+    wm_parallel_run(wino16_thread, jobs, sizeof jobs[0], n);
 }
 
 #else

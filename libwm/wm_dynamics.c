@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "wm_convgru.h"
 #include "wm_model.h"
 #include "wm_nn.h"
+#include "wm_parallel.h"
 
 /* parameter entries, in file order */
 enum { P_WX0, P_BX0, P_WH0, P_BH0, P_WX1, P_BX1, P_WH1, P_BH1, P_HEAD_W, P_HEAD_B, P_COUNT };
@@ -561,19 +561,11 @@ static void *step_share(void *arg)
 void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
 {
     refresh_winograd(d);
-    /* the groups of lanes go to s->threads threads (each writes only its
-     * lanes); a thread that cannot start leaves its share to this one */
+    /* the groups of lanes go to s->threads threads (each writes only its lanes) */
     const int groups = (n + s->group - 1) / s->group, threads = s->threads < groups ? s->threads : groups;
     step_job jobs[STEP_MAX_THREADS];
-    pthread_t tid[STEP_MAX_THREADS];
-    int started[STEP_MAX_THREADS] = { 0 };
     for (int k = 0; k < threads; k++) jobs[k] = (step_job){ d, s, k, threads, n, x, mean, var };
-    for (int k = 1; k < threads; k++) started[k] = pthread_create(&tid[k], NULL, step_share, &jobs[k]) == 0;
-    if (threads > 0) step_share(&jobs[0]);
-    for (int k = 1; k < threads; k++) {
-        if (started[k]) pthread_join(tid[k], NULL);
-        else step_share(&jobs[k]);
-    }
+    wm_parallel_run(step_share, jobs, sizeof jobs[0], threads);
     s->fresh = 0;
 }
 
@@ -856,14 +848,7 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
         /* BLAS single-threaded while the parts run (the parts are the threads) */
         int blas = wm_nn_threads();
         wm_nn_set_threads(1);
-        pthread_t tid[TRAIN_MAX_PARTS];
-        int started[TRAIN_MAX_PARTS] = { 0 };
-        for (int k = 1; k < parts; k++) started[k] = pthread_create(&tid[k], NULL, train_part_run, &pt[k]) == 0;
-        train_part_run(&pt[0]);
-        for (int k = 1; k < parts; k++) {
-            if (started[k]) pthread_join(tid[k], NULL);
-            else train_part_run(&pt[k]);
-        }
+        wm_parallel_run(train_part_run, pt, sizeof pt[0], parts);
         wm_nn_set_threads(blas);
         for (int k = 1; k < parts; k++)
             for (size_t i = 0; i < d->params.total; i++) d->params.grad[i] += pt[k].grad[i];

@@ -2,12 +2,12 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wm_nn.h"
+#include "wm_parallel.h"
 
 /* The network is a short list of ops over numbered activation buffers, so
  * one forward loop and one backward loop serve the encoder, the decoder
@@ -624,14 +624,7 @@ wm_status wm_tokenizer_train_pass(wm_tokenizer *tk, const float *x, int B, int H
         /* BLAS single-threaded while the parts run (the parts are the threads) */
         int blas = wm_nn_threads();
         wm_nn_set_threads(1);
-        pthread_t tid[TK_MAX_PARTS];
-        int started[TK_MAX_PARTS] = { 0 };
-        for (int k = 1; k < parts; k++) started[k] = pthread_create(&tid[k], NULL, tk_part_run, &pt[k]) == 0;
-        tk_part_run(&pt[0]);
-        for (int k = 1; k < parts; k++) {
-            if (started[k]) pthread_join(tid[k], NULL);
-            else tk_part_run(&pt[k]);
-        }
+        wm_parallel_run(tk_part_run, pt, sizeof pt[0], parts);
         wm_nn_set_threads(blas);
         for (int k = 1; k < parts; k++)
             for (size_t i = 0; i < tk->params.total; i++) tk->params.grad[i] += pt[k].grad[i];
