@@ -427,11 +427,27 @@ static size_t wino_scratch(int Cin, int Cout)
     return a > b ? a : b;
 }
 
-static void wino_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H, int W,
-                         int Cin, int Cout, float *scratch)
+/* out (+)= the dilated convolution by Winograd: in place on the sub-grids
+ * (16-channel kernel), else wm_nn's Winograd, on the space-to-batch copy
+ * when d > 1.  accumulate is only asked with no bias (input gradients),
+ * as wm_nn's accumulating form takes none. */
+static void dwino(float *out, const float *inp, const float *U, const float *bias, int B, int H, int W, int Cin,
+                  int Cout, int d, int accumulate, float *scratch)
 {
-    if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, 1, 0, scratch);
-    else wm_conv3x3_winograd_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
+    if (wino16_usable(Cin, Cout)) {
+        wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, d, accumulate, scratch);
+        return;
+    }
+    if (d == 1) {
+        if (accumulate) wm_conv3x3_winograd_backward_input(out, inp, U, B, H, W, Cout, Cin, scratch);
+        else wm_conv3x3_winograd_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
+        return;
+    }
+    const int Hs = wm_s2b_size(H, d), Ws = wm_s2b_size(W, d);
+    float *xs = scratch, *ys = xs + s2b_floats(B, H, W, Cin, d), *wino = ys + s2b_floats(B, H, W, Cout, d);
+    wm_space_to_batch(xs, inp, B, H, W, Cin, d);
+    wm_conv3x3_winograd_forward(ys, xs, U, bias, B * d * d, Hs, Ws, Cin, Cout, wino);
+    wm_batch_to_space(out, ys, B, H, W, Cout, d, accumulate);
 }
 
 size_t wm_dconv3x3_winograd_scratch_floats(int B, int H, int W, int Cin, int Cout, int d)
@@ -444,16 +460,7 @@ size_t wm_dconv3x3_winograd_scratch_floats(int B, int H, int W, int Cin, int Cou
 void wm_dconv3x3_winograd_forward(float *out, const float *inp, const float *U, const float *bias, int B, int H,
                                   int W, int Cin, int Cout, int d, float *scratch)
 {
-    if (d == 1 || wino16_usable(Cin, Cout)) {
-        if (wino16_usable(Cin, Cout)) wino16_conv(out, inp, U, bias, B, H, W, Cin, Cout, d, 0, scratch);
-        else wino_forward(out, inp, U, bias, B, H, W, Cin, Cout, scratch);
-        return;
-    }
-    const int Hs = wm_s2b_size(H, d), Ws = wm_s2b_size(W, d);
-    float *xs = scratch, *ys = xs + s2b_floats(B, H, W, Cin, d), *wino = ys + s2b_floats(B, H, W, Cout, d);
-    wm_space_to_batch(xs, inp, B, H, W, Cin, d);
-    wino_forward(ys, xs, U, bias, B * d * d, Hs, Ws, Cin, Cout, wino);
-    wm_batch_to_space(out, ys, B, H, W, Cout, d, 0);
+    dwino(out, inp, U, bias, B, H, W, Cin, Cout, d, 0, scratch);
 }
 
 /* The input gradient of a stride-1 "same" convolution is the convolution
@@ -480,19 +487,7 @@ size_t wm_dconv3x3_winograd_backward_input_scratch_floats(int B, int H, int W, i
 void wm_dconv3x3_winograd_backward_input(float *dinp, const float *dout, const float *Ut, int B, int H, int W,
                                          int Cin, int Cout, int d, float *scratch)
 {
-    if (wino16_usable(Cout, Cin)) {
-        wino16_conv(dinp, dout, Ut, NULL, B, H, W, Cout, Cin, d, 1, scratch);
-        return;
-    }
-    if (d == 1) {
-        wm_conv3x3_winograd_backward_input(dinp, dout, Ut, B, H, W, Cin, Cout, scratch);
-        return;
-    }
-    const int Hs = wm_s2b_size(H, d), Ws = wm_s2b_size(W, d);
-    float *gs = scratch, *xs = gs + s2b_floats(B, H, W, Cout, d), *wino = xs + s2b_floats(B, H, W, Cin, d);
-    wm_space_to_batch(gs, dout, B, H, W, Cout, d);
-    wm_conv3x3_winograd_forward(xs, gs, Ut, NULL, B * d * d, Hs, Ws, Cout, Cin, wino);
-    wm_batch_to_space(dinp, xs, B, H, W, Cin, d, 1);
+    dwino(dinp, dout, Ut, NULL, B, H, W, Cout, Cin, d, 1, scratch);
 }
 
 /* ---- GRU gates ----
