@@ -842,21 +842,13 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
             pt[k].state = in.state;
         }
     }
-    if (parts == 1) {
-        train_part_run(&pt[0]);
-    } else {
-        /* BLAS single-threaded while the parts run (the parts are the threads) */
-        int blas = wm_nn_threads();
-        wm_nn_set_threads(1);
-        wm_parallel_run(train_part_run, pt, sizeof pt[0], parts);
-        wm_nn_set_threads(blas);
-        for (int k = 1; k < parts; k++)
-            for (size_t i = 0; i < d->params.total; i++) d->params.grad[i] += pt[k].grad[i];
-        for (int k = 0; k < parts && state; k++)
-            for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
-                memcpy(state + ((size_t)l * B + b0[k]) * lane_h, pt[k].state + (size_t)l * pt[k].B * lane_h,
-                       pt[k].B * lane_h * sizeof(float));
-    }
+    float *grads[TRAIN_MAX_PARTS];
+    for (int k = 0; k < parts; k++) grads[k] = pt[k].grad;
+    wm_nn_run_parts(train_part_run, pt, sizeof pt[0], parts, grads, d->params.total);
+    for (int k = 0; parts > 1 && state && k < parts; k++)   /* the parts' states back in place */
+        for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
+            memcpy(state + ((size_t)l * B + b0[k]) * lane_h, pt[k].state + (size_t)l * pt[k].B * lane_h,
+                   pt[k].B * lane_h * sizeof(float));
     double sums[4] = { 0 };
     for (int k = 0; k < parts; k++)
         for (int i = 0; i < 4; i++) sums[i] += pt[k].sums[i];

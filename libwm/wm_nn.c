@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wm_parallel.h"
+
 /* ---- threads ---- */
 
 static int nn_threads = 1;
@@ -16,6 +18,19 @@ void wm_nn_set_threads(int n)
 }
 
 int wm_nn_threads(void) { return nn_threads; }
+
+void wm_nn_run_parts(void *(*fn)(void *), void *parts, size_t size, int n, float *const *grads, size_t total)
+{
+    if (n <= 1) {
+        fn(parts);
+        return;
+    }
+    int blas = nn_threads;
+    wm_nn_set_threads(1);
+    wm_parallel_run(fn, parts, size, n);
+    wm_nn_set_threads(blas);
+    for (int k = 1; k < n; k++) wm_add_forward(grads[0], grads[0], grads[k], total);
+}
 
 /* ---- Winograd F(4x4, 3x3) (Lavin & Gray 2016) ----
  * Y = AT [ (G g G^T) . (BT d BT^T) ] AT^T on 6x6 input tiles giving 4x4

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "wm_nn.h"
-#include "wm_parallel.h"
 
 /* The network is a short list of ops over numbered activation buffers, so
  * one forward loop and one backward loop serve the encoder, the decoder
@@ -618,17 +617,9 @@ wm_status wm_tokenizer_train_pass(wm_tokenizer *tk, const float *x, int B, int H
     }
     tk->wino_valid = 0;   /* training changes the parameters between passes */
     refresh_winograd(tk);
-    if (parts == 1) {
-        tk_part_run(&pt[0]);
-    } else {
-        /* BLAS single-threaded while the parts run (the parts are the threads) */
-        int blas = wm_nn_threads();
-        wm_nn_set_threads(1);
-        wm_parallel_run(tk_part_run, pt, sizeof pt[0], parts);
-        wm_nn_set_threads(blas);
-        for (int k = 1; k < parts; k++)
-            for (size_t i = 0; i < tk->params.total; i++) tk->params.grad[i] += pt[k].grad[i];
-    }
+    float *grads[TK_MAX_PARTS];
+    for (int k = 0; k < parts; k++) grads[k] = pt[k].grad;
+    wm_nn_run_parts(tk_part_run, pt, sizeof pt[0], parts, grads, tk->params.total);
     tk->wino_valid = 0;
     double sum = 0.0;
     for (int k = 0; k < parts; k++) sum += tk->run[k].loss * (double)(b0[k + 1] - b0[k]);
