@@ -61,17 +61,19 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libwm.a
 
 # The CUDA backend (kernels/*.cu, behind libwm/wm_gpu.h) is always built,
 # for sm_80 and sm_90 plus PTX for later cards, and linked into bin/wm-step
-# alone (cudart, cuBLAS, found beside nvcc, with an rpath), so the other
-# filters stay free of CUDA.  wm-step runs without a GPU: it falls back to
+# alone (cudart, found beside nvcc, with an rpath; cuBLAS is opened from
+# there when a model goes on a device), so the other filters stay free of
+# CUDA.  tests/unit_gpu links it the same way.  wm-step runs without a GPU: it falls back to
 # the CPU.
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 CUDA_LIB ?= $(abspath $(dir $(NVCC))../lib64)
 CUDA_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
-NVCC_FLAGS := -O2 -std=c++17 $(CUDA_ARCH) -Ilibwm -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+NVCC_FLAGS := -O2 -std=c++17 $(CUDA_ARCH) -Ilibwm -DWM_CUDA_LIB='"$(CUDA_LIB)"' -Werror all-warnings \
+              -Xcompiler -Wall,-Wextra,-Werror
 KERNEL_SRC := $(wildcard kernels/*.cu)
 KERNEL_OBJ := $(KERNEL_SRC:%.cu=$(BUILD)/%.o)
-CUDA_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublas -lcudart
+CUDA_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart
 
 $(BUILD)/kernels/%.o: kernels/%.cu libwm/wm_gpu.h libwm/wm_error.h
 	@mkdir -p $(dir $@)
@@ -79,6 +81,9 @@ $(BUILD)/kernels/%.o: kernels/%.cu libwm/wm_gpu.h libwm/wm_error.h
 
 bin/wm-step: $(BUILD)/filters/wm-step.o $(KERNEL_OBJ) $(BUILD)/libwm.a
 	@mkdir -p bin
+	$(CC) $(LDFLAGS) $< $(KERNEL_OBJ) $(BUILD)/libwm.a $(LIBS) $(CUDA_LIBS) -lstdc++ -o $@
+
+$(BUILD)/tests/unit_gpu: $(BUILD)/tests/unit_gpu.o $(KERNEL_OBJ) $(BUILD)/libwm.a
 	$(CC) $(LDFLAGS) $< $(KERNEL_OBJ) $(BUILD)/libwm.a $(LIBS) $(CUDA_LIBS) -lstdc++ -o $@
 
 test: all

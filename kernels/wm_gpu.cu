@@ -7,8 +7,14 @@
 // (with both biases), the normalisation and the head are fused kernels.
 // The GRU state is updated in place, so lanes that have finished keep
 // theirs untouched.
+//
+// cuBLAS is opened with dlopen when a model is put on a device, not linked
+// into the program: loading libcublas and libcublasLt (600 MB) costs about
+// 75 ms of relocations and constructors, which every wm-step paid at start,
+// on the CPU too.  The headers still type every function it calls.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <chrono>
 #include <math.h>
@@ -116,12 +122,22 @@ __global__ void gauss_head(float *__restrict__ mean, float *__restrict__ var, co
 
 }  // namespace
 
+// The cuBLAS functions the backend calls, resolved from the library.
+struct blas_api {
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasDestroy_v2) destroy;
+    decltype(&cublasSetStream_v2) set_stream;
+    decltype(&cublasSetMathMode) set_math_mode;
+    decltype(&cublasSgemm_v2) sgemm;
+};
+
 struct wm_gpu_dynamics {
     int C, Ch, dil;
     float lv_min;
     float *wt[CV_COUNT], *b[CV_COUNT];
     int cin[CV_COUNT], cout[CV_COUNT], dl[CV_COUNT];
     float *norm_mean, *norm_std;
+    blas_api api;
     cublasHandle_t blas;
     cudaStream_t comp, copy;
     // buffers for `cap` lanes of h x w
@@ -149,6 +165,39 @@ wm_status cuda_fail(wm_error *err, cudaError_t e, const char *what)
 wm_status blas_fail(wm_error *err, cublasStatus_t s, const char *what)
 {
     return wm_error_set(err, WM_E_SYSTEM, "cublas: %s: status %d", what, (int)s);
+}
+
+#define WM_STR_(x) #x
+#define WM_STR(x) WM_STR_(x)
+#ifndef WM_CUDA_LIB
+#define WM_CUDA_LIB "/usr/local/cuda/lib64"
+#endif
+
+template <typename F> bool resolve(void *lib, const char *name, F *out)
+{
+    *out = reinterpret_cast<F>(dlsym(lib, name));
+    return *out != nullptr;
+}
+
+// Opens the cuBLAS of the headers' major version: by soname (the program's
+// run path names the toolkit beside nvcc), else from that directory.  The
+// library stays loaded for the life of the process, as a linked one would.
+wm_status blas_open(blas_api *a, wm_error *err)
+{
+    const char *const paths[] = { "libcublas.so." WM_STR(CUBLAS_VER_MAJOR),
+                                  WM_CUDA_LIB "/libcublas.so." WM_STR(CUBLAS_VER_MAJOR) };
+    void *lib = nullptr;
+    for (const char *p : paths)
+        if ((lib = dlopen(p, RTLD_NOW | RTLD_LOCAL))) break;
+    if (!lib) return wm_error_set(err, WM_E_SYSTEM, "cublas: cannot load %s (%s)", paths[0], dlerror());
+    const char *missing = nullptr;
+    if (!resolve(lib, "cublasCreate_v2", &a->create)) missing = "cublasCreate_v2";
+    else if (!resolve(lib, "cublasDestroy_v2", &a->destroy)) missing = "cublasDestroy_v2";
+    else if (!resolve(lib, "cublasSetStream_v2", &a->set_stream)) missing = "cublasSetStream_v2";
+    else if (!resolve(lib, "cublasSetMathMode", &a->set_math_mode)) missing = "cublasSetMathMode";
+    else if (!resolve(lib, "cublasSgemm_v2", &a->sgemm)) missing = "cublasSgemm_v2";
+    if (missing) return wm_error_set(err, WM_E_SYSTEM, "cublas: %s has no %s", paths[0], missing);
+    return WM_OK;
 }
 
 #define CU(call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return cuda_fail(err, e_, what); } while (0)
@@ -195,8 +244,8 @@ wm_status conv(wm_gpu_dynamics *g, int cv, float *out, const float *inp, int lan
         CU(cudaEventRecord(g->ev[g->n_ev++], g->comp), "event");
     }
     // row-major out[M, cout] = col[M, K] W[cout, K]^T is column-major out^T = W^T^T col^T
-    cublasStatus_t s = cublasSgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, cout, M, K, &one, g->wt[cv], K, g->col, K,
-                                   &zero, out, cout);
+    cublasStatus_t s = g->api.sgemm(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, cout, M, K, &one, g->wt[cv], K, g->col, K,
+                                     &zero, out, cout);
     if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(err, s, "sgemm");
     if (g->profile) CU(cudaEventRecord(g->ev[g->n_ev++], g->comp), "event");
     g->stats.flops += 2.0 * M * (double)K * cout;
@@ -241,6 +290,12 @@ extern "C" int wm_gpu_device_count(wm_error *err)
     }
     if (n == 0) wm_error_set(err, WM_E_SYSTEM, "no CUDA device");
     return n;
+}
+
+extern "C" wm_status wm_gpu_blas_check(wm_error *err)
+{
+    blas_api a;
+    return blas_open(&a, err);
 }
 
 extern "C" void wm_gpu_device_describe(char *out, size_t cap)
@@ -294,11 +349,12 @@ extern "C" wm_gpu_dynamics *wm_gpu_dynamics_new(const wm_gpu_model *m, wm_error 
     if (e == cudaSuccess) e = cudaEventCreate(&g->run_start);
     if (e == cudaSuccess) e = cudaEventCreate(&g->run_stop);
     if (e != cudaSuccess) st = cuda_fail(err, e, "setting up the model");
+    if (st == WM_OK) st = blas_open(&g->api, err);
     if (st == WM_OK) {
-        cublasStatus_t s = cublasCreate(&g->blas);
-        if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(g->blas, g->comp);
+        cublasStatus_t s = g->api.create(&g->blas);
+        if (s == CUBLAS_STATUS_SUCCESS) s = g->api.set_stream(g->blas, g->comp);
         // plain fp32 (the default math never narrows to TF32): TF32 would round the inputs to 10 mantissa bits
-        if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH);
+        if (s == CUBLAS_STATUS_SUCCESS) s = g->api.set_math_mode(g->blas, CUBLAS_DEFAULT_MATH);
         if (s != CUBLAS_STATUS_SUCCESS) st = blas_fail(err, s, "setting up cuBLAS");
     }
     if (st != WM_OK) {
@@ -330,7 +386,7 @@ extern "C" void wm_gpu_dynamics_free(wm_gpu_dynamics **gp)
     free(g->ev);
     if (g->run_start) cudaEventDestroy(g->run_start);
     if (g->run_stop) cudaEventDestroy(g->run_stop);
-    if (g->blas) cublasDestroy(g->blas);
+    if (g->blas) g->api.destroy(g->blas);
     if (g->comp) cudaStreamDestroy(g->comp);
     if (g->copy) cudaStreamDestroy(g->copy);
     free(g);

@@ -1,8 +1,10 @@
 /* wm_gpu: the CUDA backend of the dynamics model, a plain C interface to
  * kernels/wm_gpu.cu (the only code that includes CUDA headers).
  *
- * Only bin/wm-step links it (with cudart and cuBLAS); nothing in libwm
- * calls it, so the other filters stay free of CUDA.  The functions mirror
+ * Only bin/wm-step links it (with cudart; cuBLAS is opened with dlopen
+ * when a model is first put on a device, so a run on the CPU does not pay
+ * the 75 ms that loading cuBLAS takes); nothing in libwm calls it, so the
+ * other filters stay free of CUDA.  The functions mirror
  * wm_step_backend (wm_step.h): reset a number of lanes, then run T steps
  * with the lanes still active a prefix, the inputs given or fed back.
  *
@@ -41,6 +43,10 @@ typedef struct wm_gpu_model {
 /* Number of usable CUDA devices; 0 with the reason in err (no driver, no
  * device, ...) when there is none. */
 int wm_gpu_device_count(wm_error *err);
+
+/* Opens cuBLAS and resolves every function the backend calls, as
+ * wm_gpu_dynamics_new does; needs no device.  WM_OK, or why not in err. */
+wm_status wm_gpu_blas_check(wm_error *err);
 
 /* "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" for device 0. */
 void wm_gpu_device_describe(char *out, size_t cap);
