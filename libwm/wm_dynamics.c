@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,14 +516,14 @@ float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l) { return s->h[l]; }
 
 /* Lanes are independent, so a step runs a few lanes at a time through the
  * whole network: about 256 cells keep every activation in L2. */
-static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, step_ws *w, int lane0, int n, const float *x,
+static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, step_ws *w, int lane0, int n, int fresh, const float *x,
                        float *mean, float *var)
 {
     const int H = s->H, W = s->W, C = d->cfg.latent_channels, Ch = d->cfg.hidden;
     const size_t cells = (size_t)n * H * W, first = (size_t)lane0 * H * W;
     normalize(d, w->xn, x, cells);
     float *prev = s->prev + first * C;
-    layer0_input(w->xin, w->xn, s->fresh ? NULL : prev, cells, C);
+    layer0_input(w->xin, w->xn, fresh ? NULL : prev, cells, C);
     memcpy(prev, w->xn, cells * C * sizeof(float));
     const float *in = w->xin;
     for (int l = 0; l < WM_DYNAMICS_LAYERS; l++) {
@@ -552,7 +553,7 @@ static void *step_share(void *arg)
     const size_t per_lane = (size_t)s->H * s->W * j->d->cfg.latent_channels;
     for (int b = j->k * s->group; b < j->n; b += j->threads * s->group) {
         int g = j->n - b < s->group ? j->n - b : s->group;
-        step_lanes(j->d, s, &s->ws[j->k], b, g, j->x + b * per_lane, j->mean + b * per_lane,
+        step_lanes(j->d, s, &s->ws[j->k], b, g, s->fresh, j->x + b * per_lane, j->mean + b * per_lane,
                    j->var ? j->var + b * per_lane : NULL);
     }
     return NULL;
@@ -566,6 +567,50 @@ void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *
     step_job jobs[STEP_MAX_THREADS];
     for (int k = 0; k < threads; k++) jobs[k] = (step_job){ d, s, k, threads, n, x, mean, var };
     wm_parallel_run(step_share, jobs, sizeof jobs[0], threads);
+    s->fresh = 0;
+}
+
+/* One thread of a run: it takes the next group of lanes through every
+ * step, until none is left. */
+typedef struct run_job {
+    wm_dynamics *d;
+    wm_dynamics_state *s;
+    int k, T, lanes, feed_from;
+    const int *active;
+    const float *x;
+    float *mean, *var;
+    atomic_int *next;
+} run_job;
+
+static void *run_share(void *arg)
+{
+    const run_job *j = arg;
+    wm_dynamics_state *s = j->s;
+    const size_t per_lane = (size_t)s->H * s->W * j->d->cfg.latent_channels, plane = (size_t)j->lanes * per_lane;
+    const int groups = (j->active[0] + s->group - 1) / s->group;
+    for (int gi; (gi = atomic_fetch_add(j->next, 1)) < groups;) {
+        const int b = gi * s->group;
+        for (int t = 0; t < j->T && j->active[t] > b; t++) {
+            int n = j->active[t] - b < s->group ? j->active[t] - b : s->group;
+            const float *in = t < j->feed_from ? j->x + t * plane : j->mean + (t - 1) * plane;
+            size_t off = b * per_lane;
+            step_lanes(j->d, s, &s->ws[j->k], b, n, s->fresh && t == 0, in + off, j->mean + t * plane + off,
+                       j->var ? j->var + t * plane + off : NULL);
+        }
+    }
+    return NULL;
+}
+
+void wm_dynamics_run(wm_dynamics *d, wm_dynamics_state *s, int T, const int *active, int lanes, const float *x,
+                     int feed_from, float *mean, float *var)
+{
+    if (T < 1 || active[0] < 1) return;
+    refresh_winograd(d);
+    const int groups = (active[0] + s->group - 1) / s->group, threads = s->threads < groups ? s->threads : groups;
+    atomic_int next = 0;
+    run_job jobs[STEP_MAX_THREADS];
+    for (int k = 0; k < threads; k++) jobs[k] = (run_job){ d, s, k, T, lanes, feed_from, active, x, mean, var, &next };
+    wm_parallel_run(run_share, jobs, sizeof jobs[0], threads);
     s->fresh = 0;
 }
 

@@ -120,6 +120,17 @@ float *wm_dynamics_state_hidden(wm_dynamics_state *s, int l);
  * run by Winograd where the channel counts allow, else im2col + GEMM. */
 void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var);
 
+/* T steps at once, the same bytes as T calls of wm_dynamics_step: at step
+ * t lanes 0..active[t]-1 run (active non-increasing, active[0] <= the
+ * state's lanes); a lane's input is x[t] for t < feed_from (>= 1), else its
+ * own mean of step t-1.  x, mean and var (may be NULL) are [T][lanes][H, W,
+ * C].  Lanes are independent, so each thread takes a group of lanes
+ * through all T steps and then claims the next group: the threads meet
+ * once per run instead of once per step, and a thread the OS preempts
+ * delays only the group it holds. */
+void wm_dynamics_run(wm_dynamics *d, wm_dynamics_state *s, int T, const int *active, int lanes, const float *x,
+                     int feed_from, float *mean, float *var);
+
 /* ---- training ---- */
 
 /* Over the predictions made from the clip's own latents (with fed_from,

@@ -36,11 +36,7 @@ static wm_status cpu_run(void *ctx, int T, const int *active, const float *x, in
 {
     cpu_backend *c = ctx;
     if (!c->s) return wm_error_set(err, WM_E_SYSTEM, "wm-step backend used before reset");
-    const size_t plane = (size_t)c->lanes * c->h * c->w * wm_dynamics_get_config(c->d)->latent_channels;
-    for (int t = 0; t < T; t++) {
-        const float *in = t < feed_from ? x + t * plane : mean + (t - 1) * plane;
-        wm_dynamics_step(c->d, c->s, active[t], in, mean + t * plane, var ? var + t * plane : NULL);
-    }
+    wm_dynamics_run(c->d, c->s, T, active, c->lanes, x, feed_from, mean, var);
     return WM_OK;
 }
 

@@ -474,6 +474,40 @@ static void test_step(void)
     wm_dynamics_free(&d);
 }
 
+/* T steps at once (wm_dynamics_run) on two threads, with lanes ending at
+ * different steps and the means fed back from step 3 on: the same bytes
+ * and the same final state as step by step */
+static void test_run(void)
+{
+    wm_error err = { 0 };
+    enum { T = 6, B = 9 };
+    const int C = 8, Ch = 16, H = 7, W = 9, feed = 3;   /* 63 cells: groups of 4 lanes, 3 groups */
+    const int active[T] = { 9, 9, 7, 7, 2, 1 };
+    wm_dynamics *d = tiny_model(C, Ch, 2, 9);
+    const size_t frame = (size_t)B * H * W * C, hid = (size_t)B * H * W * Ch;
+    float *x = randn((size_t)T * frame, 0.8f);
+    float *m1 = zeros((size_t)T * frame), *v1 = zeros((size_t)T * frame);
+    float *m2 = zeros((size_t)T * frame), *v2 = zeros((size_t)T * frame);
+    wm_nn_set_threads(2);
+    wm_dynamics_state *run = wm_dynamics_state_new(d, B, H, W, &err), *step = wm_dynamics_state_new(d, B, H, W, &err);
+    CHECK(run && step, "state: %s", err.msg);
+    wm_dynamics_run(d, run, T, active, B, x, feed, m1, v1);
+    for (int t = 0; t < T; t++)
+        wm_dynamics_step(d, step, active[t], t < feed ? x + t * frame : m2 + (t - 1) * frame, m2 + t * frame,
+                         v2 + t * frame);
+    CHECK(memcmp(m1, m2, (size_t)T * frame * sizeof(float)) == 0, "run and steps differ in the means");
+    CHECK(memcmp(v1, v2, (size_t)T * frame * sizeof(float)) == 0, "run and steps differ in the variances");
+    for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
+        CHECK(memcmp(wm_dynamics_state_hidden(run, l), wm_dynamics_state_hidden(step, l), hid * sizeof(float)) == 0,
+              "run and steps leave layer %d in different states", l);
+    printf("ok - %d steps at once on 2 threads = step by step, bytes and state (lanes ending early, fed back)\n", T);
+    wm_nn_set_threads(1);
+    wm_dynamics_state_free(&run);
+    wm_dynamics_state_free(&step);
+    free(x); free(m1); free(v1); free(m2); free(v2);
+    wm_dynamics_free(&d);
+}
+
 static void test_file(void)
 {
     wm_error err = { 0 };
@@ -669,6 +703,7 @@ int main(int argc, char **argv)
     test_train_pass_gradient(2, 1);
     test_train_parts();
     test_step();
+    test_run();
     test_file();
     test_learns();
     if (failures) fprintf(stderr, "%d failures\n", failures);
