@@ -74,8 +74,8 @@ typedef struct step_clip {
     char error[200];           /* the clip is an error when set */
     int imagined;              /* the rollout was emitted */
     float *lat;                /* batch mode: inputs [n][cells*C] */
-    float *mean, *var;         /* batch mode: results [steps][cells*C] */
-    size_t lat_cap, mean_cap, var_cap;   /* bytes; kept from clip to clip */
+    size_t lat_cap;            /* bytes; kept from clip to clip */
+    size_t res, res_stride;    /* batch mode: step t's mean and var at s->mean/var + res + t * res_stride */
 } step_clip;
 
 /* A queued message (batch mode) and what it is for the stage. */
@@ -127,8 +127,6 @@ static void clip_clear(step_clip *c)
     step_clip keep = { 0 };
     free(c->id);
     keep.lat = c->lat, keep.lat_cap = c->lat_cap;
-    keep.mean = c->mean, keep.mean_cap = c->mean_cap;
-    keep.var = c->var, keep.var_cap = c->var_cap;
     *c = keep;
 }
 
@@ -136,8 +134,6 @@ static void clip_free(step_clip *c)
 {
     clip_clear(c);
     free(c->lat);
-    free(c->mean);
-    free(c->var);
     memset(c, 0, sizeof *c);
 }
 
@@ -411,8 +407,10 @@ static int steps_of(const wm_step_stage *s, const step_clip *c)
     return s->o.rollout > 0 && !c->error[0] ? c->n + s->o.rollout - 1 : c->n;
 }
 
-/* Runs the clips of one group (same grid and feed point) in lock-step. */
-static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, wm_error *err)
+/* Runs the clips of one group (same grid and feed point) in lock-step;
+ * the results go to s->mean and s->var from float *at on (advanced past
+ * them), where the clips find theirs (res, res_stride). */
+static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, size_t *at, wm_error *err)
 {
     const step_clip *c0 = &s->slots[lanes_of[0]];
     const size_t n = cell_floats(s, c0);
@@ -423,9 +421,10 @@ static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, wm_erro
     }
     const int feed = s->o.rollout > 0 ? c0->n : T;
     const size_t plane = (size_t)L * n;
+    const size_t end = *at + (size_t)T * plane;
     wm_status st = reserve((void **)&s->x, &s->x_cap, (size_t)T * plane * sizeof(float), err);
-    if (!st) st = reserve((void **)&s->mean, &s->mean_cap, (size_t)T * plane * sizeof(float), err);
-    if (!st) st = reserve((void **)&s->var, &s->var_cap, (size_t)T * plane * sizeof(float), err);
+    if (!st) st = reserve((void **)&s->mean, &s->mean_cap, end * sizeof(float), err);
+    if (!st) st = reserve((void **)&s->var, &s->var_cap, end * sizeof(float), err);
     if (!st) st = reserve((void **)&s->active, &s->active_cap, (size_t)T * sizeof(int), err);
     if (st) return st;
     for (int t = 0; t < T; t++) {
@@ -439,21 +438,16 @@ static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, wm_erro
     }
     if ((st = s->be.reset(s->be.ctx, L, c0->h, c0->w, err))) return st;
     double t0 = wm_now();
-    st = s->be.run(s->be.ctx, T, s->active, s->x, feed, s->mean, s->var, err);
+    st = s->be.run(s->be.ctx, T, s->active, s->x, feed, s->mean + *at, s->var + *at, err);
     s->stats.seconds += wm_now() - t0;
     if (st) return st;
     for (int b = 0; b < L; b++) {
         step_clip *c = &s->slots[lanes_of[b]];
-        int steps = steps_of(s, c);
-        s->stats.steps += (uint64_t)steps;
-        if ((st = reserve((void **)&c->mean, &c->mean_cap, (size_t)steps * n * sizeof(float), err)) ||
-            (st = reserve((void **)&c->var, &c->var_cap, (size_t)steps * n * sizeof(float), err)))
-            return st;
-        for (int t = 0; t < steps; t++) {
-            memcpy(c->mean + (size_t)t * n, s->mean + t * plane + b * n, n * sizeof(float));
-            memcpy(c->var + (size_t)t * n, s->var + t * plane + b * n, n * sizeof(float));
-        }
+        s->stats.steps += (uint64_t)steps_of(s, c);
+        c->res = *at + b * n;
+        c->res_stride = plane;
     }
+    *at = end;
     return WM_OK;
 }
 
@@ -463,6 +457,7 @@ static wm_status batch_run(wm_step_stage *s, wm_error *err)
     wm_status st = reserve((void **)&s->order, &s->order_cap, (size_t)2 * S * sizeof(int), err);
     if (st) return st;
     int *done = s->order + S, *lanes = s->order;
+    size_t at = 0;
     for (int i = 0; i < S; i++) done[i] = s->slots[i].n == 0;
     for (int i = 0; i < S; i++) {
         if (done[i]) continue;
@@ -482,7 +477,7 @@ static wm_status batch_run(wm_step_stage *s, wm_error *err)
                 lanes[y] = lanes[y - 1];
                 lanes[y - 1] = t;
             }
-        if ((st = run_group(s, lanes, L, err))) return st;
+        if ((st = run_group(s, lanes, L, &at, err))) return st;
     }
     return WM_OK;
 }
@@ -503,13 +498,13 @@ static wm_status batch_flush(wm_step_stage *s, wm_writer *out, wm_error *err)
         } else if (q->tag == Q_LATENT) {
             if (q->after_context && s->o.drop_rest) continue;
             if ((st = wm_writer_forward(out, &m, err)) || q->pos < 0) continue;
-            const size_t n = cell_floats(s, c);
-            st = emit_pred(s, c, q->index + 1, c->mean + (size_t)q->pos * n, c->var + (size_t)q->pos * n, out, err);
+            const size_t r = c->res + (size_t)q->pos * c->res_stride;
+            st = emit_pred(s, c, q->index + 1, s->mean + r, s->var + r, out, err);
             if (!st && s->o.rollout > 0 && !c->error[0] && q->pos + 1 == s->o.context)
-                st = emit_imagined(s, c, c->mean + (size_t)q->pos * n, n, out, err);
+                st = emit_imagined(s, c, s->mean + r, c->res_stride, out, err);
         } else {
             if (s->o.rollout > 0 && !c->imagined && !c->error[0] && c->n > 0)
-                st = emit_imagined(s, c, c->mean + (size_t)(c->n - 1) * cell_floats(s, c), cell_floats(s, c), out, err);
+                st = emit_imagined(s, c, s->mean + c->res + (size_t)(c->n - 1) * c->res_stride, c->res_stride, out, err);
             if (!st) st = emit_end(s, c, &m, out, err);
         }
     }
