@@ -253,6 +253,7 @@ static int cmd_dynamics(int argc, char **argv)
     int steps = 3000, batch = 16, seq = 31, tbptt = 16, warmup = -1, seed = 1, resume = 0, threads = 1, first = 0;
     int max_clips = 100000;
     double lr = 2e-3, lr_floor = 0.05, clip = 1.0, beta = 1.0, rollout_p = 0.5, ckpt_every = 300, log_every = 10;
+    double change_weight = 0;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer; the dynamics model is written into it (required)", NULL, 0, 0 },
         { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps, one per truncated chunk (default 3000)", NULL, 0, 100000000 },
@@ -265,6 +266,8 @@ static int cmd_dynamics(int argc, char **argv)
         { "lr-floor", 0, WM_OPT_DOUBLE, &lr_floor, "F", "final lr as a fraction of the peak (default 0.05)", NULL, 0, 1 },
         { "clip", 0, WM_OPT_DOUBLE, &clip, "NORM", "clip the global gradient norm to NORM, 0: off (default 1)", NULL, 0, 1e9 },
         { "beta", 0, WM_OPT_DOUBLE, &beta, "B", "beta-NLL weight exponent, 0: plain NLL (default 1)", NULL, 0, 1 },
+        { "change-weight", 0, WM_OPT_DOUBLE, &change_weight, "A",
+          "weigh the mean's error by 1 + A * min(change^2, 4), the clip's change in std units (default 0: off)", NULL, 0, 1000 },
         { "rollout-p", 0, WM_OPT_DOUBLE, &rollout_p, "P", "share of windows fed their own predictions from a random step on (default 0.5)", NULL, 0, 1 },
         { "seed", 0, WM_OPT_INT, &seed, "S", "random seed for weights and minibatches (default 1)", NULL, 0, 2147483647 },
         { "weights", 0, WM_OPT_STRING, &weights_text, "W,W,...", "sampling weight of each STREAM", NULL, 0, 0 },
@@ -330,6 +333,7 @@ static int cmd_dynamics(int argc, char **argv)
     o.lr_floor = (float)lr_floor;
     o.clip = (float)clip;
     o.beta = (float)beta;
+    o.change_weight = (float)change_weight;
     o.rollout_p = (float)rollout_p;
     o.seed = (uint64_t)seed;
     o.weights = weights;

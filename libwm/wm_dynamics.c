@@ -40,6 +40,7 @@ struct wm_dynamics {
     float *last;                       /* [2][T, B, H, W, C] when a pass ran in parts */
     size_t last_cap;
     const float *last_mean, *last_logvar;
+    float change_weight;               /* wm_dynamics_set_change_weight */
 };
 
 /* What one thread needs to run a group of lanes through the network. */
@@ -790,6 +791,13 @@ static void *train_part_run(void *arg)
     memset(w.dlogvar, 0, nv * sizeof(float));
     memset(w.dy, 0, N * 2 * C * sizeof(float));
     wm_gauss_nll_backward(w.dmean, w.dlogvar, w.mean, w.logvar, target, nv, pt->scale, beta);
+    /* the mean's error weighs more where the clip changes (the ball, not
+     * the background), capped at a change of 2 standard deviations */
+    if (d->change_weight > 0)
+        for (size_t i = 0; i < nv; i++) {
+            float c = target[i] - w.xn[i], c2 = c * c;
+            w.dmean[i] *= 1.0f + d->change_weight * (c2 < 4.0f ? c2 : 4.0f);
+        }
     /* the variance is learned where the model was fed the clip (teacher
      * mode, what scoring uses), not where it was fed its own predictions */
     for (int t = 0; fed_from && t < T; t++)
@@ -834,6 +842,8 @@ static void *train_part_run(void *arg)
 /* The lanes split into up to wm_nn_threads() parts that run side by side,
  * each part single-threaded inside (its own workspace, its own gradients,
  * summed at the end in a fixed order: the same threads give the same bits). */
+void wm_dynamics_set_change_weight(wm_dynamics *d, float a) { d->change_weight = a > 0 ? a : 0; }
+
 wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const int *fed_from,
                                  const float *prev, int T, int B, int H, int W, float *state, float beta,
                                  wm_dynamics_loss *loss, wm_error *err)

@@ -158,6 +158,13 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
                                  const float *prev, int T, int B, int H, int W, float *state, float beta,
                                  wm_dynamics_loss *loss, wm_error *err);
 
+/* Weighs the mean's squared error at each value by 1 + a * min(c^2, 4),
+ * c the clip's change there from step t to t+1 in normalised units, so
+ * the few values where something moves (or comes out from behind a
+ * screen) count more than the calm background; the variance's gradient
+ * stays unweighted, so it stays calibrated.  0 (the default): off. */
+void wm_dynamics_set_change_weight(wm_dynamics *d, float a);
+
 /* The predicted means and log variances of the last training pass,
  * [T, B, H, W, C] in normalised units, valid until the next pass (for
  * tests). */

@@ -373,6 +373,8 @@ static void run_signature(char *out, size_t cap, const wm_dynamics *d, const wm_
                      c->dilation, hash);
     for (int s = 0; s < wm_clipset_sources(cs) && n > 0 && (size_t)n < cap; s++)
         n += snprintf(out + n, cap - (size_t)n, "%s%.6g", s ? "," : "", o->weights ? o->weights[s] : 1.0);
+    if (o->change_weight > 0 && n > 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, ";change_weight=%.9g", (double)o->change_weight);
 }
 
 static wm_status save_checkpoint(wm_dynamics *d, const wm_adam *adam, long step, const float *state, size_t n_state,
@@ -491,6 +493,7 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
                             "no clip has %d latents of at least %dx%d cells (of %zu clips; lower --seq or --crop)",
                             S + 1, cw, ch, wm_clipset_count(cs));
     if (resume && !o->checkpoint) return wm_error_set(err, WM_E_USAGE, "--resume needs a checkpoint path");
+    wm_dynamics_set_change_weight(d, o->change_weight);
     wm_params *p = wm_dynamics_params(d);
     wm_adam adam;
     wm_status st = wm_adam_init(&adam, p->total, err);

@@ -74,6 +74,7 @@ typedef struct wm_dynamics_train_options {
     int tbptt;                 /* steps per truncated chunk (<= seq) */
     int crop_h, crop_w;        /* grid cells of each window */
     float lr, lr_floor, clip, beta;
+    float change_weight;       /* wm_dynamics_set_change_weight, 0: off */
     float rollout_p;           /* share of lanes fed their own predictions in a chunk (scheduled sampling) */
     long warmup;
     uint64_t seed;

@@ -402,6 +402,37 @@ static void test_train_parts(void)
     wm_dynamics_free(&d);
 }
 
+/* --change-weight: on a clip that does not change it changes nothing (every
+ * weight is 1); on one that changes it changes the gradient */
+static void test_change_weight(void)
+{
+    wm_error err = { 0 };
+    const int C = 8, Ch = 16, T = 3, B = 2, H = 5, W = 6;
+    wm_dynamics *d = tiny_model(C, Ch, 2, 13);
+    const size_t lane = (size_t)H * W * C, frame = (size_t)B * lane;
+    wm_params *p = wm_dynamics_params(d);
+    float *still = randn(frame * (T + 1), 0.7f), *moving = randn(frame * (T + 1), 0.7f), *g[2];
+    for (int t = 1; t <= T; t++) memcpy(still + t * frame, still, frame * sizeof(float));
+    for (int clip = 0; clip < 2; clip++) {
+        wm_dynamics_loss loss;
+        for (int r = 0; r < 2; r++) {
+            wm_dynamics_set_change_weight(d, r ? 4.0f : 0.0f);
+            CHECK(wm_dynamics_train_pass(d, clip ? moving : still, NULL, NULL, NULL, T, B, H, W, NULL, 1.0f, &loss,
+                                         &err) == WM_OK, "pass: %s", err.msg);
+            g[r] = zeros(p->total);
+            memcpy(g[r], p->grad, p->total * sizeof(float));
+        }
+        int same = memcmp(g[0], g[1], p->total * sizeof(float)) == 0;
+        CHECK(clip ? !same : same, "change weight 4 %s the gradient of a %s clip", same ? "keeps" : "changes",
+              clip ? "moving" : "still");
+        free(g[0]), free(g[1]);
+    }
+    wm_dynamics_set_change_weight(d, 0);
+    printf("ok - the change weight leaves a still clip's gradient alone and reweighs a moving one's\n");
+    free(still); free(moving);
+    wm_dynamics_free(&d);
+}
+
 /* the inference step, T times from a zero state, against the training
  * pass; lanes stepped together against lanes stepped alone; reset */
 static void test_step(void)
@@ -702,6 +733,7 @@ int main(int argc, char **argv)
     test_train_pass_gradient(1, 0);
     test_train_pass_gradient(2, 1);
     test_train_parts();
+    test_change_weight();
     test_step();
     test_run();
     test_file();
