@@ -593,7 +593,8 @@ static void *run_share(void *arg)
         const int b = gi * s->group;
         for (int t = 0; t < j->T && j->active[t] > b; t++) {
             int n = j->active[t] - b < s->group ? j->active[t] - b : s->group;
-            const float *in = t < j->feed_from ? j->x + t * plane : j->mean + (t - 1) * plane;
+            /* feed_from >= 1: a fed-back step has a step before it */
+            const float *in = t < j->feed_from ? j->x + (size_t)t * plane : j->mean + (size_t)t * plane - plane;
             size_t off = b * per_lane;
             step_lanes(j->d, s, &s->ws[j->k], b, n, s->fresh && t == 0, in + off, j->mean + t * plane + off,
                        j->var ? j->var + t * plane + off : NULL);
