@@ -538,39 +538,6 @@ static void step_lanes(wm_dynamics *d, wm_dynamics_state *s, step_ws *w, int lan
     wm_gauss_head_infer(mean, var, w->y, w->xn, cells, C, WM_DYNAMICS_LOGVAR_MIN, d->norm_mean, d->norm_std);
 }
 
-/* One thread's share of a step: groups k, k + threads, ... of lanes 0..n-1. */
-typedef struct step_job {
-    wm_dynamics *d;
-    wm_dynamics_state *s;
-    int k, threads, n;
-    const float *x;
-    float *mean, *var;
-} step_job;
-
-static void *step_share(void *arg)
-{
-    const step_job *j = arg;
-    wm_dynamics_state *s = j->s;
-    const size_t per_lane = (size_t)s->H * s->W * j->d->cfg.latent_channels;
-    for (int b = j->k * s->group; b < j->n; b += j->threads * s->group) {
-        int g = j->n - b < s->group ? j->n - b : s->group;
-        step_lanes(j->d, s, &s->ws[j->k], b, g, s->fresh, j->x + b * per_lane, j->mean + b * per_lane,
-                   j->var ? j->var + b * per_lane : NULL);
-    }
-    return NULL;
-}
-
-void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
-{
-    refresh_winograd(d);
-    /* the groups of lanes go to s->threads threads (each writes only its lanes) */
-    const int groups = (n + s->group - 1) / s->group, threads = s->threads < groups ? s->threads : groups;
-    step_job jobs[STEP_MAX_THREADS];
-    for (int k = 0; k < threads; k++) jobs[k] = (step_job){ d, s, k, threads, n, x, mean, var };
-    wm_parallel_run(step_share, jobs, sizeof jobs[0], threads);
-    s->fresh = 0;
-}
-
 /* One thread of a run: it takes the next group of lanes through every
  * step, until none is left. */
 typedef struct run_job {
@@ -613,6 +580,12 @@ void wm_dynamics_run(wm_dynamics *d, wm_dynamics_state *s, int T, const int *act
     run_job jobs[STEP_MAX_THREADS];
     for (int k = 0; k < threads; k++) jobs[k] = (run_job){ d, s, k, T, lanes, feed_from, active, x, mean, var, &next };
     wm_parallel_run(run_share, jobs, sizeof jobs[0], threads);
+    s->fresh = 0;
+}
+
+void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
+{
+    wm_dynamics_run(d, s, 1, &n, n, x, 1, mean, var);
     s->fresh = 0;
 }
 
@@ -840,11 +813,11 @@ static void *train_part_run(void *arg)
 }
 
 
+void wm_dynamics_set_change_weight(wm_dynamics *d, float a) { d->change_weight = a > 0 ? a : 0; }
+
 /* The lanes split into up to wm_nn_threads() parts that run side by side,
  * each part single-threaded inside (its own workspace, its own gradients,
  * summed at the end in a fixed order: the same threads give the same bits). */
-void wm_dynamics_set_change_weight(wm_dynamics *d, float a) { d->change_weight = a > 0 ? a : 0; }
-
 wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *inputs, const int *fed_from,
                                  const float *prev, int T, int B, int H, int W, float *state, float beta,
                                  wm_dynamics_loss *loss, wm_error *err)
