@@ -579,7 +579,8 @@ void wm_dynamics_run(wm_dynamics *d, wm_dynamics_state *s, int T, const int *act
     atomic_int next = 0;
     run_job jobs[STEP_MAX_THREADS];
     for (int k = 0; k < threads; k++) jobs[k] = (run_job){ d, s, k, T, lanes, feed_from, active, x, mean, var, &next };
-    wm_parallel_run(run_share, jobs, sizeof jobs[0], threads);
+    /* the lane groups are the threads: the convolutions inside run on one */
+    wm_nn_run_parts(run_share, jobs, sizeof jobs[0], threads, NULL, 0);
     s->fresh = 0;
 }
 

@@ -29,7 +29,7 @@ void wm_nn_run_parts(void *(*fn)(void *), void *parts, size_t size, int n, float
     wm_nn_set_threads(1);
     wm_parallel_run(fn, parts, size, n);
     wm_nn_set_threads(blas);
-    for (int k = 1; k < n; k++) wm_add_forward(grads[0], grads[0], grads[k], total);
+    for (int k = 1; grads && k < n; k++) wm_add_forward(grads[0], grads[0], grads[k], total);
 }
 
 /* ---- Winograd F(4x4, 3x3) (Lavin & Gray 2016) ----

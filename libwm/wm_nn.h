@@ -30,9 +30,10 @@ void wm_nn_set_threads(int n);
 int wm_nn_threads(void);
 
 /* A training pass split into n parts (n >= 1) of `size` bytes each, run
- * side by side by fn (wm_parallel_run) with BLAS single-threaded meanwhile:
- * the parts are the threads.  Then grads[1..n-1], each `total` floats, are
- * added into grads[0], in that order (the same n gives the same bits). */
+ * side by side by fn (wm_parallel_run) with BLAS and wm_nn's own threads
+ * at one meanwhile: the parts are the threads.  Then grads[1..n-1], each
+ * `total` floats, are added into grads[0], in that order (the same n gives
+ * the same bits); grads NULL: no gradients (inference). */
 void wm_nn_run_parts(void *(*fn)(void *), void *parts, size_t size, int n, float *const *grads, size_t total);
 
 /* Output size of a convolution along one axis. */
