@@ -63,8 +63,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libwm.a
 # for sm_80 and sm_90 plus PTX for later cards, and linked into bin/wm-step
 # alone (cudart, found beside nvcc, with an rpath; cuBLAS is opened from
 # there when a model goes on a device), so the other filters stay free of
-# CUDA.  tests/unit_gpu links it the same way.  wm-step runs without a GPU: it falls back to
-# the CPU.
+# CUDA; tests/unit_gpu links it the same way.  wm-step runs without a GPU:
+# it falls back to the CPU.
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 CUDA_LIB ?= $(abspath $(dir $(NVCC))../lib64)
 CUDA_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
