@@ -237,9 +237,11 @@ static void dynamics_report(void *ctx, const wm_dynamics_progress *p)
     char eta[32], el[32];
     format_duration(eta, sizeof eta, p->eta);
     format_duration(el, sizeof el, p->elapsed);
-    fprintf(stderr, "%s: step %ld/%ld  nll %.4f  mse/no-change %.3f  %.0f latents/s  lr %.2e  |g| %.3g  %s  ETA %s%s%s\n",
-            r->name, p->step, p->steps, p->nll, p->mse_ratio, p->latents_per_s, (double)p->lr, p->grad_norm, el, eta,
-            p->checkpointed ? "  checkpoint " : "", p->checkpointed ? p->checkpointed : "");
+    char obj[32] = "";
+    if (p->objects > 0) snprintf(obj, sizeof obj, "  objects %.4f", p->objects);
+    fprintf(stderr, "%s: step %ld/%ld  nll %.4f  mse/no-change %.3f%s  %.0f latents/s  lr %.2e  |g| %.3g  %s  ETA %s%s%s\n",
+            r->name, p->step, p->steps, p->nll, p->mse_ratio, obj, p->latents_per_s, (double)p->lr, p->grad_norm, el,
+            eta, p->checkpointed ? "  checkpoint " : "", p->checkpointed ? p->checkpointed : "");
 }
 
 static int cmd_dynamics(int argc, char **argv)
@@ -253,7 +255,7 @@ static int cmd_dynamics(int argc, char **argv)
     int steps = 3000, batch = 16, seq = 31, tbptt = 16, warmup = -1, seed = 1, resume = 0, threads = 1, first = 0;
     int max_clips = 100000;
     double lr = 2e-3, lr_floor = 0.05, clip = 1.0, beta = 1.0, rollout_p = 0.5, ckpt_every = 300, log_every = 10;
-    double change_weight = 0;
+    double change_weight = 0, objects = 0;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer; the dynamics model is written into it (required)", NULL, 0, 0 },
         { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps, one per truncated chunk (default 3000)", NULL, 0, 100000000 },
@@ -268,6 +270,8 @@ static int cmd_dynamics(int argc, char **argv)
         { "beta", 0, WM_OPT_DOUBLE, &beta, "B", "beta-NLL weight exponent, 0: plain NLL (default 1)", NULL, 0, 1 },
         { "change-weight", 0, WM_OPT_DOUBLE, &change_weight, "A",
           "weigh the mean's error by 1 + A * min(change^2, 4), the clip's change in std units (default 0: off)", NULL, 0, 1000 },
+        { "objects", 0, WM_OPT_DOUBLE, &objects, "W",
+          "train an objects head on wm-synth's ball labels, its cross-entropy weighted W (default 0: off)", NULL, 0, 1000 },
         { "rollout-p", 0, WM_OPT_DOUBLE, &rollout_p, "P", "share of windows fed their own predictions from a random step on (default 0.5)", NULL, 0, 1 },
         { "seed", 0, WM_OPT_INT, &seed, "S", "random seed for weights and minibatches (default 1)", NULL, 0, 2147483647 },
         { "weights", 0, WM_OPT_STRING, &weights_text, "W,W,...", "sampling weight of each STREAM", NULL, 0, 0 },
@@ -302,6 +306,7 @@ static int cmd_dynamics(int argc, char **argv)
         return wm_cli_exit(tool, WM_E_USAGE, &err);
     }
     cfg.latent_channels = wm_tokenizer_get_config(tk)->latent_channels;
+    if (objects > 0) cfg.objects = WM_DYNAMICS_OBJECT_MAPS;
     wm_dynamics *dyn = init ? wm_dynamics_load(init, &err) : wm_dynamics_new(&cfg, (uint64_t)seed, &err);
     if (!dyn) st = init ? WM_E_USAGE : err.code;
     else if (wm_dynamics_get_config(dyn)->latent_channels != cfg.latent_channels)
@@ -320,6 +325,8 @@ static int cmd_dynamics(int argc, char **argv)
                 tool->name, wm_clipset_count(cs), wm_clipset_latents(cs), wm_clipset_usable(cs, seq + 1, crop.h, crop.w),
                 seq + 1, wm_clipset_sources(cs), wm_clipset_sources(cs) > 1 ? "s" : "", wm_now() - t_read,
                 WM_DYNAMICS_ARCH, c->latent_channels, c->hidden, c->dilation, wm_dynamics_params(dyn)->total);
+        if (objects > 0)
+            fprintf(stderr, "%s: objects head: %zu of the clips carry ball labels\n", tool->name, wm_clipset_labelled(cs));
     }
     wm_dynamics_train_options o = { 0 };
     o.steps = steps;
@@ -334,6 +341,7 @@ static int cmd_dynamics(int argc, char **argv)
     o.clip = (float)clip;
     o.beta = (float)beta;
     o.change_weight = (float)change_weight;
+    o.objects = (float)objects;
     o.rollout_p = (float)rollout_p;
     o.seed = (uint64_t)seed;
     o.weights = weights;

@@ -14,9 +14,11 @@
 #include "wm_parallel.h"
 
 /* parameter entries, in file order */
-enum { P_WX0, P_BX0, P_WH0, P_BH0, P_WX1, P_BX1, P_WH1, P_BH1, P_HEAD_W, P_HEAD_B, P_COUNT };
-/* the five convolutions, for their Winograd filters */
-enum { CV_X0, CV_H0, CV_X1, CV_H1, CV_HEAD, CV_COUNT };
+enum { P_WX0, P_BX0, P_WH0, P_BH0, P_WX1, P_BX1, P_WH1, P_BH1, P_HEAD_W, P_HEAD_B, P_COUNT,
+       P_OBJ_W = P_COUNT, P_OBJ_B, P_ALL };   /* the objects head, when there is one, last */
+/* the five convolutions of inference (with their Winograd filters), then
+ * the objects head's (training only, im2col) */
+enum { CV_X0, CV_H0, CV_X1, CV_H1, CV_HEAD, CV_COUNT, CV_OBJ = CV_COUNT, CV_ALL };
 
 typedef struct conv_desc { int weight, bias, cin, cout, dil; } conv_desc;
 
@@ -25,13 +27,13 @@ typedef struct conv_desc { int weight, bias, cin, cout, dil; } conv_desc;
 struct wm_dynamics {
     wm_dynamics_config cfg;
     wm_params params;
-    int idx[P_COUNT];
-    conv_desc conv[CV_COUNT];
+    int idx[P_ALL];
+    conv_desc conv[CV_ALL];
     float *norm_mean, *norm_std;
     int tokenizer_match;               /* wm_dynamics_tokenizer_matches */
     /* Winograd filters of each convolution (NULL where unsupported) */
-    float *wino[CV_COUNT];
-    float *winob[CV_COUNT];            /* the flipped filters, for input gradients (training) */
+    float *wino[CV_ALL];               /* (none for the objects head) */
+    float *winob[CV_ALL];              /* the flipped filters, for input gradients (training) */
     float *wino_tmp;                   /* room to transform one layer's filters */
     int wino_valid;
     /* training workspaces (one per part of the lanes) and the last pass's outputs */
@@ -41,6 +43,9 @@ struct wm_dynamics {
     size_t last_cap;
     const float *last_mean, *last_logvar;
     float change_weight;               /* wm_dynamics_set_change_weight */
+    const float *obj_maps;             /* wm_dynamics_set_objects */
+    const unsigned char *obj_lanes;
+    float obj_weight;
 };
 
 /* What one thread needs to run a group of lanes through the network. */
@@ -61,7 +66,7 @@ struct wm_dynamics_state {
 
 wm_dynamics_config wm_dynamics_default_config(int latent_channels)
 {
-    wm_dynamics_config c = { latent_channels, 32, 2 };
+    wm_dynamics_config c = { latent_channels, 32, 2, 0 };
     return c;
 }
 
@@ -73,6 +78,8 @@ static wm_status check_config(const wm_dynamics_config *c, wm_error *err)
         return wm_error_set(err, WM_E_USAGE, "hidden channels must be a multiple of 4 in 4..256, not %d", c->hidden);
     if (c->dilation < 1 || c->dilation > 4)
         return wm_error_set(err, WM_E_USAGE, "dilation must be 1 to 4, not %d", c->dilation);
+    if (c->objects != 0 && c->objects != WM_DYNAMICS_OBJECT_MAPS)
+        return wm_error_set(err, WM_E_USAGE, "the objects head has %d maps, not %d", WM_DYNAMICS_OBJECT_MAPS, c->objects);
     return WM_OK;
 }
 
@@ -97,8 +104,9 @@ static wm_dynamics *dynamics_alloc(const wm_dynamics_config *cfg, wm_error *err)
     add_conv(d, CV_X1, P_WX1, P_BX1, Ch, 3 * Ch, cfg->dilation, "gru1.x");
     add_conv(d, CV_H1, P_WH1, P_BH1, Ch, 3 * Ch, cfg->dilation, "gru1.h");
     add_conv(d, CV_HEAD, P_HEAD_W, P_HEAD_B, Ch, 2 * C, 1, "head");
+    if (cfg->objects) add_conv(d, CV_OBJ, P_OBJ_W, P_OBJ_B, Ch, cfg->objects, 1, "objects");
     int bad = 0;
-    for (int i = 0; i < P_COUNT; i++) bad |= d->idx[i] < 0;
+    for (int i = 0; i < (cfg->objects ? P_ALL : P_COUNT); i++) bad |= d->idx[i] < 0;
     d->norm_mean = calloc((size_t)C, sizeof(float));
     d->norm_std = malloc((size_t)C * sizeof(float));
     bad |= !d->norm_mean || !d->norm_std;
@@ -130,7 +138,7 @@ wm_dynamics *wm_dynamics_new(const wm_dynamics_config *cfg, uint64_t seed, wm_er
     wm_rng rng;
     wm_rng_seed(&rng, seed);
     const int Ch = cfg->hidden, C = cfg->latent_channels;
-    for (int cv = 0; cv < CV_COUNT; cv++) {
+    for (int cv = 0; cv < (cfg->objects ? CV_ALL : CV_COUNT); cv++) {   /* the objects head's draws come last */
         const conv_desc *c = &d->conv[cv];
         float bound = 1.0f / sqrtf(9.0f * (float)c->cin);
         if (cv == CV_HEAD) bound *= 0.1f;
@@ -196,10 +204,13 @@ wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, w
                      path, arch, WM_DYNAMICS_ARCH);
         return NULL;
     }
-    wm_dynamics_config cfg = { 0, 0, 0 };
+    wm_dynamics_config cfg = { 0, 0, 0, 0 };
     if (meta_number(st, path, WM_DYNAMICS_PREFIX "latent_channels", 1, 64, &cfg.latent_channels, err) ||
         meta_number(st, path, WM_DYNAMICS_PREFIX "hidden", 4, 256, &cfg.hidden, err) ||
-        meta_number(st, path, WM_DYNAMICS_PREFIX "dilation", 1, 4, &cfg.dilation, err))
+        meta_number(st, path, WM_DYNAMICS_PREFIX "dilation", 1, 4, &cfg.dilation, err) ||
+        (wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "objects") &&
+         meta_number(st, path, WM_DYNAMICS_PREFIX "objects", WM_DYNAMICS_OBJECT_MAPS, WM_DYNAMICS_OBJECT_MAPS,
+                     &cfg.objects, err)))
         return NULL;
     if (cfg.hidden % 4) {
         wm_error_set(err, WM_E_INPUT, "%s: metadata \"dynamics.hidden\" = %d is not a multiple of 4", path, cfg.hidden);
@@ -260,7 +271,7 @@ void wm_dynamics_free(wm_dynamics **dp)
     wm_params_free(&d->params);
     free(d->norm_mean);
     free(d->norm_std);
-    for (int cv = 0; cv < CV_COUNT; cv++) free(d->wino[cv]), free(d->winob[cv]);
+    for (int cv = 0; cv < CV_ALL; cv++) free(d->wino[cv]), free(d->winob[cv]);
     free(d->wino_tmp);
     for (int k = 0; k < TRAIN_MAX_PARTS; k++) free(d->work[k]);
     free(d->last);
@@ -329,6 +340,11 @@ wm_status wm_dynamics_add_to(const wm_dynamics *d, const float *buf, const char 
         snprintf(full, sizeof full, "%s%s%s", prefix ? prefix : "", WM_DYNAMICS_PREFIX, meta[i]);
         s = wm_safetensors_builder_meta(b, full, meta[i + 1], err);
     }
+    if (s == WM_OK && d->cfg.objects) {   /* only then, so files without the head keep their bytes */
+        snprintf(full, sizeof full, "%s%sobjects", prefix ? prefix : "", WM_DYNAMICS_PREFIX);
+        snprintf(num[0], sizeof num[0], "%d", d->cfg.objects);
+        s = wm_safetensors_builder_meta(b, full, num[0], err);
+    }
     return s;
 }
 
@@ -396,7 +412,7 @@ static void layer0_input(float *out, const float *xn, const float *prev, size_t 
 static size_t conv_scratch(const wm_dynamics *d, int B, int H, int W, int winograd)
 {
     size_t m = 0;
-    for (int cv = 0; cv < CV_COUNT; cv++) {
+    for (int cv = 0; cv < (d->cfg.objects ? CV_ALL : CV_COUNT); cv++) {
         const conv_desc *c = &d->conv[cv];
         size_t s = winograd && d->wino[cv] ? wm_dconv3x3_winograd_scratch_floats(B, H, W, c->cin, c->cout, c->dil)
                                            : wm_dconv3x3_scratch_floats(B, H, W, c->cin, c->cout, c->dil);
@@ -605,6 +621,7 @@ typedef struct train_ws {
     float *g3, *dg3;                             /* [T, B, cells, 3Ch]: gx / dgx, dgh */
     float *y, *mean, *logvar, *dy, *dmean, *dlogvar;
     float *dcarry, *dho;                         /* [B, cells, Ch] */
+    float *ologit, *dologit;                     /* [T, B, cells, objects]: the objects head */
     float *scratch;
 } train_ws;
 
@@ -626,7 +643,7 @@ static wm_status train_layout(wm_dynamics *d, int k, int T, int B, int H, int W,
         if (sw > scratch) scratch = sw;
     }
     size_t need = F * C + N * C + N * 2 * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (F * Ch + 2 * N * 3 * Ch + N * Ch) + 2 * N * 3 * Ch +
-                  N * C * 8 + 2 * (size_t)B * cells * Ch + scratch;
+                  N * C * 8 + 2 * (size_t)B * cells * Ch + 2 * N * (size_t)d->cfg.objects + scratch;
     /* a part also holds its gathered inputs and, past the first, its own gradients */
     if (parted)
         need += F * C + N * C + (size_t)B * cells * C + WM_DYNAMICS_LAYERS * (size_t)B * cells * Ch +
@@ -662,6 +679,8 @@ static wm_status train_layout(wm_dynamics *d, int k, int T, int B, int H, int W,
     TAKE(w->dlogvar, N * C);
     TAKE(w->dcarry, (size_t)B * cells * Ch);
     TAKE(w->dho, (size_t)B * cells * Ch);
+    TAKE(w->ologit, N * (size_t)d->cfg.objects);
+    TAKE(w->dologit, N * (size_t)d->cfg.objects);
     TAKE(w->scratch, scratch);
     *in = (train_part_in){ 0 };
     if (parted) {
@@ -689,8 +708,44 @@ typedef struct train_part {
     int T, B, H, W;
     float *state;
     float beta, scale;
-    double sums[4];
+    /* the objects head's targets: the whole pass's maps and lanes (this
+     * part's lane b is the pass's b0 + b of Ball), and its loss scale */
+    const float *obj_maps;
+    const unsigned char *obj_lanes;
+    int b0, Ball;
+    float obj_scale;
+    double sums[5];
 } train_part;
+
+/* The objects head over the whole window: logits from the top state,
+ * the cross-entropy's sum (returned) and its gradient into w->dologit
+ * (zero on unlabelled lanes). */
+static double objects_forward(wm_dynamics *d, const train_part *pt, train_ws *w, const float *top)
+{
+    const int T = pt->T, B = pt->B, K = d->cfg.objects;
+    const size_t cells = (size_t)pt->H * pt->W, lane_o = cells * (size_t)K;
+    conv_infer(d, CV_OBJ, w->ologit, top, T * B, pt->H, pt->W, w->scratch);
+    double sum = 0.0;
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            const int gb = pt->b0 + b;
+            const size_t o = ((size_t)t * B + b) * lane_o;
+            float *g = w->dologit + o;
+            if (pt->obj_lanes && !pt->obj_lanes[gb]) {
+                memset(g, 0, lane_o * sizeof(float));
+                continue;
+            }
+            const float *y = pt->obj_maps + ((size_t)(t + 1) * pt->Ball + gb) * lane_o, *a = w->ologit + o;
+            for (size_t i = 0; i < lane_o; i++) {
+                /* softplus(a) - y a, stably; its gradient sigmoid(a) - y */
+                const float e = expf(-fabsf(a[i]));
+                sum += (double)((a[i] > 0 ? a[i] : 0.0f) + log1pf(e) - y[i] * a[i]);
+                const float sg = a[i] >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                g[i] = pt->obj_scale * (sg - y[i]);
+            }
+        }
+    return sum;
+}
 
 static void *train_part_run(void *arg)
 {
@@ -756,6 +811,8 @@ static void *train_part_run(void *arg)
             counted += lane_v;
         }
     pt->sums[0] = nll, pt->sums[1] = sq, pt->sums[2] = sq_copy, pt->sums[3] = (double)counted;
+    const int objects = d->cfg.objects && pt->obj_maps;
+    if (objects) pt->sums[4] = objects_forward(d, pt, &w, top);
     if (state)
         for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
             memcpy(state + l * step_h, w.hs[l] + (size_t)T * step_h, step_h * sizeof(float));
@@ -783,6 +840,7 @@ static void *train_part_run(void *arg)
     float *dtop = w.dh_ext[WM_DYNAMICS_LAYERS - 1];
     memset(dtop, 0, N * Ch * sizeof(float));
     conv_backward(d, CV_HEAD, dtop, grad, w.dy, top, T * B, H, W, w.scratch);
+    if (objects) conv_backward(d, CV_OBJ, dtop, grad, w.dologit, top, T * B, H, W, w.scratch);   /* adds */
     for (int l = WM_DYNAMICS_LAYERS - 1; l >= 0; l--) {
         const int cx = l ? CV_X1 : CV_X0, ch = l ? CV_H1 : CV_H0;
         float *dgx = w.g3, *dgh = w.dg3;
@@ -816,6 +874,13 @@ static void *train_part_run(void *arg)
 
 void wm_dynamics_set_change_weight(wm_dynamics *d, float a) { d->change_weight = a > 0 ? a : 0; }
 
+void wm_dynamics_set_objects(wm_dynamics *d, const float *maps, const unsigned char *lanes, float weight)
+{
+    d->obj_maps = weight > 0 ? maps : NULL;
+    d->obj_lanes = lanes;
+    d->obj_weight = weight > 0 ? weight : 0;
+}
+
 /* The lanes split into up to wm_nn_threads() parts that run side by side,
  * each part single-threaded inside (its own workspace, its own gradients,
  * summed at the end in a fixed order: the same threads give the same bits). */
@@ -841,6 +906,11 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
     if (parts > TRAIN_MAX_PARTS) parts = TRAIN_MAX_PARTS;
     if (parts < 1) parts = 1;
     const float scale = 1.0f / (float)((size_t)T * B * lane);
+    const float *obj_maps = d->cfg.objects ? d->obj_maps : NULL;
+    int labelled = 0;
+    for (int b = 0; obj_maps && b < B; b++) labelled += !d->obj_lanes || d->obj_lanes[b];
+    if (!labelled) obj_maps = NULL;
+    const float obj_scale = obj_maps ? d->obj_weight / (float)((size_t)T * labelled * H * W * d->cfg.objects) : 0;
     train_part pt[TRAIN_MAX_PARTS] = { 0 };
     int b0[TRAIN_MAX_PARTS + 1];
     for (int k = 0; k <= parts; k++) b0[k] = (int)((long)B * k / parts);
@@ -850,7 +920,8 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
         train_ws w;
         if ((st = train_layout(d, k, T, Bp, H, W, parts > 1, &w, &in, err))) return st;
         pt[k] = (train_part){ d, w, k ? in.grad : d->params.grad, seq, inputs, prev,
-                              fed_from ? fed_from + b0[k] : NULL, T, Bp, H, W, state, beta, scale, { 0 } };
+                              fed_from ? fed_from + b0[k] : NULL, T, Bp, H, W, state, beta, scale,
+                              obj_maps, d->obj_lanes, b0[k], B, obj_scale, { 0 } };
         if (parts == 1) break;
         /* gather the part's lanes: every [.., B, lane] block keeps b0..b1-1 */
         for (int t = 0; t <= T; t++)
@@ -879,13 +950,14 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
         for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
             memcpy(state + ((size_t)l * B + b0[k]) * lane_h, pt[k].state + (size_t)l * pt[k].B * lane_h,
                    pt[k].B * lane_h * sizeof(float));
-    double sums[4] = { 0 };
+    double sums[5] = { 0 };
     for (int k = 0; k < parts; k++)
-        for (int i = 0; i < 4; i++) sums[i] += pt[k].sums[i];
+        for (int i = 0; i < 5; i++) sums[i] += pt[k].sums[i];
     if (loss) {
         loss->nll = sums[0] / sums[3];
         loss->mse = sums[1] / sums[3];
         loss->mse_copy = sums[2] / sums[3];
+        loss->objects = obj_maps ? sums[4] / ((double)T * labelled * H * W * d->cfg.objects) : 0;
     }
     if (parts == 1) {
         d->last_mean = pt[0].w.mean;

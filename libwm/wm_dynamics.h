@@ -45,9 +45,20 @@ typedef struct wm_dynamics_config {
     int latent_channels;   /* C, as the tokenizer's, 1..64 */
     int hidden;            /* channels of each GRU layer, a multiple of 4 in 4..256 */
     int dilation;          /* of the second layer, 1..4 */
+    int objects;           /* 0, or WM_DYNAMICS_OBJECT_MAPS: the objects head (below) */
 } wm_dynamics_config;
 
-/* The shipped default: hidden 32, dilation 2 (C is the tokenizer's). */
+/* The objects head, a training aid: a 3x3 convolution of the second
+ * layer's state that predicts, for the next latent, which cells a ball
+ * covers (map 0, seen or hidden behind a screen) and which cells a
+ * hidden ball covers (map 1), as logits.  Trained on wm-synth's object
+ * labels, it makes the state hold where a ball is while nothing shows it;
+ * inference (wm-step) never runs it.  Stored as dynamics.objects.* with
+ * metadata dynamics.objects = 2 when present. */
+#define WM_DYNAMICS_OBJECT_MAPS 2
+
+/* The shipped default: hidden 32, dilation 2, no objects head (C is the
+ * tokenizer's). */
 wm_dynamics_config wm_dynamics_default_config(int latent_channels);
 
 typedef struct wm_dynamics wm_dynamics;
@@ -139,6 +150,7 @@ typedef struct wm_dynamics_loss {
     double nll;        /* mean Gaussian NLL per value, in normalised units */
     double mse;        /* mean squared error of the predicted mean, normalised */
     double mse_copy;   /* the same for predicting "no change" (z_{t+1} = z_t) */
+    double objects;    /* mean cross-entropy of the objects head per map value (0: not trained) */
 } wm_dynamics_loss;
 
 /* One training pass over a window: seq[T+1, B, H, W, C] (time-major,
@@ -164,6 +176,16 @@ wm_status wm_dynamics_train_pass(wm_dynamics *d, const float *seq, const float *
  * screen) count more than the calm background; the variance's gradient
  * stays unweighted, so it stays calibrated.  0 (the default): off. */
 void wm_dynamics_set_change_weight(wm_dynamics *d, float a);
+
+/* Targets of the objects head for the next training passes: maps
+ * [T+1, B, H, W, WM_DYNAMICS_OBJECT_MAPS] laid out as the pass's seq (0 or
+ * 1: map k of latent t), lanes[B] nonzero where a lane has labels (NULL:
+ * every lane; footage without labels trains the rest of the model only).
+ * The pass adds weight times the mean binary cross-entropy of the head's
+ * logits for latent t+1 at step t, over every map value of the labelled
+ * lanes.  maps NULL or weight 0: off.  Borrowed; the model needs an
+ * objects head (config.objects). */
+void wm_dynamics_set_objects(wm_dynamics *d, const float *maps, const unsigned char *lanes, float weight);
 
 /* The predicted means and log variances of the last training pass,
  * [T, B, H, W, C] in normalised units, valid until the next pass (for

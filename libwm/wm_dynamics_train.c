@@ -19,15 +19,22 @@
 
 typedef struct cs_clip {
     float *lat;                /* [n, h, w, C] */
+    float *obj;                /* [n, h, w, WM_DYNAMICS_OBJECT_MAPS], NULL: no labels */
     int n, h, w;
 } cs_clip;
+
+#define K_OBJ WM_DYNAMICS_OBJECT_MAPS
 
 struct wm_clipset {
     int C;
     wm_reservoir *res;         /* of cs_clip */
 };
 
-static void clip_release(void *item) { free(((cs_clip *)item)->lat); }
+static void clip_release(void *item)
+{
+    free(((cs_clip *)item)->lat);
+    free(((cs_clip *)item)->obj);
+}
 
 static const cs_clip *clip_at(const wm_clipset *cs, int s, size_t i) { return wm_reservoir_item(cs->res, s, i); }
 
@@ -50,19 +57,33 @@ void wm_clipset_free(wm_clipset **csp)
     *csp = NULL;
 }
 
-wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, int n, int h, int w, wm_error *err)
+wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, const float *objects, int n, int h, int w,
+                         wm_error *err)
 {
     void *slot;
     int replaces;
     wm_status st = wm_reservoir_offer(cs->res, source, &slot, &replaces, err);
     if (st || !slot) return st;
-    size_t count = (size_t)n * h * w * cs->C;
-    float *copy = malloc(count * sizeof(float));
-    if (!copy) return wm_error_set(err, WM_E_SYSTEM, "out of memory for %zu training clips", wm_clipset_count(cs));
+    size_t count = (size_t)n * h * w * cs->C, n_obj = (size_t)n * h * w * K_OBJ;
+    float *copy = malloc(count * sizeof(float)), *obj = objects ? malloc(n_obj * sizeof(float)) : NULL;
+    if (!copy || (objects && !obj)) {
+        free(copy);
+        free(obj);
+        return wm_error_set(err, WM_E_SYSTEM, "out of memory for %zu training clips", wm_clipset_count(cs));
+    }
     memcpy(copy, latents, count * sizeof(float));
+    if (obj) memcpy(obj, objects, n_obj * sizeof(float));
     if (replaces) clip_release(slot);
-    *(cs_clip *)slot = (cs_clip){ copy, n, h, w };
+    *(cs_clip *)slot = (cs_clip){ copy, obj, n, h, w };
     return WM_OK;
+}
+
+size_t wm_clipset_labelled(const wm_clipset *cs)
+{
+    size_t n = 0;
+    for (int s = 0; s < wm_reservoir_sources(cs->res); s++)
+        for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++) n += clip_at(cs, s, i)->obj != NULL;
+    return n;
 }
 
 size_t wm_clipset_count(const wm_clipset *cs) { return wm_reservoir_total(cs->res); }
@@ -129,6 +150,9 @@ uint64_t wm_clipset_hash(const wm_clipset *cs)
             p = (const uint8_t *)c->lat;
             size_t bytes = (size_t)c->n * c->h * c->w * cs->C * sizeof(float);
             for (size_t k = 0; k < bytes; k++) h = (h ^ p[k]) * 0x100000001b3ULL;
+            p = (const uint8_t *)c->obj;   /* the labels too, when there are some */
+            bytes = c->obj ? (size_t)c->n * c->h * c->w * K_OBJ * sizeof(float) : 0;
+            for (size_t k = 0; k < bytes; k++) h = (h ^ p[k]) * 0x100000001b3ULL;
         }
     return h;
 }
@@ -148,6 +172,9 @@ typedef struct clip_reader {
     float *frames;             /* [pending, fh, fw, 3] */
     size_t frames_cap;
     int pending, fh, fw;
+    float *obj;                /* [nobj, h, w, K_OBJ]: one map per latent or frame read */
+    size_t obj_cap;
+    int nobj, has_obj;
     size_t added;
 } clip_reader;
 
@@ -201,11 +228,13 @@ static wm_status finish_clip(clip_reader *r, wm_error *err)
 {
     wm_status st = encode_pending(r, err);
     if (st == WM_OK && r->open && r->n >= 2) {
-        st = wm_clipset_add(r->cs, r->source, r->lat, r->n, r->h, r->w, err);
+        st = wm_clipset_add(r->cs, r->source, r->lat, r->has_obj && r->nobj == r->n ? r->obj : NULL, r->n, r->h,
+                            r->w, err);
         r->added++;
     }
     r->open = 0;
     r->n = 0;
+    r->nobj = r->has_obj = 0;
     return st;
 }
 
@@ -215,6 +244,51 @@ static void start_clip(clip_reader *r, const char *id, size_t len)
     r->open = 1;
     r->n = 0;
     r->pending = 0;
+    r->nobj = r->has_obj = 0;
+}
+
+/* The object maps of the next latent of the clip, an h x w grid, from the
+ * message's "objects" labels (all zero without them).  Entries without a
+ * finite x, y and positive r are skipped: labels help training, they do
+ * not stop it. */
+static wm_status add_objects(clip_reader *r, const msgpack_object *root, int h, int w, wm_error *err)
+{
+    const size_t per = (size_t)h * w * K_OBJ;
+    wm_status st = grow_floats(&r->obj, &r->obj_cap, (size_t)(r->nobj + 1) * per, err);
+    if (st) return st;
+    float *map = r->obj + (size_t)r->nobj++ * per;
+    memset(map, 0, per * sizeof(float));
+    const msgpack_object *list = wm_obj_get(root, "objects");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY) return WM_OK;
+    r->has_obj = 1;
+    const double P = WM_TOKENIZER_PATCH;
+    for (uint32_t k = 0; k < list->via.array.size; k++) {
+        const msgpack_object *o = &list->via.array.ptr[k];
+        double x, y, rad;
+        if (o->type != MSGPACK_OBJECT_MAP || wm_obj_f64(o, "x", &x) || wm_obj_f64(o, "y", &y) ||
+            wm_obj_f64(o, "r", &rad) || !isfinite(x) || !isfinite(y) || !(rad > 0) || rad > 1e6)
+            continue;
+        const msgpack_object *vis = wm_obj_get(o, "visible");
+        const int hidden = vis && vis->type == MSGPACK_OBJECT_BOOLEAN && !vis->via.boolean;
+        /* the cells the disc meets: the nearest point of each cell's square within r */
+        int i0 = (int)floor((y - rad) / P), i1 = (int)floor((y + rad) / P);
+        int j0 = (int)floor((x - rad) / P), j1 = (int)floor((x + rad) / P);
+        if (i0 < 0) i0 = 0;
+        if (j0 < 0) j0 = 0;
+        if (i1 > h - 1) i1 = h - 1;
+        if (j1 > w - 1) j1 = w - 1;
+        for (int i = i0; i <= i1; i++)
+            for (int j = j0; j <= j1; j++) {
+                double dx = fabs(x - (j + 0.5) * P) - P / 2, dy = fabs(y - (i + 0.5) * P) - P / 2;
+                dx = dx > 0 ? dx : 0;
+                dy = dy > 0 ? dy : 0;
+                if (dx * dx + dy * dy >= rad * rad) continue;
+                float *cell = map + ((size_t)i * w + j) * K_OBJ;
+                cell[0] = 1.0f;
+                if (hidden) cell[1] = 1.0f;
+            }
+    }
+    return WM_OK;
 }
 
 /* A latent or frame of clip `id`: a clip that was never announced by a
@@ -234,7 +308,7 @@ static wm_status on_latent(clip_reader *r, const wm_msg *m, wm_error *err)
     if (st || v.imagined) return st;   /* a rollout's dreams are not data */
     if ((st = ensure_clip(r, v.clip, v.clip_len, err)) || (st = encode_pending(r, err))) return st;
     float *slot = NULL;
-    if ((st = append_slot(r, v.h, v.w, &slot, err))) return st;
+    if ((st = append_slot(r, v.h, v.w, &slot, err)) || (st = add_objects(r, &m->root, v.h, v.w, err))) return st;
     if (wm_latent_to_f32(&v, slot))
         return wm_error_set(err, WM_E_INPUT, "clip %s latent %lld has NaN or Inf values", r->id, (long long)v.index);
     return WM_OK;
@@ -259,6 +333,7 @@ static wm_status on_frame(clip_reader *r, const wm_msg *m, wm_error *err)
     if ((st = grow_floats(&r->frames, &r->frames_cap, (size_t)(r->pending + 1) * per, err))) return st;
     wm_tokenizer_pixels_to_input(r->frames + (size_t)r->pending * per, v.data, (size_t)v.width * v.height,
                                  wm_pixfmt_channels(v.format));
+    if ((st = add_objects(r, &m->root, v.height / P, v.width / P, err))) return st;
     if (++r->pending >= ENCODE_BATCH) st = encode_pending(r, err);
     return st;
 }
@@ -293,6 +368,7 @@ wm_status wm_clipset_read(wm_clipset *cs, const char *spec, int source, size_t m
         wm_error_prefix(err, "%s", wm_reader_name(rd));
     free(r.lat);
     free(r.frames);
+    free(r.obj);
     wm_reader_free(&rd);
     return st;
 }
@@ -318,8 +394,11 @@ static double source_weight(const wm_clipset *cs, const wm_dynamics_train_option
 }
 
 /* Fills seq[L, B, ch, cw, C] (time-major) with B random windows of L
- * latents: a source by weight, a usable clip of it, an offset, a crop. */
-static void sample_batch(const wm_clipset *cs, const wm_dynamics_train_options *o, long batch, float *seq)
+ * latents: a source by weight, a usable clip of it, an offset, a crop;
+ * with obj, the same windows of the object maps [L, B, ch, cw, K_OBJ] and
+ * lanes[b] = whether window b has them. */
+static void sample_batch(const wm_clipset *cs, const wm_dynamics_train_options *o, long batch, float *seq, float *obj,
+                         unsigned char *lanes)
 {
     const int B = o->batch, L = o->seq + 1, ch = o->crop_h, cw = o->crop_w, C = cs->C;
     wm_rng rng;
@@ -352,6 +431,17 @@ static void sample_batch(const wm_clipset *cs, const wm_dynamics_train_options *
                 float *dst = seq + ((((size_t)t * B + b) * ch + y) * cw) * C;
                 memcpy(dst, from, (size_t)cw * C * sizeof(float));
             }
+        if (!obj) continue;
+        lanes[b] = c->obj != NULL;
+        for (int t = 0; t < L; t++)
+            for (int y = 0; y < ch; y++) {
+                float *dst = obj + ((((size_t)t * B + b) * ch + y) * cw) * K_OBJ;
+                if (c->obj)
+                    memcpy(dst, c->obj + ((((size_t)(t0 + t) * c->h + y0 + y) * c->w) + x0) * K_OBJ,
+                           (size_t)cw * K_OBJ * sizeof(float));
+                else
+                    memset(dst, 0, (size_t)cw * K_OBJ * sizeof(float));
+            }
     }
 }
 
@@ -374,7 +464,9 @@ static void run_signature(char *out, size_t cap, const wm_dynamics *d, const wm_
     for (int s = 0; s < wm_clipset_sources(cs) && n > 0 && (size_t)n < cap; s++)
         n += snprintf(out + n, cap - (size_t)n, "%s%.6g", s ? "," : "", o->weights ? o->weights[s] : 1.0);
     if (o->change_weight > 0 && n > 0 && (size_t)n < cap)
-        snprintf(out + n, cap - (size_t)n, ";change_weight=%.9g", (double)o->change_weight);
+        n += snprintf(out + n, cap - (size_t)n, ";change_weight=%.9g", (double)o->change_weight);
+    if (o->objects > 0 && n > 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, ";objects=%.9g", (double)o->objects);
 }
 
 static wm_status save_checkpoint(wm_dynamics *d, const wm_adam *adam, long step, const float *state, size_t n_state,
@@ -493,6 +585,8 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
                             "no clip has %d latents of at least %dx%d cells (of %zu clips; lower --seq or --crop)",
                             S + 1, cw, ch, wm_clipset_count(cs));
     if (resume && !o->checkpoint) return wm_error_set(err, WM_E_USAGE, "--resume needs a checkpoint path");
+    if (o->objects > 0 && !cfg->objects)
+        return wm_error_set(err, WM_E_USAGE, "the objects loss needs a model with an objects head");
     wm_dynamics_set_change_weight(d, o->change_weight);
     wm_params *p = wm_dynamics_params(d);
     wm_adam adam;
@@ -507,7 +601,12 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
     float *fed = malloc(((size_t)L + 1) * frame * sizeof(float));   /* inputs fed in a chunk, + one mean */
     int *from = malloc((size_t)B * sizeof(int));
     wm_dynamics_state *roll = o->rollout_p > 0 ? wm_dynamics_state_new(d, B, ch, cw, err) : NULL;
-    if (!seq || !state || !fed || !from || (o->rollout_p > 0 && !roll)) {
+    const size_t frame_o = (size_t)B * ch * cw * K_OBJ;
+    float *obj = o->objects > 0 ? malloc((size_t)(S + 1) * frame_o * sizeof(float)) : NULL;
+    unsigned char *lanes = o->objects > 0 ? malloc((size_t)B) : NULL;
+    if (!seq || !state || !fed || !from || (o->rollout_p > 0 && !roll) || (o->objects > 0 && (!obj || !lanes))) {
+        free(obj);
+        free(lanes);
         free(seq);
         free(state);
         free(fed);
@@ -532,6 +631,7 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
     const long first = step;
     long loaded_batch = -1;
     double t0 = wm_now(), last_log = t0, last_ckpt = t0, acc_nll = 0, acc_mse = 0, acc_copy = 0, max_norm = 0;
+    double acc_obj = 0;
     long acc_n = 0;
     for (; st == WM_OK && step < o->steps; step++) {
         if (stop && stop(ctx)) {
@@ -543,7 +643,7 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
         const long batch = step / chunks;
         const int chunk = (int)(step % chunks);
         if (batch != loaded_batch) {
-            sample_batch(cs, o, batch, seq);
+            sample_batch(cs, o, batch, seq, obj, lanes);
             loaded_batch = batch;
         }
         if (chunk == 0) memset(state, 0, n_state * sizeof(float));
@@ -551,6 +651,7 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
         const float *window = seq + (size_t)chunk * L * frame;
         const float *inputs = rollout_inputs(d, o, roll, step, window, chunk ? fed_prev : NULL, state, T, B, frame,
                                              from, fed);
+        wm_dynamics_set_objects(d, obj ? obj + (size_t)chunk * L * frame_o : NULL, lanes, o->objects);
         wm_dynamics_loss loss;
         st = wm_dynamics_train_pass(d, window, inputs, inputs ? from : NULL, chunk ? fed_prev : NULL, T, B, ch, cw,
                                     state, o->beta, &loss, err);
@@ -570,6 +671,7 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
         acc_nll += loss.nll * T;
         acc_mse += loss.mse * T;
         acc_copy += loss.mse_copy * T;
+        acc_obj += loss.objects * T;
         acc_n += T;
         double now = wm_now();
         const char *ckpt = NULL;
@@ -586,6 +688,7 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
             pr.steps = o->steps;
             pr.nll = acc_nll / (double)acc_n;
             pr.mse_ratio = acc_copy > 0 ? acc_mse / acc_copy : 0;
+            pr.objects = acc_obj / (double)acc_n;
             pr.latents_per_s = (double)acc_n * B / (now - last_log > 0 ? now - last_log : 1e-9);
             pr.elapsed = el;
             pr.eta = el / done * (double)(o->steps - step - 1);
@@ -595,10 +698,13 @@ wm_status wm_dynamics_train(wm_dynamics *d, const wm_clipset *cs, const wm_dynam
             pr.checkpointed = ckpt;
             report(ctx, &pr);
             last_log = now;
-            acc_nll = acc_mse = acc_copy = max_norm = 0;
+            acc_nll = acc_mse = acc_copy = acc_obj = max_norm = 0;
             acc_n = 0;
         }
     }
+    wm_dynamics_set_objects(d, NULL, NULL, 0);   /* the maps are about to go */
+    free(obj);
+    free(lanes);
     free(seq);
     free(state);
     free(fed);

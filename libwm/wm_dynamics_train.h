@@ -43,19 +43,27 @@ typedef struct wm_clipset wm_clipset;
 wm_clipset *wm_clipset_new(int C, size_t max_clips, uint64_t seed, wm_error *err);
 void wm_clipset_free(wm_clipset **cs);
 
-/* Offers a clip of n latents [n, h, w, C] (copied) from source. */
-wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, int n, int h, int w, wm_error *err);
+/* Offers a clip of n latents [n, h, w, C] (copied) from source, with the
+ * object maps of its latents [n, h, w, WM_DYNAMICS_OBJECT_MAPS] (copied;
+ * NULL: the clip has no object labels). */
+wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, const float *objects, int n, int h, int w,
+                         wm_error *err);
 
 /* Reads every clip of the stream spec (NULL or "-": stdin) as source
  * `source`: its latents in index order, or, for a clip that carries
  * frames, the frames encoded with tk (which may be NULL when the stream
  * holds latents only).  Latents of another channel count than the set's,
  * NaN or Inf values, frame sizes that are not multiples of 4 and a stream
- * without any clip are WM_E_INPUT, naming the clip. */
+ * without any clip are WM_E_INPUT, naming the clip.  A clip whose frames or
+ * latents carry wm-synth's "objects" labels (x, y, r in pixels, visible)
+ * keeps them as object maps: a latent cell (WM_TOKENIZER_PATCH pixels on
+ * a side) is 1 in map 0 where a ball's disc meets it, and in map 1 where
+ * a ball that is not visible does. */
 wm_status wm_clipset_read(wm_clipset *cs, const char *spec, int source, size_t max_message, wm_tokenizer *tk,
                           wm_error *err);
 
 size_t wm_clipset_count(const wm_clipset *cs);
+size_t wm_clipset_labelled(const wm_clipset *cs);   /* clips with object maps */
 size_t wm_clipset_latents(const wm_clipset *cs);
 int wm_clipset_sources(const wm_clipset *cs);
 /* Clips with at least min_len latents and a grid of at least h x w. */
@@ -75,6 +83,7 @@ typedef struct wm_dynamics_train_options {
     int crop_h, crop_w;        /* grid cells of each window */
     float lr, lr_floor, clip, beta;
     float change_weight;       /* wm_dynamics_set_change_weight, 0: off */
+    float objects;             /* weight of the objects head's loss (wm_dynamics_set_objects), 0: off */
     float rollout_p;           /* share of lanes fed their own predictions in a chunk (scheduled sampling) */
     long warmup;
     uint64_t seed;
@@ -88,6 +97,7 @@ typedef struct wm_dynamics_progress {
     long step, steps;
     double nll;                /* mean NLL per value since the last report, normalised units */
     double mse_ratio;          /* squared error of the mean / that of "no change", same span */
+    double objects;            /* the objects head's cross-entropy, same span (0: off) */
     double latents_per_s;      /* predictions per second */
     double elapsed, eta;
     float lr;

@@ -50,6 +50,28 @@ wm-train dynamics -q --model "$T/m4.safetensors" "${tiny[@]}" "$T/frames.wm"
 cmp -s "$T/m.safetensors" "$T/m4.safetensors" || fail "frames and their latents trained different models"
 ok "deterministic for a seed; frames encoded on the way train the same model as their latents"
 
+# --- the objects head: wm-synth's ball labels (on frames, and passed on with their latents) train it
+cp "$T/tok.safetensors" "$T/o1.safetensors"
+wm-train dynamics --model "$T/o1.safetensors" "${tiny[@]}" --objects 1 --log-every 0 "$T/frames.wm" 2> "$T/log"
+grep -q "objects head: 12 of the clips carry ball labels" "$T/log" || { cat "$T/log"; fail "no labelled clips"; }
+grep -q "step 40/40 .* objects 0\.[0-9]" "$T/log" || { cat "$T/log"; fail "no objects loss reported"; }
+cp "$T/tok.safetensors" "$T/o2.safetensors"
+wm-train dynamics -q --model "$T/o2.safetensors" "${tiny[@]}" --objects 1 "$T/lat.wm"
+cmp -s "$T/o1.safetensors" "$T/o2.safetensors" || fail "frames and their latents trained different objects heads"
+/usr/bin/python3 - "$T/o1.safetensors" <<'EOF' || fail "the file lacks the objects head"
+import sys, os
+sys.path.insert(0, os.path.join(os.environ["WM_ROOT"], "tests"))
+from test_tokenizer_torch import read_safetensors
+t, m = read_safetensors(sys.argv[1])
+assert m["dynamics.objects"] == "2" and t["dynamics.objects.weight"].shape == (2, 3, 3, 8), m
+EOF
+wm-step -q --model "$T/o1.safetensors" < "$T/lat.wm" | wm-cat | jq -e -s '[.[] | select(.kind == "pred")] | length == 144' \
+    > /dev/null || fail "wm-step does not run a model with an objects head"
+cp "$T/tok.safetensors" "$T/o3.safetensors"
+expect_exit 1 wm-train dynamics -q --model "$T/o3.safetensors" --init "$T/m.safetensors" "${tiny[@]}" --objects 1 "$T/lat.wm"
+expect_err "objects head"
+ok "--objects: labels from frames or latents train the same head, the file keeps it, wm-step runs it, --init without one is refused"
+
 # --- interrupted, then resumed: the same model as an uninterrupted run
 long=(--steps 300 --batch 4 --seq 11 --tbptt 4 --hidden 8 --seed 7)
 cp "$T/tok.safetensors" "$T/full.safetensors"

@@ -283,10 +283,10 @@ static void test_head(void)
 
 /* ---- the model ---- */
 
-static wm_dynamics *tiny_model(int C, int hidden, int dilation, uint64_t seed)
+static wm_dynamics *tiny_model_with(int C, int hidden, int dilation, int objects, uint64_t seed)
 {
     wm_error err = { 0 };
-    wm_dynamics_config cfg = { C, hidden, dilation };
+    wm_dynamics_config cfg = { C, hidden, dilation, objects };
     wm_dynamics *d = wm_dynamics_new(&cfg, seed, &err);
     CHECK(d != NULL, "new: %s", err.msg);
     if (!d) exit(1);
@@ -298,6 +298,11 @@ static wm_dynamics *tiny_model(int C, int hidden, int dilation, uint64_t seed)
     wm_params *p = wm_dynamics_params(d);
     for (size_t i = 0; i < p->total; i++) p->data[i] += 0.05f * (float)wm_rng_normal(&rng);
     return d;
+}
+
+static wm_dynamics *tiny_model(int C, int hidden, int dilation, uint64_t seed)
+{
+    return tiny_model_with(C, hidden, dilation, 0, seed);
 }
 
 /* inputs: the window is fed other latents than its own (as in training on
@@ -430,6 +435,79 @@ static void test_change_weight(void)
     wm_dynamics_set_change_weight(d, 0);
     printf("ok - the change weight leaves a still clip's gradient alone and reweighs a moving one's\n");
     free(still); free(moving);
+    wm_dynamics_free(&d);
+}
+
+/* The objects head (wm-train --objects): the gradient of nll + weight *
+ * cross-entropy against finite differences, an unlabelled lane adding
+ * nothing, 3 threads as 1, and the head surviving the model file. */
+static void test_objects(void)
+{
+    wm_error err = { 0 };
+    const int C = 4, Ch = 8, T = 3, B = 3, H = 5, W = 6, K = WM_DYNAMICS_OBJECT_MAPS;
+    const float weight = 0.7f;
+    wm_dynamics *d = tiny_model_with(C, Ch, 2, K, 17);
+    const size_t lane = (size_t)H * W * C, nmaps = (size_t)(T + 1) * B * H * W * K;
+    float *seq = randn((size_t)(T + 1) * B * lane, 0.7f), *maps = zeros(nmaps);
+    for (size_t i = 0; i < nmaps; i++) maps[i] = wm_rng_uniform(&rng) < 0.3 ? 1.0f : 0.0f;
+    const unsigned char lanes[3] = { 1, 0, 1 };
+    wm_params *p = wm_dynamics_params(d);
+    wm_dynamics_loss loss, lp, lm;
+    wm_dynamics_set_objects(d, maps, lanes, weight);
+    CHECK(wm_dynamics_train_pass(d, seq, NULL, NULL, NULL, T, B, H, W, NULL, 0.0f, &loss, &err) == WM_OK, "pass: %s",
+          err.msg);
+    CHECK(loss.objects > 0.3 && loss.objects < 2.0, "objects loss %g", loss.objects);
+    float *grad = zeros(p->total);
+    memcpy(grad, p->grad, p->total * sizeof(float));
+    double worst = 0;
+    int checked = 0;
+    for (int e = 0; e < p->count; e++) {
+        float *v = wm_params_value(p, e);
+        for (size_t k = 0; k < p->items[e].numel; k += 1 + p->items[e].numel / 4) {
+            const float keep = v[k], eps = 3e-2f;
+            v[k] = keep + eps;
+            wm_dynamics_train_pass(d, seq, NULL, NULL, NULL, T, B, H, W, NULL, 0.0f, &lp, &err);
+            v[k] = keep - eps;
+            wm_dynamics_train_pass(d, seq, NULL, NULL, NULL, T, B, H, W, NULL, 0.0f, &lm, &err);
+            v[k] = keep;
+            double num = ((lp.nll + weight * lp.objects) - (lm.nll + weight * lm.objects)) / (2.0 * eps);
+            double ana = grad[p->items[e].offset + k], r = fabs(num - ana) / (1e-3 + fabs(num));
+            worst = fmax(worst, r);
+            CHECK(r < 5e-2, "d loss / d %s[%zu]: analytic %g, numeric %g", p->items[e].name, k, ana, num);
+            checked++;
+        }
+    }
+    /* the unlabelled lane: its maps change nothing */
+    for (size_t i = 0; i < (size_t)H * W * K; i++) maps[((size_t)2 * B + 1) * H * W * K + i] = 1.0f;
+    wm_dynamics_train_pass(d, seq, NULL, NULL, NULL, T, B, H, W, NULL, 0.0f, &lp, &err);
+    CHECK(memcmp(p->grad, grad, p->total * sizeof(float)) == 0 && lp.objects == loss.objects,
+          "an unlabelled lane's maps changed the pass");
+    wm_nn_set_threads(3);
+    wm_dynamics_train_pass(d, seq, NULL, NULL, NULL, T, B, H, W, NULL, 0.0f, &lp, &err);
+    wm_nn_set_threads(1);
+    double eg = max_rel(p->grad, grad, p->total);
+    CHECK(eg < 1e-5 && fabs(lp.objects - loss.objects) < 1e-6 * loss.objects, "3 threads: gradients %g, loss %g vs %g",
+          eg, lp.objects, loss.objects);
+    wm_dynamics_set_objects(d, NULL, NULL, 0);
+    /* the file keeps the head; inference ignores it */
+    char path[] = "/tmp/wm-unit-dyn-objects-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    unlink(path);
+    CHECK(wm_dynamics_save(d, path, NULL, 0, &err) == WM_OK, "save: %s", err.msg);
+    wm_dynamics *back = wm_dynamics_load(path, &err);
+    CHECK(back && wm_dynamics_get_config(back)->objects == K, "load: %s", err.msg);
+    if (back) {
+        wm_params *q = wm_dynamics_params(back);
+        CHECK(q->total == p->total && memcmp(q->data, p->data, p->total * sizeof(float)) == 0, "values differ");
+    }
+    wm_dynamics_free(&back);
+    unlink(path);
+    printf("ok - objects head: %d gradients of nll + %.1f x cross-entropy match finite differences (worst %.2g), an "
+           "unlabelled lane adds nothing, 3 threads as 1 (%.1g), the file keeps it\n", checked, (double)weight, worst,
+           eg);
+    free(grad); free(seq); free(maps);
     wm_dynamics_free(&d);
 }
 
@@ -600,7 +678,7 @@ static void test_learns(void)
      * Adam steps must beat "no change" by a wide margin */
     wm_error err = { 0 };
     const int C = 4, T = 6, B = 4, H = 8, W = 8;
-    wm_dynamics_config cfg = { C, 8, 2 };
+    wm_dynamics_config cfg = { C, 8, 2, 0 };
     wm_dynamics *d = wm_dynamics_new(&cfg, 1, &err);
     wm_params *p = wm_dynamics_params(d);
     wm_adam adam;
@@ -734,6 +812,7 @@ int main(int argc, char **argv)
     test_train_pass_gradient(2, 1);
     test_train_parts();
     test_change_weight();
+    test_objects();
     test_step();
     test_run();
     test_file();
