@@ -79,12 +79,14 @@ $(BUILD)/kernels/%.o: kernels/%.cu libwm/wm_gpu.h libwm/wm_error.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
+LINK_CUDA = $(CC) $(LDFLAGS) $< $(KERNEL_OBJ) $(BUILD)/libwm.a $(LIBS) $(CUDA_LIBS) -lstdc++ -o $@
+
 bin/wm-step: $(BUILD)/filters/wm-step.o $(KERNEL_OBJ) $(BUILD)/libwm.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) $< $(KERNEL_OBJ) $(BUILD)/libwm.a $(LIBS) $(CUDA_LIBS) -lstdc++ -o $@
+	$(LINK_CUDA)
 
 $(BUILD)/tests/unit_gpu: $(BUILD)/tests/unit_gpu.o $(KERNEL_OBJ) $(BUILD)/libwm.a
-	$(CC) $(LDFLAGS) $< $(KERNEL_OBJ) $(BUILD)/libwm.a $(LIBS) $(CUDA_LIBS) -lstdc++ -o $@
+	$(LINK_CUDA)
 
 test: all
 	tests/run
