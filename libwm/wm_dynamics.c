@@ -22,6 +22,10 @@ enum { CV_X0, CV_H0, CV_X1, CV_H1, CV_HEAD, CV_COUNT, CV_OBJ = CV_COUNT, CV_ALL 
 
 typedef struct conv_desc { int weight, bias, cin, cout, dil; } conv_desc;
 
+/* the convolutions and parameter entries a model of cfg has */
+static int conv_count(const wm_dynamics_config *cfg) { return cfg->objects ? CV_ALL : CV_COUNT; }
+static int param_count(const wm_dynamics_config *cfg) { return cfg->objects ? P_ALL : P_COUNT; }
+
 #define TRAIN_MAX_PARTS 8   /* a training pass's lanes run in up to this many threads */
 
 struct wm_dynamics {
@@ -106,7 +110,7 @@ static wm_dynamics *dynamics_alloc(const wm_dynamics_config *cfg, wm_error *err)
     add_conv(d, CV_HEAD, P_HEAD_W, P_HEAD_B, Ch, 2 * C, 1, "head");
     if (cfg->objects) add_conv(d, CV_OBJ, P_OBJ_W, P_OBJ_B, Ch, cfg->objects, 1, "objects");
     int bad = 0;
-    for (int i = 0; i < (cfg->objects ? P_ALL : P_COUNT); i++) bad |= d->idx[i] < 0;
+    for (int i = 0; i < param_count(cfg); i++) bad |= d->idx[i] < 0;
     d->norm_mean = calloc((size_t)C, sizeof(float));
     d->norm_std = malloc((size_t)C * sizeof(float));
     bad |= !d->norm_mean || !d->norm_std;
@@ -138,7 +142,7 @@ wm_dynamics *wm_dynamics_new(const wm_dynamics_config *cfg, uint64_t seed, wm_er
     wm_rng rng;
     wm_rng_seed(&rng, seed);
     const int Ch = cfg->hidden, C = cfg->latent_channels;
-    for (int cv = 0; cv < (cfg->objects ? CV_ALL : CV_COUNT); cv++) {   /* the objects head's draws come last */
+    for (int cv = 0; cv < conv_count(cfg); cv++) {   /* the objects head's draws come last */
         const conv_desc *c = &d->conv[cv];
         float bound = 1.0f / sqrtf(9.0f * (float)c->cin);
         if (cv == CV_HEAD) bound *= 0.1f;
@@ -412,7 +416,7 @@ static void layer0_input(float *out, const float *xn, const float *prev, size_t 
 static size_t conv_scratch(const wm_dynamics *d, int B, int H, int W, int winograd)
 {
     size_t m = 0;
-    for (int cv = 0; cv < (d->cfg.objects ? CV_ALL : CV_COUNT); cv++) {
+    for (int cv = 0; cv < conv_count(&d->cfg); cv++) {
         const conv_desc *c = &d->conv[cv];
         size_t s = winograd && d->wino[cv] ? wm_dconv3x3_winograd_scratch_floats(B, H, W, c->cin, c->cout, c->dil)
                                            : wm_dconv3x3_scratch_floats(B, H, W, c->cin, c->cout, c->dil);
@@ -603,7 +607,7 @@ void wm_dynamics_run(wm_dynamics *d, wm_dynamics_state *s, int T, const int *act
 void wm_dynamics_step(wm_dynamics *d, wm_dynamics_state *s, int n, const float *x, float *mean, float *var)
 {
     wm_dynamics_run(d, s, 1, &n, n, x, 1, mean, var);
-    s->fresh = 0;
+    s->fresh = 0;   /* a step of no lanes still ends the fresh state (the run returns before) */
 }
 
 /* ---- training ---- */
@@ -811,7 +815,7 @@ static void *train_part_run(void *arg)
             counted += lane_v;
         }
     pt->sums[0] = nll, pt->sums[1] = sq, pt->sums[2] = sq_copy, pt->sums[3] = (double)counted;
-    const int objects = d->cfg.objects && pt->obj_maps;
+    const int objects = pt->obj_maps != NULL;   /* set only for a model with the head */
     if (objects) pt->sums[4] = objects_forward(d, pt, &w, top);
     if (state)
         for (int l = 0; l < WM_DYNAMICS_LAYERS; l++)
