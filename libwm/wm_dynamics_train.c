@@ -137,6 +137,15 @@ done:
     free(s2);
 }
 
+/* FNV-1a of h continued over n bytes at p */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): it loses track of the clips */
+    for (size_t k = 0; k < n; k++) h = (h ^ b[k]) * 0x100000001b3ULL;
+    return h;
+}
+
 uint64_t wm_clipset_hash(const wm_clipset *cs)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -144,15 +153,10 @@ uint64_t wm_clipset_hash(const wm_clipset *cs)
         for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++) {
             const cs_clip *c = clip_at(cs, s, i);
             uint32_t dims[4] = { (uint32_t)s, (uint32_t)c->n, (uint32_t)c->h, (uint32_t)c->w };
-            const uint8_t *p = (const uint8_t *)dims;
-            /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): it loses track of the clips */
-            for (size_t k = 0; k < sizeof dims; k++) h = (h ^ p[k]) * 0x100000001b3ULL;
-            p = (const uint8_t *)c->lat;
-            size_t bytes = (size_t)c->n * c->h * c->w * cs->C * sizeof(float);
-            for (size_t k = 0; k < bytes; k++) h = (h ^ p[k]) * 0x100000001b3ULL;
-            p = (const uint8_t *)c->obj;   /* the labels too, when there are some */
-            bytes = c->obj ? (size_t)c->n * c->h * c->w * K_OBJ * sizeof(float) : 0;
-            for (size_t k = 0; k < bytes; k++) h = (h ^ p[k]) * 0x100000001b3ULL;
+            const size_t cells = (size_t)c->n * c->h * c->w;
+            h = fnv1a(h, dims, sizeof dims);
+            h = fnv1a(h, c->lat, cells * cs->C * sizeof(float));
+            if (c->obj) h = fnv1a(h, c->obj, cells * K_OBJ * sizeof(float));   /* the labels too */
         }
     return h;
 }
@@ -393,6 +397,21 @@ static double source_weight(const wm_clipset *cs, const wm_dynamics_train_option
     return 0;
 }
 
+/* Copies window b of a minibatch, dst[L, B, ch, cw, K], from a clip's
+ * values src[n, h, w, K] at (t0, y0, x0); src NULL: zeros. */
+static void copy_window(float *dst, const float *src, const cs_clip *c, int t0, int y0, int x0, int L, int B, int b,
+                        int ch, int cw, int K)
+{
+    for (int t = 0; t < L; t++)
+        for (int y = 0; y < ch; y++) {
+            float *to = dst + ((((size_t)t * B + b) * ch + y) * cw) * K;
+            if (src)
+                memcpy(to, src + ((((size_t)(t0 + t) * c->h + y0 + y) * c->w) + x0) * K, (size_t)cw * K * sizeof(float));
+            else
+                memset(to, 0, (size_t)cw * K * sizeof(float));
+        }
+}
+
 /* Fills seq[L, B, ch, cw, C] (time-major) with B random windows of L
  * latents: a source by weight, a usable clip of it, an offset, a crop;
  * with obj, the same windows of the object maps [L, B, ch, cw, K_OBJ] and
@@ -425,23 +444,10 @@ static void sample_batch(const wm_clipset *cs, const wm_dynamics_train_options *
         int t0 = (int)wm_rng_below(&rng, (uint64_t)c->n - (uint64_t)L + 1);
         int y0 = (int)wm_rng_below(&rng, (uint64_t)c->h - (uint64_t)ch + 1);
         int x0 = (int)wm_rng_below(&rng, (uint64_t)c->w - (uint64_t)cw + 1);
-        for (int t = 0; t < L; t++)
-            for (int y = 0; y < ch; y++) {
-                const float *from = c->lat + ((((size_t)(t0 + t) * c->h + y0 + y) * c->w) + x0) * C;
-                float *dst = seq + ((((size_t)t * B + b) * ch + y) * cw) * C;
-                memcpy(dst, from, (size_t)cw * C * sizeof(float));
-            }
+        copy_window(seq, c->lat, c, t0, y0, x0, L, B, b, ch, cw, C);
         if (!obj) continue;
         lanes[b] = c->obj != NULL;
-        for (int t = 0; t < L; t++)
-            for (int y = 0; y < ch; y++) {
-                float *dst = obj + ((((size_t)t * B + b) * ch + y) * cw) * K_OBJ;
-                if (c->obj)
-                    memcpy(dst, c->obj + ((((size_t)(t0 + t) * c->h + y0 + y) * c->w) + x0) * K_OBJ,
-                           (size_t)cw * K_OBJ * sizeof(float));
-                else
-                    memset(dst, 0, (size_t)cw * K_OBJ * sizeof(float));
-            }
+        copy_window(obj, c->obj, c, t0, y0, x0, L, B, b, ch, cw, K_OBJ);
     }
 }
 
