@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "wm_convgru.h"
+#include "wm_hash.h"
 #include "wm_model.h"
 #include "wm_nn.h"
 #include "wm_parallel.h"
@@ -182,14 +183,14 @@ static wm_status meta_number(const wm_safetensors *st, const char *path, const c
  * tokenizer a dynamics model was trained on.  0 when there is none. */
 static uint64_t tokenizer_fingerprint(const wm_safetensors *st)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = WM_FNV1A_SEED;
     int any = 0;
     for (size_t i = 0; i < wm_safetensors_count(st); i++) {
         const wm_safetensors_tensor *t = wm_safetensors_at(st, i);
         if (strncmp(t->name, "tokenizer.", 10) != 0) continue;
         any = 1;
-        for (const char *c = t->name; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
-        for (size_t k = 0; k < t->nbytes; k++) h = (h ^ t->data[k]) * 0x100000001b3ULL;
+        h = wm_fnv1a(h, t->name, strlen(t->name));
+        h = wm_fnv1a(h, t->data, t->nbytes);
     }
     return any ? h : 0;
 }

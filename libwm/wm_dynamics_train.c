@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "wm_cli.h"
+#include "wm_hash.h"
 #include "wm_io.h"
 #include "wm_latent.h"
 #include "wm_nn.h"
@@ -137,26 +138,17 @@ done:
     free(s2);
 }
 
-/* FNV-1a of h continued over n bytes at p */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): it loses track of the clips */
-    for (size_t k = 0; k < n; k++) h = (h ^ b[k]) * 0x100000001b3ULL;
-    return h;
-}
-
 uint64_t wm_clipset_hash(const wm_clipset *cs)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = WM_FNV1A_SEED;
     for (int s = 0; s < wm_reservoir_sources(cs->res); s++)
         for (size_t i = 0; i < wm_reservoir_size(cs->res, s); i++) {
             const cs_clip *c = clip_at(cs, s, i);
             uint32_t dims[4] = { (uint32_t)s, (uint32_t)c->n, (uint32_t)c->h, (uint32_t)c->w };
             const size_t cells = (size_t)c->n * c->h * c->w;
-            h = fnv1a(h, dims, sizeof dims);
-            h = fnv1a(h, c->lat, cells * cs->C * sizeof(float));
-            if (c->obj) h = fnv1a(h, c->obj, cells * K_OBJ * sizeof(float));   /* the labels too */
+            h = wm_fnv1a(h, dims, sizeof dims);
+            h = wm_fnv1a(h, c->lat, cells * cs->C * sizeof(float));
+            if (c->obj) h = wm_fnv1a(h, c->obj, cells * K_OBJ * sizeof(float));   /* the labels too */
         }
     return h;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "wm_cli.h"
+#include "wm_hash.h"
 #include "wm_io.h"
 #include "wm_model.h"
 #include "wm_signal.h"
@@ -100,13 +101,13 @@ size_t wm_frameset_source_count(const wm_frameset *fs, int source) { return wm_r
 
 uint64_t wm_frameset_hash(const wm_frameset *fs)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = WM_FNV1A_SEED;
     for (int s = 0; s < wm_reservoir_sources(fs->res); s++)
         for (size_t i = 0; i < wm_reservoir_size(fs->res, s); i++) {
             const fs_frame *f = frame_at(fs, s, i);
             const uint32_t dims[3] = { (uint32_t)s, (uint32_t)f->w, (uint32_t)f->h };
-            for (int k = 0; k < 12; k++) h = (h ^ ((dims[k / 4] >> (8 * (k % 4))) & 0xFF)) * 0x100000001b3ULL;
-            for (size_t k = 0; k < 3 * (size_t)f->w * f->h; k++) h = (h ^ f->rgb[k]) * 0x100000001b3ULL;
+            h = wm_fnv1a(h, dims, sizeof dims);
+            h = wm_fnv1a(h, f->rgb, 3 * (size_t)f->w * f->h);
         }
     return h;
 }
