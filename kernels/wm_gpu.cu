@@ -173,10 +173,11 @@ wm_status blas_fail(wm_error *err, cublasStatus_t s, const char *what)
 #define WM_CUDA_LIB "/usr/local/cuda/lib64"
 #endif
 
-template <typename F> bool resolve(void *lib, const char *name, F *out)
+// *out = the symbol `name` of lib; on a miss *missing names the first one absent
+template <typename F> void resolve(void *lib, const char *name, F *out, const char **missing)
 {
     *out = reinterpret_cast<F>(dlsym(lib, name));
-    return *out != nullptr;
+    if (!*out && !*missing) *missing = name;
 }
 
 // Opens the cuBLAS of the headers' major version: by soname (the program's
@@ -191,11 +192,11 @@ wm_status blas_open(blas_api *a, wm_error *err)
         if ((lib = dlopen(p, RTLD_NOW | RTLD_LOCAL))) break;
     if (!lib) return wm_error_set(err, WM_E_SYSTEM, "cublas: cannot load %s (%s)", paths[0], dlerror());
     const char *missing = nullptr;
-    if (!resolve(lib, "cublasCreate_v2", &a->create)) missing = "cublasCreate_v2";
-    else if (!resolve(lib, "cublasDestroy_v2", &a->destroy)) missing = "cublasDestroy_v2";
-    else if (!resolve(lib, "cublasSetStream_v2", &a->set_stream)) missing = "cublasSetStream_v2";
-    else if (!resolve(lib, "cublasSetMathMode", &a->set_math_mode)) missing = "cublasSetMathMode";
-    else if (!resolve(lib, "cublasSgemm_v2", &a->sgemm)) missing = "cublasSgemm_v2";
+    resolve(lib, "cublasCreate_v2", &a->create, &missing);
+    resolve(lib, "cublasDestroy_v2", &a->destroy, &missing);
+    resolve(lib, "cublasSetStream_v2", &a->set_stream, &missing);
+    resolve(lib, "cublasSetMathMode", &a->set_math_mode, &missing);
+    resolve(lib, "cublasSgemm_v2", &a->sgemm, &missing);
     if (missing) return wm_error_set(err, WM_E_SYSTEM, "cublas: %s has no %s", paths[0], missing);
     return WM_OK;
 }
