@@ -106,7 +106,9 @@ uint64_t wm_frameset_hash(const wm_frameset *fs)
         for (size_t i = 0; i < wm_reservoir_size(fs->res, s); i++) {
             const fs_frame *f = frame_at(fs, s, i);
             const uint32_t dims[3] = { (uint32_t)s, (uint32_t)f->w, (uint32_t)f->h };
-            h = wm_fnv1a(h, dims, sizeof dims);
+            uint8_t le[sizeof dims];   /* little-endian on every host, as this hash always was */
+            for (size_t k = 0; k < sizeof le; k++) le[k] = (uint8_t)(dims[k / 4] >> (8 * (k % 4)));
+            h = wm_fnv1a(h, le, sizeof le);
             h = wm_fnv1a(h, f->rgb, 3 * (size_t)f->w * f->h);
         }
     return h;
