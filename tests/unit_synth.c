@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wm_hash.h"
 #include "wm_render.h"
 #include "wm_synth.h"
 
@@ -15,27 +16,20 @@ static int failures;
     printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 /* FNV-1a over everything a clip shows: pixels and objects. */
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3u; }
-    return h;
-}
-
 static uint64_t hash_clip(wm_synth *s, uint64_t h)
 {
     const uint8_t *rgb;
     const wm_synth_object *objs;
     int n;
     const wm_synth_labels *l = wm_synth_get_labels(s);
-    h = hash_bytes(h, l->id, strlen(l->id));
-    h = hash_bytes(h, &l->violation_frame, sizeof l->violation_frame);
+    h = wm_fnv1a(h, l->id, strlen(l->id));
+    h = wm_fnv1a(h, &l->violation_frame, sizeof l->violation_frame);
     while (wm_synth_next_frame(s, &rgb, &objs, &n)) {
-        h = hash_bytes(h, rgb, 64 * 64 * 3);
+        h = wm_fnv1a(h, rgb, 64 * 64 * 3);
         for (int i = 0; i < n; i++) {
             double v[3] = { objs[i].x, objs[i].y, objs[i].r };
-            h = hash_bytes(h, v, sizeof v);
-            h = hash_bytes(h, &objs[i].visible, sizeof objs[i].visible);
+            h = wm_fnv1a(h, v, sizeof v);
+            h = wm_fnv1a(h, &objs[i].visible, sizeof objs[i].visible);
         }
     }
     return h;
@@ -199,7 +193,7 @@ static void test_determinism(void)
         wm_synth *s = wm_synth_new(&o, &err);
         CHECK(s != NULL, "synth: %s", err.msg);
         if (!s) return;
-        h[run] = 0xcbf29ce484222325u;
+        h[run] = WM_FNV1A_SEED;
         for (int n = 0; n < 4; n++) {
             wm_synth_begin_clip(s, n, &err);
             h[run] = hash_clip(s, h[run]);
