@@ -165,36 +165,6 @@ wm_dynamics *wm_dynamics_new(const wm_dynamics_config *cfg, uint64_t seed, wm_er
 
 /* ---- the model file ---- */
 
-static wm_status meta_number(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
-                             wm_error *err)
-{
-    const char *v = wm_safetensors_meta(st, key);
-    char *end = NULL;
-    errno = 0;
-    long n = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || end == v || *end || n < lo || n > hi)
-        return wm_error_set(err, WM_E_INPUT, "%s: metadata \"%s\" %s (an integer in [%d, %d])", path, key,
-                            v ? "is not valid" : "is missing", lo, hi);
-    *out = (int)n;
-    return WM_OK;
-}
-
-/* FNV-1a over the names and bytes of the file's tokenizer tensors: which
- * tokenizer a dynamics model was trained on.  0 when there is none. */
-static uint64_t tokenizer_fingerprint(const wm_safetensors *st)
-{
-    uint64_t h = WM_FNV1A_SEED;
-    int any = 0;
-    for (size_t i = 0; i < wm_safetensors_count(st); i++) {
-        const wm_safetensors_tensor *t = wm_safetensors_at(st, i);
-        if (strncmp(t->name, "tokenizer.", 10) != 0) continue;
-        any = 1;
-        h = wm_fnv1a(h, t->name, strlen(t->name));
-        h = wm_fnv1a(h, t->data, t->nbytes);
-    }
-    return any ? h : 0;
-}
-
 wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, wm_error *err)
 {
     const char *arch = wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "arch");
@@ -210,11 +180,11 @@ wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, w
         return NULL;
     }
     wm_dynamics_config cfg = { 0, 0, 0, 0 };
-    if (meta_number(st, path, WM_DYNAMICS_PREFIX "latent_channels", 1, 64, &cfg.latent_channels, err) ||
-        meta_number(st, path, WM_DYNAMICS_PREFIX "hidden", 4, 256, &cfg.hidden, err) ||
-        meta_number(st, path, WM_DYNAMICS_PREFIX "dilation", 1, 4, &cfg.dilation, err) ||
+    if (wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "latent_channels", 1, 64, &cfg.latent_channels, err) ||
+        wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "hidden", 4, 256, &cfg.hidden, err) ||
+        wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "dilation", 1, 4, &cfg.dilation, err) ||
         (wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "objects") &&
-         meta_number(st, path, WM_DYNAMICS_PREFIX "objects", WM_DYNAMICS_OBJECT_MAPS, WM_DYNAMICS_OBJECT_MAPS,
+         wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "objects", WM_DYNAMICS_OBJECT_MAPS, WM_DYNAMICS_OBJECT_MAPS,
                      &cfg.objects, err)))
         return NULL;
     if (cfg.hidden % 4) {
@@ -251,7 +221,7 @@ wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, w
             return NULL;
         }
     const char *rec = wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "tokenizer");
-    uint64_t now = tokenizer_fingerprint(st);
+    uint64_t now = wm_model_tokenizer_fingerprint(st);
     if (rec && now) {
         char text[32];
         snprintf(text, sizeof text, "%016llx", (unsigned long long)now);
@@ -360,7 +330,7 @@ wm_status wm_dynamics_save(const wm_dynamics *d, const char *path, const char *c
     wm_safetensors_builder *b = wm_safetensors_builder_new(err);
     wm_status st = b ? wm_model_keep_others(b, path, WM_DYNAMICS_PREFIX, &old, NULL, err) : err->code;
     if (!st) st = wm_dynamics_add_to(d, NULL, NULL, b, err);
-    uint64_t fp = old ? tokenizer_fingerprint(old) : 0;
+    uint64_t fp = old ? wm_model_tokenizer_fingerprint(old) : 0;
     if (!st && fp) {
         char text[32];
         snprintf(text, sizeof text, "%016llx", (unsigned long long)fp);

@@ -1,9 +1,12 @@
 #include "wm_model.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "wm_hash.h"
 
 static int copy_path(char *out, size_t cap, const char *path)
 {
@@ -63,4 +66,32 @@ wm_status wm_model_keep_others(wm_safetensors_builder *b, const char *path, cons
         if (strncmp(k, prefix, np) != 0) st = wm_safetensors_builder_meta(b, k, v, err);
     }
     return st;
+}
+
+wm_status wm_model_meta_int(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
+                            wm_error *err)
+{
+    const char *v = wm_safetensors_meta(st, key);
+    char *end = NULL;
+    errno = 0;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || end == v || *end || n < lo || n > hi)
+        return wm_error_set(err, WM_E_INPUT, "%s: metadata \"%s\" %s (an integer in [%d, %d])", path, key,
+                            v ? "is not valid" : "is missing", lo, hi);
+    *out = (int)n;
+    return WM_OK;
+}
+
+uint64_t wm_model_tokenizer_fingerprint(const wm_safetensors *st)
+{
+    uint64_t h = WM_FNV1A_SEED;
+    int any = 0;
+    for (size_t i = 0; i < wm_safetensors_count(st); i++) {
+        const wm_safetensors_tensor *t = wm_safetensors_at(st, i);
+        if (strncmp(t->name, "tokenizer.", 10) != 0) continue;
+        any = 1;
+        h = wm_fnv1a(h, t->name, strlen(t->name));
+        h = wm_fnv1a(h, t->data, t->nbytes);
+    }
+    return any ? h : 0;
 }

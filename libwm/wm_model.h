@@ -9,6 +9,7 @@
 #define WM_MODEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wm_error.h"
 #include "wm_safetensors.h"
@@ -29,5 +30,14 @@ wm_status wm_model_resolve(const char *option, char *out, size_t cap, wm_error *
  * WM_E_INPUT. */
 wm_status wm_model_keep_others(wm_safetensors_builder *b, const char *path, const char *prefix, wm_safetensors **old,
                                size_t *kept, wm_error *err);
+
+/* The integer metadata value key of an open model file, in [lo, hi];
+ * WM_E_INPUT naming path and key when it is missing or not such a number. */
+wm_status wm_model_meta_int(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
+                            wm_error *err);
+
+/* FNV-1a over the names and bytes of the file's tokenizer tensors: which
+ * tokenizer a part of the model was trained on.  0 when there is none. */
+uint64_t wm_model_tokenizer_fingerprint(const wm_safetensors *st);
 
 #endif
