@@ -20,11 +20,12 @@
 
 typedef struct cs_clip {
     float *lat;                /* [n, h, w, C] */
-    float *obj;                /* [n, h, w, WM_DYNAMICS_OBJECT_MAPS], NULL: no labels */
+    float *obj;                /* [n, h, w, K_LAB] labels (wm_clipset_add), NULL: none */
     int n, h, w;
 } cs_clip;
 
 #define K_OBJ WM_DYNAMICS_OBJECT_MAPS
+#define K_LAB WM_CLIPSET_LABELS
 
 struct wm_clipset {
     int C;
@@ -65,7 +66,7 @@ wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, const
     int replaces;
     wm_status st = wm_reservoir_offer(cs->res, source, &slot, &replaces, err);
     if (st || !slot) return st;
-    size_t count = (size_t)n * h * w * cs->C, n_obj = (size_t)n * h * w * K_OBJ;
+    size_t count = (size_t)n * h * w * cs->C, n_obj = (size_t)n * h * w * K_LAB;
     float *copy = malloc(count * sizeof(float)), *obj = objects ? malloc(n_obj * sizeof(float)) : NULL;
     if (!copy || (objects && !obj)) {
         free(copy);
@@ -88,6 +89,19 @@ size_t wm_clipset_labelled(const wm_clipset *cs)
 }
 
 size_t wm_clipset_count(const wm_clipset *cs) { return wm_reservoir_total(cs->res); }
+
+size_t wm_clipset_source_size(const wm_clipset *cs, int s) { return wm_reservoir_size(cs->res, s); }
+
+void wm_clipset_clip(const wm_clipset *cs, int s, size_t i, const float **latents, const float **labels, int *n, int *h,
+                     int *w)
+{
+    const cs_clip *c = clip_at(cs, s, i);
+    *latents = c->lat;
+    *labels = c->obj;
+    *n = c->n;
+    *h = c->h;
+    *w = c->w;
+}
 
 size_t wm_clipset_latents(const wm_clipset *cs)
 {
@@ -148,7 +162,7 @@ uint64_t wm_clipset_hash(const wm_clipset *cs)
             const size_t cells = (size_t)c->n * c->h * c->w;
             h = wm_fnv1a(h, dims, sizeof dims);
             h = wm_fnv1a(h, c->lat, cells * cs->C * sizeof(float));
-            if (c->obj) h = wm_fnv1a(h, c->obj, cells * K_OBJ * sizeof(float));   /* the labels too */
+            if (c->obj) h = wm_fnv1a(h, c->obj, cells * K_LAB * sizeof(float));   /* the labels too */
         }
     return h;
 }
@@ -168,7 +182,7 @@ typedef struct clip_reader {
     float *frames;             /* [pending, fh, fw, 3] */
     size_t frames_cap;
     int pending, fh, fw;
-    float *obj;                /* [nobj, h, w, K_OBJ]: one map per latent or frame read */
+    float *obj;                /* [nobj, h, w, K_LAB]: the labels of each latent or frame read */
     size_t obj_cap;
     int nobj, has_obj;
     size_t added;
@@ -243,13 +257,13 @@ static void start_clip(clip_reader *r, const char *id, size_t len)
     r->nobj = r->has_obj = 0;
 }
 
-/* The object maps of the next latent of the clip, an h x w grid, from the
- * message's "objects" labels (all zero without them).  Entries without a
- * finite x, y and positive r are skipped: labels help training, they do
- * not stop it. */
+/* The labels of the next latent of the clip, an h x w grid, from the
+ * message's "objects" labels (all zero without them): the object maps and
+ * the detector's centres (wm_clipset_add).  Entries without a finite x, y
+ * and positive r are skipped: labels help training, they do not stop it. */
 static wm_status add_objects(clip_reader *r, const msgpack_object *root, int h, int w, wm_error *err)
 {
-    const size_t per = (size_t)h * w * K_OBJ;
+    const size_t per = (size_t)h * w * K_LAB;
     wm_status st = grow_floats(&r->obj, &r->obj_cap, (size_t)(r->nobj + 1) * per, err);
     if (st) return st;
     float *map = r->obj + (size_t)r->nobj++ * per;
@@ -266,6 +280,7 @@ static wm_status add_objects(clip_reader *r, const msgpack_object *root, int h, 
             continue;
         const msgpack_object *vis = wm_obj_get(o, "visible");
         const int hidden = vis && vis->type == MSGPACK_OBJECT_BOOLEAN && !vis->via.boolean;
+        if (!hidden) wm_detector_label(map + (size_t)h * w * K_OBJ, h, w, WM_TOKENIZER_PATCH, x, y, rad);
         /* the cells the disc meets: the nearest point of each cell's square within r */
         int i0 = (int)floor((y - rad) / P), i1 = (int)floor((y + rad) / P);
         int j0 = (int)floor((x - rad) / P), j1 = (int)floor((x + rad) / P);
@@ -279,7 +294,7 @@ static wm_status add_objects(clip_reader *r, const msgpack_object *root, int h, 
                 dx = dx > 0 ? dx : 0;
                 dy = dy > 0 ? dy : 0;
                 if (dx * dx + dy * dy >= rad * rad) continue;
-                float *cell = map + ((size_t)i * w + j) * K_OBJ;
+                float *cell = map + ((size_t)i * w + j) * K_OBJ;   /* the maps come first */
                 cell[0] = 1.0f;
                 if (hidden) cell[1] = 1.0f;
             }
@@ -390,15 +405,17 @@ static double source_weight(const wm_clipset *cs, const wm_dynamics_train_option
 }
 
 /* Copies window b of a minibatch, dst[L, B, ch, cw, K], from a clip's
- * values src[n, h, w, K] at (t0, y0, x0); src NULL: zeros. */
-static void copy_window(float *dst, const float *src, const cs_clip *c, int t0, int y0, int x0, int L, int B, int b,
-                        int ch, int cw, int K)
+ * values src (src_frame floats per latent, each starting with an [h, w, K]
+ * grid) at (t0, y0, x0); src NULL: zeros. */
+static void copy_window(float *dst, const float *src, size_t src_frame, const cs_clip *c, int t0, int y0, int x0,
+                        int L, int B, int b, int ch, int cw, int K)
 {
     for (int t = 0; t < L; t++)
         for (int y = 0; y < ch; y++) {
             float *to = dst + ((((size_t)t * B + b) * ch + y) * cw) * K;
             if (src)
-                memcpy(to, src + ((((size_t)(t0 + t) * c->h + y0 + y) * c->w) + x0) * K, (size_t)cw * K * sizeof(float));
+                memcpy(to, src + (size_t)(t0 + t) * src_frame + (((size_t)(y0 + y) * c->w) + x0) * K,
+                       (size_t)cw * K * sizeof(float));
             else
                 memset(to, 0, (size_t)cw * K * sizeof(float));
         }
@@ -436,10 +453,10 @@ static void sample_batch(const wm_clipset *cs, const wm_dynamics_train_options *
         int t0 = (int)wm_rng_below(&rng, (uint64_t)c->n - (uint64_t)L + 1);
         int y0 = (int)wm_rng_below(&rng, (uint64_t)c->h - (uint64_t)ch + 1);
         int x0 = (int)wm_rng_below(&rng, (uint64_t)c->w - (uint64_t)cw + 1);
-        copy_window(seq, c->lat, c, t0, y0, x0, L, B, b, ch, cw, C);
+        copy_window(seq, c->lat, (size_t)c->h * c->w * C, c, t0, y0, x0, L, B, b, ch, cw, C);
         if (!obj) continue;
         lanes[b] = c->obj != NULL;
-        copy_window(obj, c->obj, c, t0, y0, x0, L, B, b, ch, cw, K_OBJ);
+        copy_window(obj, c->obj, (size_t)c->h * c->w * K_LAB, c, t0, y0, x0, L, B, b, ch, cw, K_OBJ);
     }
 }
 

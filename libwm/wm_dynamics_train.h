@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wm_detect.h"
 #include "wm_dynamics.h"
 #include "wm_error.h"
 #include "wm_tokenizer.h"
@@ -43,9 +44,14 @@ typedef struct wm_clipset wm_clipset;
 wm_clipset *wm_clipset_new(int C, size_t max_clips, uint64_t seed, wm_error *err);
 void wm_clipset_free(wm_clipset **cs);
 
+/* The labels a latent of a clip can carry, per latent: the object maps
+ * [h, w, WM_DYNAMICS_OBJECT_MAPS] (the dynamics model's objects head), then
+ * the ball centres [h, w, WM_DETECT_LABELS] (the detector's, wm_detect.h). */
+#define WM_CLIPSET_LABELS (WM_DYNAMICS_OBJECT_MAPS + WM_DETECT_LABELS)
+
 /* Offers a clip of n latents [n, h, w, C] (copied) from source, with the
- * object maps of its latents [n, h, w, WM_DYNAMICS_OBJECT_MAPS] (copied;
- * NULL: the clip has no object labels). */
+ * labels of its latents [n, h * w * WM_CLIPSET_LABELS] (copied; NULL: the
+ * clip has no object labels). */
 wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, const float *objects, int n, int h, int w,
                          wm_error *err);
 
@@ -56,13 +62,19 @@ wm_status wm_clipset_add(wm_clipset *cs, int source, const float *latents, const
  * NaN or Inf values, frame sizes that are not multiples of 4 and a stream
  * without any clip are WM_E_INPUT, naming the clip.  A clip whose frames or
  * latents carry wm-synth's "objects" labels (x, y, r in pixels, visible)
- * keeps them as object maps: a latent cell (WM_TOKENIZER_PATCH pixels on
- * a side) is 1 in map 0 where a ball's disc meets it, and in map 1 where
- * a ball that is not visible does. */
+ * keeps them as labels: object maps, where a latent cell (WM_TOKENIZER_PATCH
+ * pixels on a side) is 1 in map 0 where a ball's disc meets it, and in map
+ * 1 where a ball that is not visible does; and the centre, offset and
+ * radius of each visible ball at the cell of its centre (wm_detector_label). */
 wm_status wm_clipset_read(wm_clipset *cs, const char *spec, int source, size_t max_message, wm_tokenizer *tk,
                           wm_error *err);
 
 size_t wm_clipset_count(const wm_clipset *cs);
+/* Clips kept of source s, and clip i of them: its latents and labels
+ * (NULL: none), borrowed from the set. */
+size_t wm_clipset_source_size(const wm_clipset *cs, int s);
+void wm_clipset_clip(const wm_clipset *cs, int s, size_t i, const float **latents, const float **labels, int *n, int *h,
+                     int *w);
 size_t wm_clipset_labelled(const wm_clipset *cs);   /* clips with object maps */
 size_t wm_clipset_latents(const wm_clipset *cs);
 int wm_clipset_sources(const wm_clipset *cs);
