@@ -8,7 +8,7 @@
 #   make bench-step   wm-step on the CPU against PyTorch (docs/benchmarks.md)
 #   make bench-step-gpu  wm-step on a CUDA device against PyTorch (needs a GPU)
 #   make bench-workers  batch scoring clips/s with 1, 2 and 4 wm-workers against one pipeline (docs/benchmarks.md)
-#   make model      retrain models/wm-default.safetensors from scratch (about 40 minutes; docs/tokenizer.md, docs/model.md)
+#   make model      retrain models/wm-default.safetensors from scratch (about 45 minutes; docs/tokenizer.md, docs/model.md)
 #   make fuzz, fuzz-build, lint, valgrind  hardening checks (docs/benchmarks.md, Reliability)
 #   make install PREFIX=/usr/local
 # Filters are discovered: filters/wm-NAME.c becomes bin/wm-NAME, linked with
@@ -159,6 +159,7 @@ bench-horizon: all
 model: all
 	scripts/model-tokenizer.sh
 	scripts/model-dynamics.sh
+	scripts/model-detector.sh
 
 # Pipelines go to PREFIX/bin as wm-NAME (pipelines/score: wm-score) with
 # their names in messages and help rewritten; they find the filters beside
