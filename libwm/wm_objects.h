@@ -1,0 +1,72 @@
+/* wm_objects: the tracker and painter of the object prior.
+ *
+ * Per clip, one frame at a time: given frame t (the tokenizer's decoding of
+ * z_t) and the balls the detector found in z_t (wm_detect.h), it keeps
+ *  - a background: each pixel's last value away from every ball, taken
+ *    only where the pixel held still since the frame before (so a ball the
+ *    detector missed is not painted in); at the first frame the pixels
+ *    under the balls are filled with the median colour around them;
+ *  - a floor: the strongest horizontal edge of that first background in
+ *    the lower 45% of the frame, moved to where a ball is then seen to rest;
+ *  - tracks: position, velocity (the last displacement), radius, a sprite
+ *    cut from the frame (the ball's disc, anti-aliased), and whether it
+ *    is hidden.  Detections are matched to the tracks' predicted places,
+ *    nearest first; a track that is not found coasts on its prediction,
+ *    remembers the colour that covered it, and is drawn again once its
+ *    predicted place shows another colour (it came out from behind the
+ *    screen); an unmatched detection starts a track;
+ * and draws the frame it predicts for t+1: the background, then every
+ * visible or re-emerging track's sprite at the place its dynamics give:
+ * the last displacement plus gravity (none for a track resting on the
+ * floor, or that never moved), a bounce off the floor and the frame's
+ * sides with a restitution, constant velocity across.
+ *
+ * The painter works in pixels because the encoder turns a moved ball into
+ * its latent far better than any move of the latent itself (docs/model.md,
+ * "Four further checks"); wm-step encodes the drawn frame as the prior.
+ *
+ * Ownership: wm_objects_new returns a scene the caller frees with
+ * wm_objects_free.  Nothing here allocates after _new, fails or prints. */
+#ifndef WM_OBJECTS_H
+#define WM_OBJECTS_H
+
+#include "wm_detect.h"
+#include "wm_error.h"
+
+#define WM_OBJECTS_MAX_TRACKS 32
+
+typedef struct wm_objects_config {
+    int width, height;            /* frames, pixels */
+    float gravity;                /* pixels per frame squared, downwards */
+    float restitution_floor;      /* a bounce keeps this share of the speed */
+    float restitution_wall;
+    int max_hidden;               /* frames a track coasts unseen before it is dropped */
+} wm_objects_config;
+
+/* gravity 9.81 frame heights per s² at fps (wm-synth's world: a frame is
+ * one unit high), restitutions 0.6 and 0.75, 30 frames of coasting. */
+wm_objects_config wm_objects_default_config(int width, int height, double fps);
+
+typedef struct wm_objects wm_objects;
+
+wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err);
+void wm_objects_free(wm_objects **o);
+/* Forgets the clip: the next step is a first frame. */
+void wm_objects_reset(wm_objects *o);
+
+/* Frame t (RGB, 0..255 as floats, [height, width, 3]) and the n balls
+ * found in it; writes the predicted frame t+1 into next (the same layout). */
+void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, int n, float *next);
+
+/* What the scene holds, for tests and tracing. */
+typedef struct wm_track_view {
+    float x, y, r;                /* now (a hidden track: where it coasted to) */
+    float px, py;                 /* predicted for the next frame */
+    int age, hidden, drawn;       /* frames seen; frames unseen; drawn in the last prediction */
+} wm_track_view;
+
+int wm_objects_tracks(const wm_objects *o, wm_track_view *out, int max);
+/* The floor's row (pixels from the top), NAN when unknown. */
+float wm_objects_floor(const wm_objects *o);
+
+#endif
