@@ -402,8 +402,12 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
     o->tracks = o->spare;
     o->spare = swap;
     o->ntracks = kept;
-    /* the next frame: the background, then the tracks that will show */
-    memcpy(next, o->bg, npx * 3 * sizeof(float));
+    /* the next frame: this one with the balls taken out (the background
+     * where they are), then the tracks that will show; what is not a ball
+     * (a sliding screen, a real scene) is predicted not to change */
+    memcpy(next, frame, npx * 3 * sizeof(float));
+    for (size_t p = 0; p < npx; p++)
+        if (o->cover[p]) memcpy(next + p * 3, o->bg + p * 3, 3 * sizeof(float));
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
         predict(o, t);

@@ -15,8 +15,10 @@
  *    remembers the colour that covered it, and is drawn again once its
  *    predicted place shows another colour (it came out from behind the
  *    screen); an unmatched detection starts a track;
- * and draws the frame it predicts for t+1: the background, then every
- * visible or re-emerging track's sprite at the place its dynamics give:
+ * and draws the frame it predicts for t+1: frame t with the balls taken
+ * out (the background where they are; whatever is not a ball is predicted
+ * not to change), then every visible or re-emerging track's sprite at the
+ * place its dynamics give:
  * the last displacement plus gravity (none for a track resting on the
  * floor, or that never moved), a bounce off the floor and the frame's
  * sides with a restitution, constant velocity across.
