@@ -386,8 +386,10 @@ static const wm_tool detector_tool = {
     "the tokenizer in PATH), and trains the ball detector (docs/model.md) on the\n"
     "latents whose messages carry wm-synth's \"objects\" labels: per latent cell,\n"
     "whether a visible ball's centre lies in it (weighted cross-entropy,\n"
-    "--pos-weight), where in the cell, and the ball's radius (L1).  Adam on\n"
-    "minibatches of --batch latents, a cosine learning rate; deterministic for a\n"
+    "--pos-weight), where in the cell, and the ball's radius (L1); with --negatives\n"
+    "the clips without labels too, as scenes with no ball (footage known to hold\n"
+    "none).  Adam on minibatches of --batch latents (clips drawn alike, or a STREAM\n"
+    "by --weights first), a cosine learning rate; deterministic for a\n"
     "--seed, data and --threads.  Writes the detector into PATH beside the\n"
     "tokenizer and the dynamics model (tensors detector.*).  With --test STREAM it\n"
     "then reports how many of that stream's labelled balls it finds within 1.5\n"
@@ -414,9 +416,9 @@ static int cmd_detector(int argc, char **argv)
     const wm_tool *tool = &detector_tool;
     wm_common common = { 0 };
     wm_error err = { 0 };
-    const char *model = NULL, *test = NULL;
+    const char *model = NULL, *test = NULL, *weights_text = NULL;
     wm_size crop = { 16, 16 };
-    int steps = 3000, batch = 64, seed = 1, threads = 1, first = 0, hidden = 48, max_clips = 100000;
+    int steps = 3000, batch = 64, seed = 1, threads = 1, first = 0, hidden = 48, max_clips = 100000, negatives = 0;
     double lr = 2e-3, lr_floor = 0.025, pos_weight = 10, log_every = 10, thr = 0.5;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer; the detector is written into it (required)", NULL, 0, 0 },
@@ -427,6 +429,8 @@ static int cmd_detector(int argc, char **argv)
         { "lr-floor", 0, WM_OPT_DOUBLE, &lr_floor, "F", "final lr as a fraction of the peak (default 0.025)", NULL, 0, 1 },
         { "pos-weight", 0, WM_OPT_DOUBLE, &pos_weight, "W", "weight of the centre cells in the cross-entropy (default 10)", NULL, 0.01, 1000 },
         { "hidden", 0, WM_OPT_INT, &hidden, "N", "channels of the hidden layers (default 48)", NULL, 4, 256 },
+        { "negatives", 0, WM_OPT_FLAG, &negatives, NULL, "clips without ball labels are scenes without a visible ball", NULL, 0, 0 },
+        { "weights", 0, WM_OPT_STRING, &weights_text, "W,W,...", "sampling weight of each STREAM (default: every clip alike)", NULL, 0, 0 },
         { "seed", 0, WM_OPT_INT, &seed, "S", "random seed for weights and minibatches (default 1)", NULL, 0, 2147483647 },
         { "max-clips", 0, WM_OPT_INT, &max_clips, "N", "clips kept per STREAM, a uniform sample (default 100000)", NULL, 1, 100000000 },
         { "test", 0, WM_OPT_STRING, &test, "STREAM", "measure the trained detector on this stream's labelled balls", NULL, 0, 0 },
@@ -438,8 +442,12 @@ static int cmd_detector(int argc, char **argv)
     if (st != WM_OK) return wm_cli_exit(tool, st, &err);
     if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
     wm_nn_set_threads(threads);
+    double *weights = NULL;
+    if (weights_text && (st = parse_weights(weights_text, argc - first ? argc - first : 1, &weights, &err)))
+        return wm_cli_exit(tool, st, &err);
     wm_tokenizer *tk = wm_tokenizer_load(model, &err);
     if (!tk) {
+        free(weights);
         wm_error_prefix(&err, "--model (train the tokenizer into it first: wm-train tokenizer --model %s)", model);
         return wm_cli_exit(tool, WM_E_USAGE, &err);
     }
@@ -468,6 +476,8 @@ static int cmd_detector(int argc, char **argv)
     o.lr_floor = (float)lr_floor;
     o.warmup = steps / 50;
     o.pos_weight = (float)pos_weight;
+    o.negatives = negatives;
+    o.weights = weights;
     o.seed = (uint64_t)seed;
     o.log_every = log_every;
     if (st == WM_OK) st = wm_detect_train(det, cs, &o, detector_report, should_stop, &rc, &err);
@@ -494,6 +504,7 @@ static int cmd_detector(int argc, char **argv)
                    ev.err_median, ev.err_p90, ev.radius_median);
         wm_clipset_free(&ts);
     }
+    free(weights);
     wm_clipset_free(&cs);
     wm_detector_free(&det);
     wm_tokenizer_free(&tk);

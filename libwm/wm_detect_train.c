@@ -12,7 +12,7 @@
 /* the labelled clips of a set that hold a crop: (source, index) pairs */
 typedef struct labelled { int source; size_t index; } labelled;
 
-static size_t list_labelled(const wm_clipset *cs, int min_h, int min_w, labelled *out)
+static size_t list_labelled(const wm_clipset *cs, int min_h, int min_w, int negatives, labelled *out)
 {
     size_t n = 0;
     for (int s = 0; s < wm_clipset_sources(cs); s++)
@@ -20,7 +20,7 @@ static size_t list_labelled(const wm_clipset *cs, int min_h, int min_w, labelled
             const float *lat, *lab;
             int len, h, w;
             wm_clipset_clip(cs, s, i, &lat, &lab, &len, &h, &w);
-            if (!lab || h < min_h || w < min_w) continue;
+            if ((!lab && !negatives) || h < min_h || w < min_w) continue;
             if (out) out[n] = (labelled){ s, i };
             n++;
         }
@@ -33,7 +33,30 @@ static const float *centre_labels(const float *labels, int t, int h, int w)
     return labels + (size_t)t * h * w * WM_CLIPSET_LABELS + (size_t)h * w * WM_DYNAMICS_OBJECT_MAPS;
 }
 
-/* Fills z[B, ch, cw, C] and lab[B, ch, cw, WM_DETECT_LABELS] with minibatch m. */
+/* One clip of the list: by weight, a source among those with a clip in the
+ * list, then one of its clips (the list is in source order); without
+ * weights, any clip of the list. */
+static const labelled *draw_clip(wm_rng *rng, const labelled *list, size_t n_list, const double *weights)
+{
+    if (!weights) return &list[wm_rng_below(rng, n_list)];
+    double total = 0;
+    for (size_t k = 0; k < n_list; k++)
+        if (k == 0 || list[k].source != list[k - 1].source) total += weights[list[k].source];
+    double u = wm_rng_uniform(rng) * total;
+    size_t first = 0;
+    for (size_t k = 0; k < n_list; k++) {
+        if (k && list[k].source == list[k - 1].source) continue;
+        first = k;
+        if (u < weights[list[k].source]) break;
+        u -= weights[list[k].source];
+    }
+    size_t n = 0;
+    while (first + n < n_list && list[first + n].source == list[first].source) n++;
+    return &list[first + wm_rng_below(rng, n)];
+}
+
+/* Fills z[B, ch, cw, C] and lab[B, ch, cw, WM_DETECT_LABELS] with minibatch m
+ * (a clip without labels: no ball anywhere). */
 static void sample(const wm_clipset *cs, const labelled *list, size_t n_list, const wm_detect_train_options *o, long m,
                    int C, float *z, float *lab)
 {
@@ -41,17 +64,18 @@ static void sample(const wm_clipset *cs, const labelled *list, size_t n_list, co
     wm_rng_seed(&rng, o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)m + 1);
     const int ch = o->crop_h, cw = o->crop_w;
     for (int b = 0; b < o->batch; b++) {
-        const labelled *c = &list[wm_rng_below(&rng, n_list)];
+        const labelled *c = draw_clip(&rng, list, n_list, o->weights);
         const float *lat, *labels;
         int len, h, w;
         wm_clipset_clip(cs, c->source, c->index, &lat, &labels, &len, &h, &w);
         const int t = (int)wm_rng_below(&rng, (uint64_t)len);
         const int y0 = (int)wm_rng_below(&rng, (uint64_t)(h - ch + 1)), x0 = (int)wm_rng_below(&rng, (uint64_t)(w - cw + 1));
-        const float *zl = lat + (size_t)t * h * w * C, *ll = centre_labels(labels, t, h, w);
+        const float *zl = lat + (size_t)t * h * w * C, *ll = labels ? centre_labels(labels, t, h, w) : NULL;
         for (int y = 0; y < ch; y++) {
             memcpy(z + (((size_t)b * ch + y) * cw) * C, zl + ((size_t)(y0 + y) * w + x0) * C, (size_t)cw * C * sizeof(float));
-            memcpy(lab + (((size_t)b * ch + y) * cw) * WM_DETECT_LABELS, ll + ((size_t)(y0 + y) * w + x0) * WM_DETECT_LABELS,
-                   (size_t)cw * WM_DETECT_LABELS * sizeof(float));
+            float *to = lab + (((size_t)b * ch + y) * cw) * WM_DETECT_LABELS;
+            if (ll) memcpy(to, ll + ((size_t)(y0 + y) * w + x0) * WM_DETECT_LABELS, (size_t)cw * WM_DETECT_LABELS * sizeof(float));
+            else memset(to, 0, (size_t)cw * WM_DETECT_LABELS * sizeof(float));
         }
     }
 }
@@ -69,8 +93,8 @@ wm_status wm_detect_train(wm_detector *d, const wm_clipset *cs, const wm_detect_
                           wm_detect_report_fn report, wm_train_stop_fn stop, void *ctx, wm_error *err)
 {
     const int C = wm_detector_get_config(d)->latent_channels;
-    const size_t n_list = list_labelled(cs, o->crop_h, o->crop_w, NULL);
-    if (!n_list)
+    const size_t n_list = list_labelled(cs, o->crop_h, o->crop_w, o->negatives, NULL);
+    if (!list_labelled(cs, o->crop_h, o->crop_w, 0, NULL))
         return wm_error_set(err, WM_E_INPUT, "no clip carries ball labels on a grid of at least %dx%d cells (wm-synth's "
                             "streams do)", o->crop_w, o->crop_h);
     const size_t cells = (size_t)o->batch * o->crop_h * o->crop_w;
@@ -84,7 +108,7 @@ wm_status wm_detect_train(wm_detector *d, const wm_clipset *cs, const wm_detect_
     if (!st) st = wm_params_alloc_grad(p, err);
     if (!st) st = wm_adam_init(&adam, p->total, err);
     if (!st) {
-        list_labelled(cs, o->crop_h, o->crop_w, list);
+        list_labelled(cs, o->crop_h, o->crop_w, o->negatives, list);
         wm_clipset_stats(cs, mean, std);
         wm_detector_set_norm(d, mean, std);
     }

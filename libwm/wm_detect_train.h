@@ -2,9 +2,11 @@
  * latents, and measuring it.
  *
  * Data: the labelled clips of a wm_clipset (wm-synth's streams carry the
- * labels; clips without them are not used).  Each Adam step is a
- * minibatch of `batch` latents drawn uniformly from the labelled clips
- * (a clip, then one of its latents, then a crop of the grid), with the
+ * labels), and with `negatives` the clips without labels too, as scenes
+ * without a visible ball (footage known to hold none teaches the detector
+ * what is not a ball).  Each Adam step is a minibatch of `batch` latents
+ * (a clip, uniformly or by source weight, then one of its latents, then a
+ * crop of the grid), with the
  * learning rate warmed up and decayed by a cosine (wm_adam.h).
  * Minibatch m is drawn from a generator seeded with (seed, m) alone, so a
  * run is the same for the same data, options and BLAS threads.
@@ -27,6 +29,9 @@ typedef struct wm_detect_train_options {
     float lr, lr_floor;        /* peak, and final as a fraction of it */
     long warmup;
     float pos_weight;          /* weight of the centre cells in the cross-entropy */
+    int negatives;             /* clips without labels count as scenes without a visible ball */
+    const double *weights;     /* per-source sampling weights (a source, then a clip of it); NULL: every
+                                * clip alike */
     uint64_t seed;
     double log_every;          /* seconds between reports, 0: every step */
 } wm_detect_train_options;

@@ -42,6 +42,22 @@ wm-train detector -q --model "$T/m2.safetensors" "${tiny[@]}" --seed 8 "$T/lat.w
 ! cmp -s "$T/m.safetensors" "$T/m2.safetensors" || fail "another seed gave the same detector"
 ok "deterministic for a seed; frames encoded on the way train the same detector as their latents"
 
+# --- footage without labels as negatives, drawn by stream weight, changes what is learnt; deterministic still
+cp "$T/tok.safetensors" "$T/n1.safetensors"
+cp "$T/tok.safetensors" "$T/n2.safetensors"
+wm-synth --clips 2 --frames 8 --seed 11 | wm-encode-latent --model "$T/m.safetensors" | /usr/bin/python3 -c '
+import sys, msgpack
+p = msgpack.Packer(use_bin_type=True)
+for m in msgpack.Unpacker(sys.stdin.buffer, raw=False):
+    m.pop("objects", None)
+    sys.stdout.buffer.write(p.pack(m))' > "$T/neg.wm"
+wm-train detector -q --model "$T/n1.safetensors" "${tiny[@]}" --negatives --weights 3,1 "$T/lat.wm" "$T/neg.wm"
+wm-train detector -q --model "$T/n2.safetensors" "${tiny[@]}" --negatives --weights 3,1 "$T/lat.wm" "$T/neg.wm"
+cmp -s "$T/n1.safetensors" "$T/n2.safetensors" || fail "two runs with negatives differ"
+! cmp -s "$T/n1.safetensors" "$T/m.safetensors" || fail "the negatives changed nothing"
+expect_exit 1 wm-train detector -q --model "$T/n2.safetensors" "${tiny[@]}" --weights 3,1,1 "$T/lat.wm" "$T/neg.wm"
+ok "--negatives with --weights: deterministic, and not the detector without them; a weight per stream or exit 1"
+
 # --- --test measures it on labelled balls
 wm-synth --clips 4 --frames 8 --seed 9 | wm-encode-latent --model "$T/m.safetensors" > "$T/test.wm"
 wm-train detector -q --model "$T/m2.safetensors" "${tiny[@]}" --test "$T/test.wm" "$T/lat.wm" > "$T/eval"
@@ -57,6 +73,8 @@ for m in msgpack.Unpacker(sys.stdin.buffer, raw=False):
     m.pop("objects", None)
     sys.stdout.buffer.write(p.pack(m))' > "$T/nolabels.wm"
 expect_exit 2 wm-train detector -q --model "$T/m2.safetensors" "${tiny[@]}" "$T/nolabels.wm"
+expect_err "no clip carries ball labels"
+expect_exit 2 wm-train detector -q --model "$T/m2.safetensors" "${tiny[@]}" --negatives "$T/nolabels.wm"
 expect_err "no clip carries ball labels"
 expect_exit 1 wm-train detector -q "$T/lat.wm"
 expect_err "--model PATH is required"
