@@ -69,7 +69,7 @@ static void sample(const wm_clipset *cs, const labelled *list, size_t n_list, co
         int len, h, w;
         wm_clipset_clip(cs, c->source, c->index, &lat, &labels, &len, &h, &w);
         const int t = (int)wm_rng_below(&rng, (uint64_t)len);
-        const int y0 = (int)wm_rng_below(&rng, (uint64_t)(h - ch + 1)), x0 = (int)wm_rng_below(&rng, (uint64_t)(w - cw + 1));
+        const int y0 = (int)wm_rng_below(&rng, (uint64_t)(h - ch) + 1), x0 = (int)wm_rng_below(&rng, (uint64_t)(w - cw) + 1);
         const float *zl = lat + (size_t)t * h * w * C, *ll = labels ? centre_labels(labels, t, h, w) : NULL;
         for (int y = 0; y < ch; y++) {
             memcpy(z + (((size_t)b * ch + y) * cw) * C, zl + ((size_t)(y0 + y) * w + x0) * C, (size_t)cw * C * sizeof(float));
@@ -98,7 +98,7 @@ wm_status wm_detect_train(wm_detector *d, const wm_clipset *cs, const wm_detect_
         return wm_error_set(err, WM_E_INPUT, "no clip carries ball labels on a grid of at least %dx%d cells (wm-synth's "
                             "streams do)", o->crop_w, o->crop_h);
     const size_t cells = (size_t)o->batch * o->crop_h * o->crop_w;
-    labelled *list = malloc(n_list * sizeof *list);
+    labelled *list = calloc(n_list ? n_list : 1, sizeof *list);
     float *z = malloc(cells * C * sizeof(float)), *lab = malloc(cells * WM_DETECT_LABELS * sizeof(float));
     float *mean = malloc((size_t)C * sizeof(float)), *std = malloc((size_t)C * sizeof(float));
     wm_params *p = wm_detector_params(d);
@@ -210,7 +210,8 @@ wm_status wm_detect_evaluate(wm_detector *d, const wm_clipset *cs, float thr, wm
                 for (int c = 0; c < h * w; c++) {
                     const float *lb = ll + (size_t)c * WM_DETECT_LABELS;
                     if (!(lb[0] > 0.5f)) continue;
-                    const double gx = ((c % w) + lb[1]) * P, gy = ((c / w) + lb[2]) * P, gr = lb[3] * P;
+                    const int row = c / w, col = c % w;   /* the labelled cell */
+                    const double gx = (col + lb[1]) * P, gy = (row + lb[2]) * P, gr = lb[3] * P;
                     out->balls++;
                     int best = -1;
                     double bd = 1.5 * P;

@@ -49,7 +49,7 @@ wm_prior *wm_prior_new(wm_tokenizer *tk, wm_detector *det, int lanes, int h, int
     p->H = h * WM_TOKENIZER_PATCH;
     p->W = w * WM_TOKENIZER_PATCH;
     const size_t px = (size_t)lanes * p->H * p->W * 3, cells = (size_t)lanes * h * w;
-    p->scene = calloc((size_t)lanes, sizeof *p->scene);
+    p->scene = calloc((size_t)lanes, sizeof(wm_objects *));
     p->y = malloc(px * sizeof(float));
     p->pix = malloc(px);
     p->frame = malloc(px * sizeof(float));
