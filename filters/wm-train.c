@@ -45,13 +45,40 @@ static void format_duration(char *out, size_t cap, double s)
     else snprintf(out, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
 }
 
+/* elapsed and ETA of a progress report, as text (32 bytes each) */
+static void report_times(char el[32], char eta[32], double elapsed, double remaining)
+{
+    format_duration(el, 32, elapsed);
+    format_duration(eta, 32, remaining);
+}
+
+/* The model file's tokenizer: it fixes C, encodes frame streams, and stays
+ * in the file.  NULL with a message saying how to make one. */
+static wm_tokenizer *model_tokenizer(const char *model, wm_error *err)
+{
+    wm_tokenizer *tk = wm_tokenizer_load(model, err);
+    if (!tk) wm_error_prefix(err, "--model (train the tokenizer into it first: wm-train tokenizer --model %s)", model);
+    return tk;
+}
+
+/* Every STREAM argument (none: stdin) into cs, one source each; *seconds: how long it took. */
+static wm_status read_clips(wm_clipset *cs, int n_inputs, char **inputs, size_t max_message, wm_tokenizer *tk,
+                            double *seconds, wm_error *err)
+{
+    const double t0 = wm_now();
+    wm_status st = WM_OK;
+    for (int i = 0; st == WM_OK && i < (n_inputs ? n_inputs : 1); i++)
+        st = wm_clipset_read(cs, n_inputs ? inputs[i] : NULL, i, max_message, tk, err);
+    *seconds = wm_now() - t0;
+    return st;
+}
+
 static void report(void *ctx, const wm_train_progress *p)
 {
     const report_ctx *r = ctx;
     if (r->quiet) return;
     char eta[32], el[32];
-    format_duration(eta, sizeof eta, p->eta);
-    format_duration(el, sizeof el, p->elapsed);
+    report_times(el, eta, p->elapsed, p->eta);
     fprintf(stderr, "%s: step %ld/%ld  loss %.6f  PSNR %.2f dB  %.0f frames/s  lr %.2e  |g| %.3g  %s  ETA %s%s%s\n",
             r->name, p->step, p->steps, p->loss, p->psnr, p->frames_per_s, (double)p->lr, p->grad_norm, el, eta,
             p->checkpointed ? "  checkpoint " : "", p->checkpointed ? p->checkpointed : "");
@@ -236,8 +263,7 @@ static void dynamics_report(void *ctx, const wm_dynamics_progress *p)
     const report_ctx *r = ctx;
     if (r->quiet) return;
     char eta[32], el[32];
-    format_duration(eta, sizeof eta, p->eta);
-    format_duration(el, sizeof el, p->elapsed);
+    report_times(el, eta, p->elapsed, p->eta);
     char obj[32] = "";
     if (p->objects > 0) snprintf(obj, sizeof obj, "  objects %.4f", p->objects);
     fprintf(stderr, "%s: step %ld/%ld  nll %.4f  mse/no-change %.3f%s  %.0f latents/s  lr %.2e  |g| %.3g  %s  ETA %s%s%s\n",
@@ -299,11 +325,9 @@ static int cmd_dynamics(int argc, char **argv)
     double *weights = NULL;
     int n_inputs = argc - first;
     if ((st = parse_weights(weights_text, n_inputs ? n_inputs : 1, &weights, &err))) return wm_cli_exit(tool, st, &err);
-    /* the tokenizer fixes C, encodes frame streams, and stays in the file */
-    wm_tokenizer *tk = wm_tokenizer_load(model, &err);
+    wm_tokenizer *tk = model_tokenizer(model, &err);
     if (!tk) {
         free(weights);
-        wm_error_prefix(&err, "--model (train the tokenizer into it first: wm-train tokenizer --model %s)", model);
         return wm_cli_exit(tool, WM_E_USAGE, &err);
     }
     cfg.latent_channels = wm_tokenizer_get_config(tk)->latent_channels;
@@ -315,16 +339,15 @@ static int cmd_dynamics(int argc, char **argv)
                           init, wm_dynamics_get_config(dyn)->latent_channels, cfg.latent_channels);
     wm_clipset *cs = st == WM_OK ? wm_clipset_new(cfg.latent_channels, (size_t)max_clips, (uint64_t)seed, &err) : NULL;
     if (st == WM_OK && !cs) st = err.code;
-    double t_read = wm_now();
-    for (int i = 0; st == WM_OK && i < (n_inputs ? n_inputs : 1); i++)
-        st = wm_clipset_read(cs, n_inputs ? argv[first + i] : NULL, i, common.max_message, tk, &err);
+    double t_read = 0;
+    if (st == WM_OK) st = read_clips(cs, n_inputs, argv + first, common.max_message, tk, &t_read, &err);
     report_ctx rc = { common.quiet, tool->name };
     if (st == WM_OK && !common.quiet) {
         const wm_dynamics_config *c = wm_dynamics_get_config(dyn);
         fprintf(stderr, "%s: %zu clips (%zu latents, %zu usable windows of %d) from %d stream%s in %.1fs; %s C=%d "
                         "hidden=%d dilation=%d, %zu parameters\n",
                 tool->name, wm_clipset_count(cs), wm_clipset_latents(cs), wm_clipset_usable(cs, seq + 1, crop.h, crop.w),
-                seq + 1, wm_clipset_sources(cs), wm_clipset_sources(cs) > 1 ? "s" : "", wm_now() - t_read,
+                seq + 1, wm_clipset_sources(cs), wm_clipset_sources(cs) > 1 ? "s" : "", t_read,
                 WM_DYNAMICS_ARCH, c->latent_channels, c->hidden, c->dilation, wm_dynamics_params(dyn)->total);
         if (objects > 0)
             fprintf(stderr, "%s: objects head: %zu of the clips carry ball labels\n", tool->name, wm_clipset_labelled(cs));
@@ -404,8 +427,7 @@ static void detector_report(void *ctx, const wm_detect_progress *p)
     const report_ctx *r = ctx;
     if (r->quiet) return;
     char eta[32], el[32];
-    format_duration(eta, sizeof eta, p->eta);
-    format_duration(el, sizeof el, p->elapsed);
+    report_times(el, eta, p->elapsed, p->eta);
     fprintf(stderr, "%s: step %ld/%ld  loss %.4f (centre %.4f  offset %.4f  radius %.4f)  %.0f latents/s  lr %.2e  %s  ETA %s\n",
             r->name, p->step, p->steps, p->loss.total, p->loss.centre, p->loss.offset, p->loss.radius,
             p->latents_per_s, (double)p->lr, el, eta);
@@ -445,10 +467,9 @@ static int cmd_detector(int argc, char **argv)
     double *weights = NULL;
     if (weights_text && (st = parse_weights(weights_text, argc - first ? argc - first : 1, &weights, &err)))
         return wm_cli_exit(tool, st, &err);
-    wm_tokenizer *tk = wm_tokenizer_load(model, &err);
+    wm_tokenizer *tk = model_tokenizer(model, &err);
     if (!tk) {
         free(weights);
-        wm_error_prefix(&err, "--model (train the tokenizer into it first: wm-train tokenizer --model %s)", model);
         return wm_cli_exit(tool, WM_E_USAGE, &err);
     }
     wm_detect_config cfg = wm_detect_default_config(wm_tokenizer_get_config(tk)->latent_channels);
@@ -457,15 +478,14 @@ static int cmd_detector(int argc, char **argv)
     wm_clipset *cs = det ? wm_clipset_new(cfg.latent_channels, (size_t)max_clips, (uint64_t)seed, &err) : NULL;
     if (!cs) st = err.code;
     const int n_inputs = argc - first;
-    double t_read = wm_now();
-    for (int i = 0; st == WM_OK && i < (n_inputs ? n_inputs : 1); i++)
-        st = wm_clipset_read(cs, n_inputs ? argv[first + i] : NULL, i, common.max_message, tk, &err);
+    double t_read = 0;
+    if (st == WM_OK) st = read_clips(cs, n_inputs, argv + first, common.max_message, tk, &t_read, &err);
     report_ctx rc = { common.quiet, tool->name };
     if (st == WM_OK && !common.quiet)
         fprintf(stderr, "%s: %zu clips (%zu latents; %zu with ball labels) from %d stream%s in %.1fs; %s C=%d hidden=%d, "
                         "%zu parameters\n",
                 tool->name, wm_clipset_count(cs), wm_clipset_latents(cs), wm_clipset_labelled(cs), wm_clipset_sources(cs),
-                wm_clipset_sources(cs) > 1 ? "s" : "", wm_now() - t_read, WM_DETECT_ARCH, cfg.latent_channels,
+                wm_clipset_sources(cs) > 1 ? "s" : "", t_read, WM_DETECT_ARCH, cfg.latent_channels,
                 cfg.hidden, wm_detector_params(det)->total);
     wm_detect_train_options o = { 0 };
     o.steps = steps;

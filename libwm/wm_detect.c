@@ -112,29 +112,8 @@ wm_detector *wm_detector_from_file(const wm_safetensors *st, const char *path, w
         wm_detector_free(&d);
         return NULL;
     }
-    const char *names[2] = { WM_DETECT_PREFIX "norm.mean", WM_DETECT_PREFIX "norm.std" };
-    float *dst[2] = { d->norm_mean, d->norm_std };
-    for (int k = 0; k < 2; k++) {
-        const wm_safetensors_tensor *t = wm_safetensors_find(st, names[k]);
-        if (!t || t->rank != 1 || t->shape[0] != (uint64_t)cfg.latent_channels) {
-            wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" [%d] is missing or of another shape", path, names[k],
-                         cfg.latent_channels);
-            wm_detector_free(&d);
-            return NULL;
-        }
-        if (wm_safetensors_read_f32(t, dst[k], (uint64_t)cfg.latent_channels, err) != WM_OK) {
-            wm_error_prefix(err, "%s", path);
-            wm_detector_free(&d);
-            return NULL;
-        }
-    }
-    for (int c = 0; c < cfg.latent_channels; c++)
-        if (!(d->norm_std[c] > 0.0f) || !isfinite(d->norm_std[c]) || !isfinite(d->norm_mean[c])) {
-            wm_error_set(err, WM_E_INPUT, "%s: detector.norm.std[%d] = %g is not a positive number", path, c,
-                         (double)d->norm_std[c]);
-            wm_detector_free(&d);
-            return NULL;
-        }
+    if (wm_model_read_norm(st, path, WM_DETECT_PREFIX, cfg.latent_channels, d->norm_mean, d->norm_std, err))
+        wm_detector_free(&d);
     return d;
 }
 

@@ -185,7 +185,7 @@ wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, w
         wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "dilation", 1, 4, &cfg.dilation, err) ||
         (wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "objects") &&
          wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "objects", WM_DYNAMICS_OBJECT_MAPS, WM_DYNAMICS_OBJECT_MAPS,
-                     &cfg.objects, err)))
+                           &cfg.objects, err)))
         return NULL;
     if (cfg.hidden % 4) {
         wm_error_set(err, WM_E_INPUT, "%s: metadata \"dynamics.hidden\" = %d is not a multiple of 4", path, cfg.hidden);
@@ -197,29 +197,10 @@ wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, w
         wm_dynamics_free(&d);
         return NULL;
     }
-    const char *names[2] = { WM_DYNAMICS_PREFIX "norm.mean", WM_DYNAMICS_PREFIX "norm.std" };
-    float *dst[2] = { d->norm_mean, d->norm_std };
-    for (int k = 0; k < 2; k++) {
-        const wm_safetensors_tensor *t = wm_safetensors_find(st, names[k]);
-        if (!t || t->rank != 1 || t->shape[0] != (uint64_t)cfg.latent_channels) {
-            wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" [%d] is missing or of another shape", path, names[k],
-                         cfg.latent_channels);
-            wm_dynamics_free(&d);
-            return NULL;
-        }
-        if (wm_safetensors_read_f32(t, dst[k], (uint64_t)cfg.latent_channels, err) != WM_OK) {
-            wm_error_prefix(err, "%s", path);
-            wm_dynamics_free(&d);
-            return NULL;
-        }
+    if (wm_model_read_norm(st, path, WM_DYNAMICS_PREFIX, cfg.latent_channels, d->norm_mean, d->norm_std, err)) {
+        wm_dynamics_free(&d);
+        return NULL;
     }
-    for (int c = 0; c < cfg.latent_channels; c++)
-        if (!(d->norm_std[c] > 0.0f) || !isfinite(d->norm_std[c]) || !isfinite(d->norm_mean[c])) {
-            wm_error_set(err, WM_E_INPUT, "%s: dynamics.norm.std[%d] = %g is not a positive number", path, c,
-                         (double)d->norm_std[c]);
-            wm_dynamics_free(&d);
-            return NULL;
-        }
     const char *rec = wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "tokenizer");
     uint64_t now = wm_model_tokenizer_fingerprint(st);
     if (rec && now) {

@@ -1,6 +1,7 @@
 #include "wm_model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,4 +95,26 @@ uint64_t wm_model_tokenizer_fingerprint(const wm_safetensors *st)
         h = wm_fnv1a(h, t->data, t->nbytes);
     }
     return any ? h : 0;
+}
+
+wm_status wm_model_read_norm(const wm_safetensors *st, const char *path, const char *prefix, int C, float *mean,
+                             float *std, wm_error *err)
+{
+    float *dst[2] = { mean, std };
+    for (int k = 0; k < 2; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "%snorm.%s", prefix, k ? "std" : "mean");
+        const wm_safetensors_tensor *t = wm_safetensors_find(st, name);
+        if (!t || t->rank != 1 || t->shape[0] != (uint64_t)C)
+            return wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" [%d] is missing or of another shape", path, name, C);
+        if (wm_safetensors_read_f32(t, dst[k], (uint64_t)C, err) != WM_OK) {
+            wm_error_prefix(err, "%s", path);
+            return err->code;
+        }
+    }
+    for (int c = 0; c < C; c++)
+        if (!(std[c] > 0.0f) || !isfinite(std[c]) || !isfinite(mean[c]))
+            return wm_error_set(err, WM_E_INPUT, "%s: %snorm.std[%d] = %g is not a positive number", path, prefix, c,
+                                (double)std[c]);
+    return WM_OK;
 }

@@ -36,6 +36,12 @@ wm_status wm_model_keep_others(wm_safetensors_builder *b, const char *path, cons
 wm_status wm_model_meta_int(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
                             wm_error *err);
 
+/* Reads a part's normalisation, prefix + "norm.mean" and "norm.std" [C],
+ * into mean and std: WM_E_INPUT naming path and the tensor when either is
+ * missing, of another shape, or a std is not a positive number. */
+wm_status wm_model_read_norm(const wm_safetensors *st, const char *path, const char *prefix, int C, float *mean,
+                             float *std, wm_error *err);
+
 /* FNV-1a over the names and bytes of the file's tokenizer tensors: which
  * tokenizer a part of the model was trained on.  0 when there is none. */
 uint64_t wm_model_tokenizer_fingerprint(const wm_safetensors *st);
