@@ -197,6 +197,8 @@ wm_status wm_detector_save(const wm_detector *d, const char *path, const char *c
 
 /* ---- forward ---- */
 
+/* Grows the workspace to B latents of h x w cells (the scratch depends on
+ * the shape, the rest on the cell count). */
 static wm_status reserve(wm_detector *d, int B, int h, int w, wm_error *err)
 {
     const size_t N = (size_t)B * h * w;
@@ -206,37 +208,33 @@ static wm_status reserve(wm_detector *d, int B, int h, int w, wm_error *err)
         size_t s = wm_dconv3x3_scratch_floats(B, h, w, layer_cin(&d->cfg, l), Ch, layer_dilation[l]);
         if (s > need_scratch) need_scratch = s;
     }
+    if (N > d->cap) {
+        free_workspace(d);
+        memset(d->pre, 0, sizeof d->pre);
+        memset(d->act, 0, sizeof d->act);
+        d->x = malloc(N * C * sizeof(float));
+        int ok = d->x != NULL;
+        for (int l = 0; l < LAYERS; l++) {
+            d->pre[l] = malloc(N * Ch * sizeof(float));
+            d->act[l] = malloc(N * Ch * sizeof(float));
+            ok = ok && d->pre[l] && d->act[l];
+        }
+        d->maps = malloc(N * WM_DETECT_MAPS * sizeof(float));
+        d->dmaps = malloc(N * WM_DETECT_MAPS * sizeof(float));
+        d->dact = malloc(N * Ch * sizeof(float));
+        d->dpre = malloc(N * Ch * sizeof(float));
+        d->scratch = NULL;
+        d->cap = d->scratch_cap = 0;
+        if (!ok || !d->maps || !d->dmaps || !d->dact || !d->dpre)
+            return wm_error_set(err, WM_E_SYSTEM, "out of memory for the detector's workspace (%zu cells)", N);
+        d->cap = N;
+    }
     if (need_scratch > d->scratch_cap) {
         free(d->scratch);
         d->scratch = malloc(need_scratch * sizeof(float));
         d->scratch_cap = d->scratch ? need_scratch : 0;
         if (!d->scratch) return wm_error_set(err, WM_E_SYSTEM, "out of memory for the detector's scratch");
     }
-    if (N <= d->cap) return WM_OK;
-    free_workspace(d);
-    d->scratch = malloc(need_scratch * sizeof(float));
-    d->scratch_cap = d->scratch ? need_scratch : 0;
-    d->x = malloc(N * C * sizeof(float));
-    int ok = d->x && d->scratch;
-    for (int l = 0; l < LAYERS; l++) {
-        d->pre[l] = malloc(N * Ch * sizeof(float));
-        d->act[l] = malloc(N * Ch * sizeof(float));
-        ok = ok && d->pre[l] && d->act[l];
-    }
-    d->maps = malloc(N * WM_DETECT_MAPS * sizeof(float));
-    d->dmaps = malloc(N * WM_DETECT_MAPS * sizeof(float));
-    d->dact = malloc(N * Ch * sizeof(float));
-    d->dpre = malloc(N * Ch * sizeof(float));
-    ok = ok && d->maps && d->dmaps && d->dact && d->dpre;
-    if (!ok) {
-        free_workspace(d);
-        memset(d->pre, 0, sizeof d->pre);
-        memset(d->act, 0, sizeof d->act);
-        d->x = d->maps = d->dmaps = d->dact = d->dpre = d->scratch = NULL;
-        d->cap = d->scratch_cap = 0;
-        return wm_error_set(err, WM_E_SYSTEM, "out of memory for the detector's workspace (%zu cells)", N);
-    }
-    d->cap = N;
     return WM_OK;
 }
 
