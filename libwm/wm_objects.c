@@ -108,7 +108,7 @@ int wm_objects_tracks(const wm_objects *o, wm_track_view *out, int max)
 {
     for (int i = 0; i < o->ntracks && i < max; i++) {
         const track *t = &o->tracks[i];
-        out[i] = (wm_track_view){ t->x, t->y, t->r, t->px, t->py, t->age, t->hidden, t->drawn };
+        out[i] = (wm_track_view){ t->x, t->y, t->r, t->px, t->py, t->moved, t->age, t->hidden, t->drawn };
     }
     return o->ntracks;
 }

@@ -64,6 +64,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
 typedef struct wm_track_view {
     float x, y, r;                /* now (a hidden track: where it coasted to) */
     float px, py;                 /* predicted for the next frame */
+    float moved;                  /* the farthest it has been from where it was first seen */
     int age, hidden, drawn;       /* frames seen; frames unseen; drawn in the last prediction */
 } wm_track_view;
 

@@ -95,6 +95,7 @@ void wm_prior_reset(wm_prior *p, int lane)
 }
 
 const float *wm_prior_drawn(const wm_prior *p) { return p->drawn; }
+const wm_objects *wm_prior_scene(const wm_prior *p, int lane) { return p->scene[lane]; }
 
 wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_error *err)
 {

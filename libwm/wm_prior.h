@@ -35,7 +35,8 @@ void wm_prior_reset(wm_prior *p, int lane);
 wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_error *err);
 
 /* The frames lane 0..n-1 were last drawn for the next step [n, H, W, 3]
- * (0..255), for tracing. */
+ * (0..255), and a lane's scene (its tracks), for tracing. */
 const float *wm_prior_drawn(const wm_prior *p);
+const wm_objects *wm_prior_scene(const wm_prior *p, int lane);
 
 #endif
