@@ -8,7 +8,7 @@
  *   2  the same for y,
  *   3  the ball's radius in cells.
  * Layers: 3x3 C -> hidden, ReLU; 3x3 hidden -> hidden, ReLU; 3x3 dilation
- * 2, ReLU; 1x1 hidden -> 4 (a 11 x 11 cell view, 44 pixels).  Trained on
+ * 2, ReLU; 1x1 hidden -> 4 (a 9 x 9 cell view, 36 pixels).  Trained on
  * wm-synth's ball labels (centres, radii, visibility) with a weighted
  * binary cross-entropy for the centres and L1 for the offsets and radii
  * at the labelled cells; wm_detector_balls turns the maps into balls
