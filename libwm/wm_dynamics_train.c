@@ -20,7 +20,7 @@
 
 typedef struct cs_clip {
     float *lat;                /* [n, h, w, C] */
-    float *obj;                /* [n, h, w, K_LAB] labels (wm_clipset_add), NULL: none */
+    float *obj;                /* [n][h * w * K_LAB] labels (wm_clipset_add), NULL: none */
     int n, h, w;
 } cs_clip;
 
@@ -182,7 +182,7 @@ typedef struct clip_reader {
     float *frames;             /* [pending, fh, fw, 3] */
     size_t frames_cap;
     int pending, fh, fw;
-    float *obj;                /* [nobj, h, w, K_LAB]: the labels of each latent or frame read */
+    float *obj;                /* [nobj][h * w * K_LAB]: the labels of each latent or frame read */
     size_t obj_cap;
     int nobj, has_obj;
     size_t added;
