@@ -90,18 +90,9 @@ wm_detector *wm_detector_new(const wm_detect_config *cfg, uint64_t seed, wm_erro
 
 wm_detector *wm_detector_from_file(const wm_safetensors *st, const char *path, wm_error *err)
 {
-    const char *arch = wm_safetensors_meta(st, WM_DETECT_PREFIX "arch");
-    if (!arch) {
-        wm_error_set(err, WM_E_INPUT,
-                     "%s: holds no ball detector (no \"" WM_DETECT_PREFIX "arch\" metadata; train one with "
-                     "wm-train detector)", path);
+    if (wm_model_check_arch(st, path, WM_DETECT_PREFIX, WM_DETECT_ARCH, "ball detector", "detector",
+                            "; train one with wm-train detector", err))
         return NULL;
-    }
-    if (strcmp(arch, WM_DETECT_ARCH) != 0) {
-        wm_error_set(err, WM_E_INPUT, "%s: detector architecture \"%.60s\" is not supported (this wm reads \"%s\")",
-                     path, arch, WM_DETECT_ARCH);
-        return NULL;
-    }
     wm_detect_config cfg = { 0, 0 };
     if (wm_model_meta_int(st, path, WM_DETECT_PREFIX "latent_channels", 1, 64, &cfg.latent_channels, err) ||
         wm_model_meta_int(st, path, WM_DETECT_PREFIX "hidden", 4, 256, &cfg.hidden, err))

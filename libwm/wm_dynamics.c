@@ -167,18 +167,9 @@ wm_dynamics *wm_dynamics_new(const wm_dynamics_config *cfg, uint64_t seed, wm_er
 
 wm_dynamics *wm_dynamics_from_file(const wm_safetensors *st, const char *path, wm_error *err)
 {
-    const char *arch = wm_safetensors_meta(st, WM_DYNAMICS_PREFIX "arch");
-    if (!arch) {
-        wm_error_set(err, WM_E_INPUT,
-                     "%s: holds no dynamics model (no \"" WM_DYNAMICS_PREFIX "arch\" metadata; train one with "
-                     "wm-train dynamics)", path);
+    if (wm_model_check_arch(st, path, WM_DYNAMICS_PREFIX, WM_DYNAMICS_ARCH, "dynamics model", "dynamics",
+                            "; train one with wm-train dynamics", err))
         return NULL;
-    }
-    if (strcmp(arch, WM_DYNAMICS_ARCH) != 0) {
-        wm_error_set(err, WM_E_INPUT, "%s: dynamics architecture \"%.60s\" is not supported (this wm reads \"%s\")",
-                     path, arch, WM_DYNAMICS_ARCH);
-        return NULL;
-    }
     wm_dynamics_config cfg = { 0, 0, 0, 0 };
     if (wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "latent_channels", 1, 64, &cfg.latent_channels, err) ||
         wm_model_meta_int(st, path, WM_DYNAMICS_PREFIX "hidden", 4, 256, &cfg.hidden, err) ||

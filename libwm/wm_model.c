@@ -118,3 +118,16 @@ wm_status wm_model_read_norm(const wm_safetensors *st, const char *path, const c
                                 (double)std[c]);
     return WM_OK;
 }
+
+wm_status wm_model_check_arch(const wm_safetensors *st, const char *path, const char *prefix, const char *want,
+                              const char *what, const char *kind, const char *hint, wm_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%sarch", prefix);
+    const char *arch = wm_safetensors_meta(st, key);
+    if (!arch) return wm_error_set(err, WM_E_INPUT, "%s: holds no %s (no \"%s\" metadata%s)", path, what, key, hint);
+    if (strcmp(arch, want) != 0)
+        return wm_error_set(err, WM_E_INPUT, "%s: %s architecture \"%.60s\" is not supported (this wm reads \"%s\")",
+                            path, kind, arch, want);
+    return WM_OK;
+}

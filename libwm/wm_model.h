@@ -31,6 +31,14 @@ wm_status wm_model_resolve(const char *option, char *out, size_t cap, wm_error *
 wm_status wm_model_keep_others(wm_safetensors_builder *b, const char *path, const char *prefix, wm_safetensors **old,
                                size_t *kept, wm_error *err);
 
+/* Checks that an open model file holds a part (metadata prefix + "arch")
+ * of architecture want.  WM_E_INPUT naming path otherwise: "holds no
+ * <what> (no "<prefix>arch" metadata<hint>)" when it is missing, "<kind>
+ * architecture "..." is not supported (this wm reads "<want>")" when it is
+ * another. */
+wm_status wm_model_check_arch(const wm_safetensors *st, const char *path, const char *prefix, const char *want,
+                              const char *what, const char *kind, const char *hint, wm_error *err);
+
 /* The integer metadata value key of an open model file, in [lo, hi];
  * WM_E_INPUT naming path and key when it is missing or not such a number. */
 wm_status wm_model_meta_int(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wm_model.h"
 #include "wm_nn.h"
 
 /* The network is a short list of ops over numbered activation buffers, so
@@ -294,16 +295,8 @@ static wm_status meta_int(const wm_safetensors *st, const char *path, const char
 
 wm_tokenizer *wm_tokenizer_from_file(const wm_safetensors *st, const char *path, wm_error *err)
 {
-    const char *arch = wm_safetensors_meta(st, WM_TOKENIZER_PREFIX "arch");
-    if (!arch) {
-        wm_error_set(err, WM_E_INPUT, "%s: holds no tokenizer (no \"" WM_TOKENIZER_PREFIX "arch\" metadata)", path);
+    if (wm_model_check_arch(st, path, WM_TOKENIZER_PREFIX, WM_TOKENIZER_ARCH, "tokenizer", "tokenizer", "", err))
         return NULL;
-    }
-    if (strcmp(arch, WM_TOKENIZER_ARCH) != 0) {
-        wm_error_set(err, WM_E_INPUT, "%s: tokenizer architecture \"%.60s\" is not supported (this wm reads \"%s\")",
-                     path, arch, WM_TOKENIZER_ARCH);
-        return NULL;
-    }
     wm_tokenizer_config cfg;
     if (meta_int(st, path, WM_TOKENIZER_PREFIX "latent_channels", 4, 16, &cfg.latent_channels, err) ||
         meta_int(st, path, WM_TOKENIZER_PREFIX "hidden", 8, 256, &cfg.hidden, err) ||
