@@ -37,8 +37,6 @@ struct wm_objects {
     track *tracks;                      /* WM_OBJECTS_MAX_TRACKS */
     int ntracks;
     track *spare;                       /* room to rebuild the list */
-    int *pair_t, *pair_d;
-    float *pair_dist;
 };
 
 wm_objects_config wm_objects_default_config(int width, int height, double fps)
@@ -55,7 +53,7 @@ wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err)
         return NULL;
     }
     wm_objects *o = calloc(1, sizeof *o);
-    const size_t px = (size_t)cfg->width * cfg->height, pairs = (size_t)WM_OBJECTS_MAX_TRACKS * WM_OBJECTS_MAX_TRACKS;
+    const size_t px = (size_t)cfg->width * cfg->height;
     if (o) {
         o->cfg = *cfg;
         o->bg = malloc(px * 3 * sizeof(float));
@@ -64,12 +62,8 @@ wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err)
         o->scratch = malloc(px * sizeof(float));
         o->tracks = malloc(WM_OBJECTS_MAX_TRACKS * sizeof(track));
         o->spare = malloc(WM_OBJECTS_MAX_TRACKS * sizeof(track));
-        o->pair_t = malloc(pairs * sizeof(int));
-        o->pair_d = malloc(pairs * sizeof(int));
-        o->pair_dist = malloc(pairs * sizeof(float));
     }
-    if (!o || !o->bg || !o->prev || !o->cover || !o->scratch || !o->tracks || !o->spare || !o->pair_t || !o->pair_d ||
-        !o->pair_dist) {
+    if (!o || !o->bg || !o->prev || !o->cover || !o->scratch || !o->tracks || !o->spare) {
         wm_objects_free(&o);
         wm_error_set(err, WM_E_SYSTEM, "out of memory for a %dx%d scene", cfg->width, cfg->height);
         return NULL;
@@ -88,9 +82,6 @@ void wm_objects_free(wm_objects **op)
     free(o->scratch);
     free(o->tracks);
     free(o->spare);
-    free(o->pair_t);
-    free(o->pair_d);
-    free(o->pair_dist);
     free(o);
     *op = NULL;
 }
@@ -112,6 +103,9 @@ int wm_objects_tracks(const wm_objects *o, wm_track_view *out, int max)
     }
     return o->ntracks;
 }
+
+/* a detected ball's radius as the scene uses it: 2 to 12 pixels */
+static float ball_radius(const wm_ball *b) { return b->r < 2 ? 2 : b->r > 12 ? 12 : b->r; }
 
 /* ---- pixels ---- */
 
@@ -288,7 +282,7 @@ static void predict(const wm_objects *o, track *t)
 
 static void matched(wm_objects *o, track *t, const wm_ball *b, const float *frame)
 {
-    const float r = b->r < 2 ? 2 : b->r > 12 ? 12 : b->r;
+    const float r = ball_radius(b);
     const float gap = (float)(t->hidden + 1), nvx = (b->x - t->x) / gap, nvy = (b->y - t->y) / gap;
     const float far = hypotf(b->x - t->x0, b->y - t->y0);
     if (far > t->moved) t->moved = far;
@@ -317,7 +311,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
     /* the pixels near a ball */
     memset(o->cover, 0, npx);
     for (int k = 0; k < n; k++) {
-        const float r = (balls[k].r < 2 ? 2 : balls[k].r > 12 ? 12 : balls[k].r) + 2.5f;
+        const float r = ball_radius(&balls[k]) + 2.5f;
         for (int i = (int)floorf(balls[k].y - r) - 1; i <= (int)ceilf(balls[k].y + r); i++)
             for (int j = (int)floorf(balls[k].x - r) - 1; j <= (int)ceilf(balls[k].x + r); j++)
                 if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, balls[k].x, balls[k].y, r))
@@ -328,7 +322,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
         memcpy(o->bg, frame, npx * 3 * sizeof(float));
         o->floor = floor_from_edges(o);
         for (int k = 0; k < n; k++) {   /* under each ball: the colour around it */
-            const float r = (balls[k].r < 2 ? 2 : balls[k].r > 12 ? 12 : balls[k].r) + 2.5f;
+            const float r = ball_radius(&balls[k]) + 2.5f;
             float ring[3];
             if (!disc_median(o, frame, balls[k].x, balls[k].y, r + 3.5f, r, 1, NULL, ring)) continue;
             for (int i = 0; i < H; i++)
@@ -346,27 +340,28 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
         }
     }
     /* detections to tracks, nearest first */
-    int np = 0;
+    enum { MAX_PAIRS = WM_OBJECTS_MAX_TRACKS * WM_OBJECTS_MAX_TRACKS };
+    int pair_t[MAX_PAIRS], pair_d[MAX_PAIRS], order[MAX_PAIRS], np = 0;
+    float pair_dist[MAX_PAIRS];
     for (int i = 0; i < o->ntracks; i++)
         for (int k = 0; k < n; k++) {
             const track *t = &o->tracks[i];
             const float d = hypotf(t->px - balls[k].x, t->py - balls[k].y);
             if (d < 5 + 0.5f * hypotf(t->vx, t->vy) + 3.0f * (float)t->hidden) {
-                o->pair_t[np] = i;
-                o->pair_d[np] = k;
-                o->pair_dist[np] = d;
+                pair_t[np] = i;
+                pair_d[np] = k;
+                pair_dist[np] = d;
                 np++;
             }
         }
-    int order[WM_OBJECTS_MAX_TRACKS * WM_OBJECTS_MAX_TRACKS];
     for (int k = 0; k < np; k++) {   /* by distance, then track, then ball: a stable insertion sort */
         int q = k;
-        for (; q > 0 && o->pair_dist[order[q - 1]] > o->pair_dist[k]; q--) order[q] = order[q - 1];
+        for (; q > 0 && pair_dist[order[q - 1]] > pair_dist[k]; q--) order[q] = order[q - 1];
         order[q] = k;
     }
     unsigned char t_used[WM_OBJECTS_MAX_TRACKS] = { 0 }, d_used[WM_OBJECTS_MAX_TRACKS] = { 0 };
     for (int q = 0; q < np; q++) {
-        const int i = o->pair_t[order[q]], k = o->pair_d[order[q]];
+        const int i = pair_t[order[q]], k = pair_d[order[q]];
         if (t_used[i] || d_used[k]) continue;
         t_used[i] = d_used[k] = 1;
         matched(o, &o->tracks[i], &balls[k], frame);
@@ -394,7 +389,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
         memset(t, 0, sizeof *t);
         t->x = t->x0 = balls[k].x;
         t->y = t->y0 = balls[k].y;
-        t->r = balls[k].r < 2 ? 2 : balls[k].r > 12 ? 12 : balls[k].r;
+        t->r = ball_radius(&balls[k]);
         t->age = 1;
         cut_sprite(o, t, frame);
     }

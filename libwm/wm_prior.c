@@ -106,6 +106,8 @@ wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_err
     if (st) return st;
     wm_tokenizer_output_to_pixels(p->pix, p->y, (size_t)n * fpx);
     for (size_t k = 0; k < (size_t)n * fpx * 3; k++) p->frame[k] = p->pix[k];
+    /* the decoded frames as the encoder reads them, after the drawn ones (p->pix is reused for those) */
+    wm_tokenizer_pixels_to_input(p->x + (size_t)n * fpx * 3, p->pix, (size_t)n * fpx, 3);
     for (int l = 0; l < n; l++) {
         wm_ball balls[MAX_BALLS];
         int nb = wm_detector_balls(p->maps + (size_t)l * cells * WM_DETECT_MAPS, p->h, p->w, WM_TOKENIZER_PATCH,
@@ -118,8 +120,6 @@ wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_err
     }
     /* encode the drawn frames, then the decoded ones, in one batch */
     wm_tokenizer_pixels_to_input(p->x, p->pix, (size_t)n * fpx, 3);
-    wm_tokenizer_output_to_pixels(p->pix, p->y, (size_t)n * fpx);
-    wm_tokenizer_pixels_to_input(p->x + (size_t)n * fpx * 3, p->pix, (size_t)n * fpx, 3);
     if ((st = wm_tokenizer_encode(p->tk, p->enc, p->x, 2 * n, p->H, p->W, err))) return st;
     const float *drawn_z = p->enc, *decoded_z = p->enc + (size_t)n * lat;
     for (size_t k = 0; k < (size_t)n * lat; k++) prior[k] = z[k] + drawn_z[k] - decoded_z[k];
