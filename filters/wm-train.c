@@ -45,6 +45,17 @@ static void format_duration(char *out, size_t cap, double s)
     else snprintf(out, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
 }
 
+/* A command's exit: an interrupted run says where it stopped (and where its
+ * checkpoint is) rather than only "interrupted". */
+static int train_exit(const wm_tool *tool, wm_status st, wm_error *err)
+{
+    if (st == WM_E_INTERRUPTED) {
+        fprintf(stderr, "%s: %s\n", tool->name, err->msg);
+        return wm_exit_code(st);
+    }
+    return wm_cli_exit(tool, st, err);
+}
+
 /* elapsed and ETA of a progress report, as text (32 bytes each) */
 static void report_times(char el[32], char eta[32], double elapsed, double remaining)
 {
@@ -227,11 +238,7 @@ static int cmd_tokenizer(int argc, char **argv)
     free(weights);
     wm_frameset_free(&fs);
     wm_tokenizer_free(&tk);
-    if (st == WM_E_INTERRUPTED) {   /* say where the checkpoint is, not just "interrupted" */
-        fprintf(stderr, "%s: %s\n", tool->name, err.msg);
-        return wm_exit_code(st);
-    }
-    return wm_cli_exit(tool, st, &err);
+    return train_exit(tool, st, &err);
 }
 
 /* ---- wm-train dynamics ---- */
@@ -394,11 +401,7 @@ static int cmd_dynamics(int argc, char **argv)
     wm_clipset_free(&cs);
     wm_dynamics_free(&dyn);
     wm_tokenizer_free(&tk);
-    if (st == WM_E_INTERRUPTED) {
-        fprintf(stderr, "%s: %s\n", tool->name, err.msg);
-        return wm_exit_code(st);
-    }
-    return wm_cli_exit(tool, st, &err);
+    return train_exit(tool, st, &err);
 }
 
 /* ---- wm-train detector ---- */
@@ -528,11 +531,7 @@ static int cmd_detector(int argc, char **argv)
     wm_clipset_free(&cs);
     wm_detector_free(&det);
     wm_tokenizer_free(&tk);
-    if (st == WM_E_INTERRUPTED) {
-        fprintf(stderr, "%s: %s\n", tool->name, err.msg);
-        return wm_exit_code(st);
-    }
-    return wm_cli_exit(tool, st, &err);
+    return train_exit(tool, st, &err);
 }
 
 /* ---- dispatch ---- */
