@@ -141,7 +141,7 @@ wm_status wm_detect_train(wm_detector *d, const wm_clipset *cs, const wm_detect_
             pr.loss.radius /= (double)since;
             pr.elapsed = now - t0;
             pr.latents_per_s = pr.elapsed > 0 ? (double)(step + 1) * o->batch / pr.elapsed : 0;
-            pr.eta = step + 1 ? pr.elapsed / (double)(step + 1) * (double)(o->steps - step - 1) : 0;
+            pr.eta = pr.elapsed / (double)(step + 1) * (double)(o->steps - step - 1);
             pr.lr = lr;
             pr.final = final;
             report(ctx, &pr);
