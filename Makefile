@@ -160,6 +160,7 @@ model: all
 	scripts/model-tokenizer.sh
 	scripts/model-dynamics.sh
 	scripts/model-detector.sh
+	scripts/model-prior.sh
 
 # Pipelines go to PREFIX/bin as wm-NAME (pipelines/score: wm-score) with
 # their names in messages and help rewritten; they find the filters beside

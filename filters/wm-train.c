@@ -9,6 +9,7 @@
 #include "wm_detect_train.h"
 #include "wm_dynamics_train.h"
 #include "wm_nn.h"
+#include "wm_prior.h"
 #include "wm_proto.h"
 #include "wm_signal.h"
 #include "wm_train.h"
@@ -534,6 +535,76 @@ static int cmd_detector(int argc, char **argv)
     return train_exit(tool, st, &err);
 }
 
+/* ---- prior ---- */
+
+static const wm_tool prior_tool = {
+    "wm-train prior", "fit the object prior's variance on clips", "--model PATH [options] [STREAM...]",
+    "Reads clips from each STREAM (default stdin), latents or frames (encoded with\n"
+    "the tokenizer in PATH), runs the object prior (the ball detector and tracker\n"
+    "in PATH, docs/model.md) over them, and writes the per-channel variance of\n"
+    "each latent about its prior, from the prediction of latent 3 on, into PATH\n"
+    "(tensor prior.var).  wm-step sends it with each prior so that\n"
+    "wm-score-coherence can weigh the prior's surprise.  Deterministic for the\n"
+    "data and --threads.",
+    "  wm-synth --clips 200 --seed 7 | wm-train prior --model my.safetensors"
+};
+
+static int cmd_prior(int argc, char **argv)
+{
+    const wm_tool *tool = &prior_tool;
+    wm_common common = { 0 };
+    wm_error err = { 0 };
+    const char *model = NULL;
+    int threads = 1, first = 0, max_clips = 100000;
+    double fps = 25;
+    const wm_opt opts[] = {
+        { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer and the detector; the prior is written into it (required)", NULL, 0, 0 },
+        { "fps", 0, WM_OPT_DOUBLE, &fps, "F", "frame rate of the clips, for gravity (default 25: wm-synth's)", NULL, 1e-3, 1e6 },
+        { "max-clips", 0, WM_OPT_INT, &max_clips, "N", "clips kept per STREAM, a uniform sample (default 100000)", NULL, 1, 100000000 },
+        { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: BLAS and the convolutions (default 1)", NULL, 1, 256 },
+        { 0 } };
+    wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
+    if (st != WM_OK) return wm_cli_exit(tool, st, &err);
+    if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
+    wm_nn_set_threads(threads);
+    wm_tokenizer *tk = model_tokenizer(model, &err);
+    wm_detector *det = tk ? wm_detector_load(model, &err) : NULL;
+    if (!det) {
+        if (tk) wm_error_prefix(&err, "--model (train the detector into it first: wm-train detector --model %s)", model);
+        wm_tokenizer_free(&tk);
+        return wm_cli_exit(tool, WM_E_USAGE, &err);
+    }
+    const int C = wm_tokenizer_get_config(tk)->latent_channels;
+    wm_clipset *cs = wm_clipset_new(C, (size_t)max_clips, 1, &err);
+    double t_read = 0, t0 = 0;
+    st = cs ? read_clips(cs, argc - first, argv + first, common.max_message, tk, &t_read, &err) : err.code;
+    float var[16];
+    long count = 0;
+    if (st == WM_OK) {
+        if (!common.quiet)
+            fprintf(stderr, "%s: %zu clips (%zu latents) in %.1fs; fitting\n", tool->name, wm_clipset_count(cs),
+                    wm_clipset_latents(cs), t_read);
+        t0 = wm_now();
+        st = wm_prior_fit(tk, det, cs, fps, var, &count, &err);
+    }
+    if (st == WM_OK) {
+        char num[2][32];
+        snprintf(num[0], sizeof num[0], "%ld", count);
+        snprintf(num[1], sizeof num[1], "%g", fps);
+        const char *meta[] = { "fit.latents", num[0], "fit.fps", num[1] };
+        st = wm_prior_save(model, var, C, meta, 2, &err);
+    }
+    if (st == WM_OK && !common.quiet) {
+        fprintf(stderr, "%s: %ld latents in %.1fs; variance per channel", tool->name, count, wm_now() - t0);
+        for (int c = 0; c < C; c++) fprintf(stderr, " %.4g", (double)var[c]);
+        fprintf(stderr, "; wrote %s (other parts kept)\n", model);
+    }
+    wm_clipset_free(&cs);
+    wm_detector_free(&det);
+    wm_tokenizer_free(&tk);
+    return train_exit(tool, st, &err);
+}
+
 /* ---- dispatch ---- */
 
 static const struct command {
@@ -544,6 +615,7 @@ static const struct command {
     { "tokenizer", cmd_tokenizer, "train the latent tokenizer on frames" },
     { "dynamics", cmd_dynamics, "train the latent dynamics model on clips" },
     { "detector", cmd_detector, "train the ball detector on labelled latents" },
+    { "prior", cmd_prior, "fit the object prior's variance on clips" },
 };
 
 static void usage(FILE *out)
@@ -572,7 +644,7 @@ int main(int argc, char **argv)
         return 0;
     }
     /* errors are one line, as in every filter */
-    if (argc >= 2) fprintf(stderr, "wm-train: unknown command '%s' (tokenizer, dynamics or detector; see --help)\n", argv[1]);
-    else fprintf(stderr, "wm-train: a command is needed: tokenizer, dynamics or detector (see --help)\n");
+    if (argc >= 2) fprintf(stderr, "wm-train: unknown command '%s' (tokenizer, dynamics, detector or prior; see --help)\n", argv[1]);
+    else fprintf(stderr, "wm-train: a command is needed: tokenizer, dynamics, detector or prior (see --help)\n");
     return 1;
 }

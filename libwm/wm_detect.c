@@ -174,12 +174,7 @@ wm_status wm_detector_save(const wm_detector *d, const char *path, const char *c
         "tokenizer", num[2],
     };
     const size_t n_fixed = sizeof fixed / sizeof fixed[0] / 2 - (fp ? 0 : 1);
-    for (size_t i = 0; st == WM_OK && i < n_fixed + n_meta; i++) {
-        const char *const *kv = i < n_fixed ? fixed + 2 * i : meta + 2 * (i - n_fixed);
-        char key[128];
-        snprintf(key, sizeof key, "%s%s", WM_DETECT_PREFIX, kv[0]);
-        st = wm_safetensors_builder_meta(b, key, kv[1], err);
-    }
+    if (!st) st = wm_model_add_meta(b, WM_DETECT_PREFIX, fixed, n_fixed, meta, n_meta, err);
     if (!st) st = wm_safetensors_builder_write(b, path, err);
     wm_safetensors_builder_free(&b);
     wm_safetensors_close(&old);

@@ -97,7 +97,7 @@ void wm_clipset_clip(const wm_clipset *cs, int s, size_t i, const float **latent
 {
     const cs_clip *c = clip_at(cs, s, i);
     *latents = c->lat;
-    *labels = c->obj;
+    if (labels) *labels = c->obj;
     *n = c->n;
     *h = c->h;
     *w = c->w;

@@ -71,7 +71,7 @@ wm_status wm_clipset_read(wm_clipset *cs, const char *spec, int source, size_t m
 
 size_t wm_clipset_count(const wm_clipset *cs);
 /* Clips kept of source s, and clip i of them: its latents and labels
- * (NULL: none), borrowed from the set. */
+ * (NULL: none; labels may be NULL when not wanted), borrowed from the set. */
 size_t wm_clipset_source_size(const wm_clipset *cs, int s);
 void wm_clipset_clip(const wm_clipset *cs, int s, size_t i, const float **latents, const float **labels, int *n, int *h,
                      int *w);

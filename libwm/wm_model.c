@@ -131,3 +131,16 @@ wm_status wm_model_check_arch(const wm_safetensors *st, const char *path, const 
                             path, kind, arch, want);
     return WM_OK;
 }
+
+wm_status wm_model_add_meta(wm_safetensors_builder *b, const char *prefix, const char *const *fixed, size_t n_fixed,
+                            const char *const *kv, size_t n, wm_error *err)
+{
+    wm_status st = WM_OK;
+    for (size_t i = 0; st == WM_OK && i < n_fixed + n; i++) {
+        const char *const *p = i < n_fixed ? fixed + 2 * i : kv + 2 * (i - n_fixed);
+        char key[128];
+        snprintf(key, sizeof key, "%s%s", prefix, p[0]);
+        st = wm_safetensors_builder_meta(b, key, p[1], err);
+    }
+    return st;
+}

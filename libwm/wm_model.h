@@ -50,6 +50,11 @@ wm_status wm_model_meta_int(const wm_safetensors *st, const char *path, const ch
 wm_status wm_model_read_norm(const wm_safetensors *st, const char *path, const char *prefix, int C, float *mean,
                              float *std, wm_error *err);
 
+/* Adds the key/value pairs kv[0..2n) as metadata prefix + key, after the
+ * pairs fixed[0..2n_fixed). */
+wm_status wm_model_add_meta(wm_safetensors_builder *b, const char *prefix, const char *const *fixed, size_t n_fixed,
+                            const char *const *kv, size_t n, wm_error *err);
+
 /* FNV-1a over the names and bytes of the file's tokenizer tensors: which
  * tokenizer a part of the model was trained on.  0 when there is none. */
 uint64_t wm_model_tokenizer_fingerprint(const wm_safetensors *st);

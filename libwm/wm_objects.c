@@ -93,6 +93,8 @@ void wm_objects_reset(wm_objects *o)
     o->floor = NAN;
 }
 
+void wm_objects_set_gravity(wm_objects *o, float gravity) { o->cfg.gravity = gravity; }
+
 float wm_objects_floor(const wm_objects *o) { return o->floor; }
 
 int wm_objects_tracks(const wm_objects *o, wm_track_view *out, int max)

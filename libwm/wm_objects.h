@@ -55,6 +55,8 @@ wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err);
 void wm_objects_free(wm_objects **o);
 /* Forgets the clip: the next step is a first frame. */
 void wm_objects_reset(wm_objects *o);
+/* The gravity from now on, pixels per frame squared (a clip's own fps). */
+void wm_objects_set_gravity(wm_objects *o, float gravity);
 
 /* Frame t (RGB, 0..255 as floats, [height, width, 3]) and the n balls
  * found in it; writes the predicted frame t+1 into next (the same layout). */

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wm_model.h"
+#include "wm_safetensors.h"
+
 #define MAX_BALLS WM_OBJECTS_MAX_TRACKS
 #define BALL_THRESHOLD 0.5f
 
@@ -88,10 +91,14 @@ void wm_prior_free(wm_prior **pp)
     *pp = NULL;
 }
 
-void wm_prior_reset(wm_prior *p, int lane)
+void wm_prior_reset(wm_prior *p, int lane, double fps)
 {
+    const float g = wm_objects_default_config(p->W, p->H, fps).gravity;
     for (int l = 0; l < p->lanes; l++)
-        if (lane < 0 || l == lane) wm_objects_reset(p->scene[l]);
+        if (lane < 0 || l == lane) {
+            wm_objects_reset(p->scene[l]);
+            if (fps > 0) wm_objects_set_gravity(p->scene[l], g);
+        }
 }
 
 const float *wm_prior_drawn(const wm_prior *p) { return p->drawn; }
@@ -124,4 +131,165 @@ wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_err
     const float *drawn_z = p->enc, *decoded_z = p->enc + (size_t)n * lat;
     for (size_t k = 0; k < (size_t)n * lat; k++) prior[k] = z[k] + drawn_z[k] - decoded_z[k];
     return WM_OK;
+}
+
+/* ---- the variance, fitted and kept in the model file ---- */
+
+#define FIT_LANES 8
+
+/* Runs the clips lanes[0..n) (one grid, longest first) through p and adds
+ * their squared residuals per channel into sum. */
+static wm_status fit_group(wm_prior *p, const wm_clipset *cs, const int *src, const size_t *idx, int n, double fps,
+                           double *sum, double *cells, long *count, float *z, float *out, wm_error *err)
+{
+    const float *lat[FIT_LANES];
+    int len[FIT_LANES], h = 0, w = 0, T = 0;
+    for (int l = 0; l < n; l++) {
+        wm_clipset_clip(cs, src[l], idx[l], &lat[l], NULL, &len[l], &h, &w);
+        if (len[l] > T) T = len[l];
+    }
+    const size_t L = (size_t)h * w * p->C;
+    wm_prior_reset(p, -1, fps);
+    for (int t = 0; t + 1 < T; t++) {
+        int a = 0;
+        while (a < n && len[a] > t + 1) a++;   /* lanes with a latent t + 1 to predict */
+        for (int l = 0; l < a; l++) memcpy(z + l * L, lat[l] + (size_t)t * L, L * sizeof(float));
+        wm_status st = wm_prior_step(p, a, z, out, err);
+        if (st) return st;
+        if (t + 1 < WM_PRIOR_FROM) continue;
+        for (int l = 0; l < a; l++) {
+            const float *next = lat[l] + (size_t)(t + 1) * L, *pr = out + l * L;
+            for (size_t k = 0; k < L; k++) {
+                const double d = (double)next[k] - pr[k];
+                sum[k % (size_t)p->C] += d * d;
+            }
+            *count += 1;
+            *cells += (double)h * w;
+        }
+    }
+    return WM_OK;
+}
+
+/* longest first, then source and index: one order on every machine */
+static int cmp_clip_key(const void *a, const void *b)
+{
+    const int *x = a, *y = b;
+    if (x[0] != y[0]) return (y[0] > x[0]) - (y[0] < x[0]);
+    if (x[3] != y[3]) return (x[3] > y[3]) - (x[3] < y[3]);
+    return (x[4] > y[4]) - (x[4] < y[4]);
+}
+
+wm_status wm_prior_fit(wm_tokenizer *tk, wm_detector *det, const wm_clipset *cs, double fps, float *var, long *count,
+                       wm_error *err)
+{
+    const int C = wm_tokenizer_get_config(tk)->latent_channels;
+    size_t total = 0;
+    for (int s = 0; s < wm_clipset_sources(cs); s++) total += wm_clipset_source_size(cs, s);
+    /* clips as (length, h, w, source, index), grouped by grid, longest first within a grid */
+    int *key = malloc((total ? total : 1) * 5 * sizeof(int));
+    double *sum = calloc((size_t)C, sizeof(double)), cells = 0;
+    if (!key || !sum) {
+        free(key);
+        free(sum);
+        return wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    }
+    size_t m = 0;
+    for (int s = 0; s < wm_clipset_sources(cs); s++)
+        for (size_t i = 0; i < wm_clipset_source_size(cs, s); i++) {
+            const float *lat;
+            int n, h, w;
+            wm_clipset_clip(cs, s, i, &lat, NULL, &n, &h, &w);
+            int *k = key + 5 * m++;
+            k[0] = n, k[1] = h, k[2] = w, k[3] = s, k[4] = (int)i;
+        }
+    qsort(key, m, 5 * sizeof(int), cmp_clip_key);
+    wm_status st = WM_OK;
+    wm_prior *p = NULL;
+    float *z = NULL, *out = NULL;
+    int *done = calloc(m ? m : 1, sizeof(int));
+    if (!done) st = wm_error_set(err, WM_E_SYSTEM, "out of memory");
+    *count = 0;
+    for (size_t i = 0; st == WM_OK && i < m; i++) {
+        if (done[i]) continue;
+        const int h = key[5 * i + 1], w = key[5 * i + 2];
+        int src[FIT_LANES], n = 0;
+        size_t idx[FIT_LANES];
+        for (size_t j = i; j < m && n < FIT_LANES; j++)
+            if (!done[j] && key[5 * j + 1] == h && key[5 * j + 2] == w) {
+                done[j] = 1;
+                src[n] = key[5 * j + 3];
+                idx[n++] = (size_t)key[5 * j + 4];
+            }
+        if (!p || p->h != h || p->w != w) {
+            wm_prior_free(&p);
+            free(z);
+            free(out);
+            const size_t L = (size_t)FIT_LANES * h * w * C;
+            z = malloc(L * sizeof(float));
+            out = malloc(L * sizeof(float));
+            p = z && out ? wm_prior_new(tk, det, FIT_LANES, h, w, fps, NULL, err) : NULL;
+            if (!p) {
+                st = z && out ? err->code : wm_error_set(err, WM_E_SYSTEM, "out of memory");
+                break;
+            }
+        }
+        st = fit_group(p, cs, src, idx, n, fps, sum, &cells, count, z, out, err);
+    }
+    if (st == WM_OK && *count == 0)
+        st = wm_error_set(err, WM_E_INPUT, "no clip has %d latents or more to fit the object prior on",
+                          WM_PRIOR_FROM + 1);
+    for (int c = 0; st == WM_OK && c < C; c++) var[c] = (float)(sum[c] / cells);
+    wm_prior_free(&p);
+    free(z);
+    free(out);
+    free(done);
+    free(key);
+    free(sum);
+    return st;
+}
+
+wm_status wm_prior_save(const char *path, const float *var, int C, const char *const *meta, size_t n_meta,
+                        wm_error *err)
+{
+    wm_safetensors *old = NULL;
+    wm_safetensors_builder *b = wm_safetensors_builder_new(err);
+    wm_status st = b ? wm_model_keep_others(b, path, WM_PRIOR_PREFIX, &old, NULL, err) : err->code;
+    const uint64_t shape[1] = { (uint64_t)C };
+    if (!st) st = wm_safetensors_builder_add(b, WM_PRIOR_PREFIX, "var", WM_ST_F32, 1, shape, var, err);
+    char num[2][32];
+    snprintf(num[0], sizeof num[0], "%d", C);
+    const uint64_t fp = old ? wm_model_tokenizer_fingerprint(old) : 0;
+    snprintf(num[1], sizeof num[1], "%016llx", (unsigned long long)fp);
+    const char *fixed[] = {
+        "arch", WM_PRIOR_ARCH,
+        "latent_channels", num[0],
+        "mean", "z_t + E(frame t+1 drawn by the ball tracker) - E(D(z_t)) (libwm/wm_prior.h)",
+        "var", "per channel, of z_{t+1} - prior_t in latent units",
+        "tokenizer", num[1],
+    };
+    const size_t n_fixed = sizeof fixed / sizeof fixed[0] / 2 - (fp ? 0 : 1);
+    if (!st) st = wm_model_add_meta(b, WM_PRIOR_PREFIX, fixed, n_fixed, meta, n_meta, err);
+    if (!st) st = wm_safetensors_builder_write(b, path, err);
+    wm_safetensors_builder_free(&b);
+    wm_safetensors_close(&old);
+    return st;
+}
+
+wm_status wm_prior_load_var(const char *path, int C, float *var, wm_error *err)
+{
+    wm_safetensors *st = wm_safetensors_open(path, err);
+    if (!st) return err->code;
+    wm_status s = wm_model_check_arch(st, path, WM_PRIOR_PREFIX, WM_PRIOR_ARCH, "object prior", "prior",
+                                      "; fit one with wm-train prior", err);
+    const wm_safetensors_tensor *t = s ? NULL : wm_safetensors_find(st, WM_PRIOR_PREFIX "var");
+    if (!s && (!t || t->rank != 1 || t->shape[0] != (uint64_t)C))
+        s = wm_error_set(err, WM_E_INPUT, "%s: tensor \"" WM_PRIOR_PREFIX "var\" [%d] is missing or of another shape",
+                         path, C);
+    if (!s && wm_safetensors_read_f32(t, var, (uint64_t)C, err)) s = wm_error_prefix(err, "%s", path);
+    for (int c = 0; !s && c < C; c++)
+        if (!(var[c] > 0.0f) || !isfinite(var[c]))
+            s = wm_error_set(err, WM_E_INPUT, "%s: " WM_PRIOR_PREFIX "var[%d] = %g is not a positive number", path, c,
+                             (double)var[c]);
+    wm_safetensors_close(&st);
+    return s;
 }

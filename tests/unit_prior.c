@@ -87,7 +87,7 @@ int main(void)
           e_still);
     printf("ok - the prior is the latent away from the balls (mean |difference| %.1g); around them its squared "
            "error is %.2f of no change's\n", far_err, e_prior / e_still);
-    wm_prior_reset(p, -1);
+    wm_prior_reset(p, -1, 0);
     double lane_diff = 0;
     for (int t = 0; t + 1 < T; t++) {
         CHECK(wm_prior_step(p, 1, z + ((size_t)1 * T + t) * lat, in, &err) == WM_OK, "step: %s", err.msg);
