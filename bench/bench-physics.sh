@@ -4,9 +4,11 @@
 # training) and from held-out real footage glitched at its middle
 # (bench/physics.py realpairs), scored with pipelines/score's chain and one
 # fixed setting for every category (teacher mode over the whole clip,
-# wm-score-coherence's defaults), by the trained model and by a randomly
-# initialised model of the same architecture, beside the model-free
-# baselines.  Writes bench/out/physics.md.
+# wm-score-coherence's defaults), by the trained model (its dynamics and
+# object prior, as pipelines/score runs it), by its dynamics alone
+# (wm-step --prior none) and by a randomly initialised dynamics model of the
+# same architecture (no prior), beside the model-free baselines.  Writes
+# bench/out/physics.md.
 #   MODEL   the model (default models/wm-default.safetensors)
 #   PAIRS   pairs per synthetic category (default 20)
 set -euo pipefail
@@ -29,28 +31,31 @@ cp "$MODEL" "$D/random.safetensors"
 wm-synth -q --clips 16 --seed 1 | wm-encode-latent -q --model "$MODEL" > "$D/norm.wms"
 wm-train dynamics -q --model "$D/random.safetensors" --checkpoint "$D/random.ckpt" --steps 0 --seed 7 "$D/norm.wms"
 
-score() {   # model, pairs stream, output
-    wm-encode-latent -q --keep-frames --batch 16 --model "$1" "$2" | wm-step -q --model "$1" |
+score() {   # model, pairs stream, output, wm-step options
+    wm-encode-latent -q --keep-frames --batch 16 --model "$1" "$2" | wm-step -q --model "$1" "${@:4}" |
         wm-score-coherence -q --json > "$3"
 }
 t0=$(date +%s)
 for set in synth real; do
     score "$MODEL" "$D/$set-pairs.wms" "$D/$set-trained.jsonl"
-    score "$D/random.safetensors" "$D/$set-pairs.wms" "$D/$set-random.jsonl"
+    score "$MODEL" "$D/$set-pairs.wms" "$D/$set-dynamics.jsonl" --prior none
+    score "$D/random.safetensors" "$D/$set-pairs.wms" "$D/$set-random.jsonl" --prior none
 done
 t1=$(date +%s)
 {
     machine
     echo "model: $MODEL; pairs: wm-synth --pairs $PAIRS --seed $SEED (64x64, 32 frames) and real footage pairs"
-    echo "scored in $((t1 - t0)) s (both models, both sets)"
+    echo "scored in $((t1 - t0)) s (three scorings, both sets)"
     echo
     echo "Synthetic pairs (wm-synth):"
     echo
-    $PY bench/physics.py report --set trained="$D/synth-trained.jsonl" --set random-init="$D/synth-random.jsonl" \
+    $PY bench/physics.py report --set trained="$D/synth-trained.jsonl" --set dynamics-only="$D/synth-dynamics.jsonl" \
+        --set random-init="$D/synth-random.jsonl" \
         --frames "$D/synth-pairs.wms"
     echo
     echo "Real footage pairs (held-out clips, glitched at the middle frame):"
     echo
-    $PY bench/physics.py report --set trained="$D/real-trained.jsonl" --set random-init="$D/real-random.jsonl" \
+    $PY bench/physics.py report --set trained="$D/real-trained.jsonl" --set dynamics-only="$D/real-dynamics.jsonl" \
+        --set random-init="$D/real-random.jsonl" \
         --frames "$D/real-pairs.wms"
 } | tee "$OUT/physics.md"

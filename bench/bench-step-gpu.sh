@@ -40,7 +40,7 @@ echo
 echo "| batch | wm-step latents/s | in the network | GEMM share of device time | device time / GEMM time | achieved | of peak | PyTorch eager | ratio |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for batch in 1 64 512; do
-    run() { wm-step --device cuda --profile -v --model "$MODEL" --batch "$batch" < "$lat" > /dev/null 2> "$OUT/gpu_$batch.err"; }
+    run() { wm-step --device cuda --prior none --profile -v --model "$MODEL" --batch "$batch" < "$lat" > /dev/null 2> "$OUT/gpu_$batch.err"; }
     t=$(best run)
     tp=$(/usr/bin/python3 bench/torch_step_peer.py "$MODEL" "$lat" 1 "$batch" cuda | cut -d' ' -f2)
     # wm-step: cuda: R ms in runs, F GFLOP; device D ms, cuBLAS GEMMs G ms (P%), X GFLOP/s

@@ -3,8 +3,10 @@
 # running the same dynamics model with the same weights and threads, in
 # teacher mode, batch 1 (streaming, one clip at a time) and batch 32 (32
 # clips in lock-step), in one run (target >= 2x PyTorch).
-#   ours:  wm-step --device cpu --batch B < latents > /dev/null: the whole
-#          filter, stream I/O, msgpack and the pred messages included.
+#   ours:  wm-step --device cpu --prior none --batch B < latents > /dev/null:
+#          the whole filter, stream I/O, msgpack and the pred messages
+#          included; the dynamics alone, as the peer runs them (the object
+#          prior, on by default, is the tokenizer and detector's cost).
 #   peer:  bench/torch_step_peer.py: the same network and weights, latents
 #          in memory -> means and variances in memory, no stream I/O; the
 #          faster of NCHW and channels_last.
@@ -39,7 +41,7 @@ echo
 echo "| batch | wm-step (whole filter) | PyTorch NCHW | PyTorch channels_last | ratio |"
 echo "|---:|---:|---:|---:|---:|"
 for batch in 1 32; do
-    ours() { wm-step -q --device cpu --model "$MODEL" --threads "$THREADS" --batch "$batch" < "$all" > /dev/null; }
+    ours() { wm-step -q --device cpu --prior none --model "$MODEL" --threads "$THREADS" --batch "$batch" < "$all" > /dev/null; }
     t_ours=$(best ours)
     t_nchw=$(/usr/bin/python3 bench/torch_step_peer.py "$MODEL" "$all" "$THREADS" "$batch" | cut -d' ' -f2)
     t_cl=$(/usr/bin/python3 bench/torch_step_peer.py "$MODEL" "$all" "$THREADS" "$batch" channels_last | cut -d' ' -f2)

@@ -8,6 +8,7 @@
 #include "wm_loop.h"
 #include "wm_model.h"
 #include "wm_nn.h"
+#include "wm_prior.h"
 #include "wm_step.h"
 
 static const wm_tool tool = {
@@ -22,7 +23,11 @@ static const wm_tool tool = {
     "hold NaN or Inf ends with an error field.  Every other message passes.\n"
     "--device auto uses CUDA when a device is present, else the CPU (with a\n"
     "notice); --batch B runs B clips in lock-step (GPU: fills the card).  The model\n"
-    "is --model PATH, else $WM_MODEL, else the shipped models/wm-default.safetensors.",
+    "is --model PATH, else $WM_MODEL, else the shipped models/wm-default.safetensors.\n"
+    "With the model's object prior (--prior auto, the default, when the file has\n"
+    "one; docs/model.md) each pred also carries the prior of the next latent and\n"
+    "its variance (prior, prior_var), computed on the CPU; --prior none leaves\n"
+    "them out (the dynamics alone, as the speed benchmarks measure it).",
     "  wm-synth --clips 4 | wm-encode-latent | wm-step | wm-cat\n"
     "  wm-synth --clips 1 | wm-encode-latent | wm-step --rollout 24 --context 8 --drop-rest |\n"
     "    wm-decode-frame | wm-mux -o dream.mp4"
@@ -30,6 +35,43 @@ static const wm_tool tool = {
 
 static const char *const device_names[] = { "auto", "cpu", "cuda", NULL };
 enum { DEV_AUTO, DEV_CPU, DEV_CUDA };
+static const char *const prior_names[] = { "auto", "on", "none", NULL };
+enum { PRIOR_AUTO, PRIOR_ON, PRIOR_NONE };
+
+/* The object prior's parts from the model file: every one, or none (auto
+ * and a file without them: *p left empty, a notice with -v). */
+typedef struct prior_parts {
+    wm_tokenizer *tk;
+    wm_detector *det;
+    float var[16];
+    wm_step_prior sp;
+} prior_parts;
+
+static wm_status prior_load(const char *path, int mode, int C, int verbose, prior_parts *p, wm_error *err)
+{
+    if (mode == PRIOR_NONE) return WM_OK;
+    wm_error perr = { 0 };
+    p->tk = wm_tokenizer_load(path, &perr);
+    p->det = p->tk ? wm_detector_load(path, &perr) : NULL;
+    wm_status st = p->det ? WM_OK : perr.code;
+    if (!st && wm_tokenizer_get_config(p->tk)->latent_channels != C)
+        st = wm_error_set(&perr, WM_E_INPUT, "%s: the tokenizer writes %d channels, the dynamics model reads %d", path,
+                          wm_tokenizer_get_config(p->tk)->latent_channels, C);
+    if (!st) st = wm_prior_load_var(path, C, p->var, &perr);
+    if (st) {
+        wm_detector_free(&p->det);
+        wm_tokenizer_free(&p->tk);
+        if (mode == PRIOR_ON || st != WM_E_INPUT) {
+            *err = perr;
+            wm_error_prefix(err, "--prior %s", mode == PRIOR_ON ? "on" : "auto");
+            return st == WM_E_INPUT ? WM_E_USAGE : st;
+        }
+        if (verbose) fprintf(stderr, "wm-step: no object prior (%s)\n", perr.msg);
+        return WM_OK;
+    }
+    p->sp = (wm_step_prior){ p->tk, p->det, p->var };
+    return WM_OK;
+}
 
 /* ---- the CUDA backend: wm_gpu.h behind wm_step_backend ---- */
 
@@ -73,6 +115,7 @@ int main(int argc, char **argv)
     wm_error err = { 0 };
     const char *model_opt = NULL;
     int rollout = 0, context = 8, drop_rest = 0, batch = 1, threads = 1, device = DEV_AUTO, profile = 0, first = 0;
+    int prior = PRIOR_AUTO;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model_opt, "PATH", "model file (default: the shipped model)", NULL, 0, 0 },
         { "rollout", 'r', WM_OPT_INT, &rollout, "N", "imagine N latents per clip after the context (default 0: teacher mode)", NULL, 0, 1000000 },
@@ -81,6 +124,7 @@ int main(int argc, char **argv)
         { "device", 'd', WM_OPT_CHOICE, &device, "DEV", "auto, cpu or cuda (default auto)", device_names, 0, 0 },
         { "batch", 'b', WM_OPT_INT, &batch, "B", "clips in lock-step (default 1: streaming)", NULL, 1, 65536 },
         { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: the clips of a --batch run side by side (default 1)", NULL, 1, 256 },
+        { "prior", 0, WM_OPT_CHOICE, &prior, "MODE", "object prior in each pred: auto (when the model has one), on or none", prior_names, 0, 0 },
         { "profile", 0, WM_OPT_FLAG, &profile, NULL, "cuda: time the GEMMs with events (with -v)", NULL, 0, 0 },
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
@@ -97,6 +141,13 @@ int main(int argc, char **argv)
     if (wm_dynamics_tokenizer_matches(dyn) == 0 && !common.quiet)
         fprintf(stderr, "wm-step: warning: %s: the dynamics model was trained with another tokenizer than the one "
                         "in the file (retrain it: wm-train dynamics)\n", path);
+
+    prior_parts pp = { 0 };
+    if ((st = prior_load(path, prior, wm_dynamics_get_config(dyn)->latent_channels, common.verbose && !common.quiet,
+                         &pp, &err))) {
+        wm_dynamics_free(&dyn);
+        return wm_cli_exit(&tool, st, &err);
+    }
 
     /* the device */
     wm_step_backend be = { 0 };
@@ -118,16 +169,19 @@ int main(int argc, char **argv)
         snprintf(where, sizeof where, "cpu, %d thread%s", threads, threads > 1 ? "s" : "");
     }
     if (st != WM_OK) {
+        wm_detector_free(&pp.det);
+        wm_tokenizer_free(&pp.tk);
         wm_dynamics_free(&dyn);
         return wm_cli_exit(&tool, st, &err);
     }
     if (common.verbose && !common.quiet) {
         const wm_dynamics_config *c = wm_dynamics_get_config(dyn);
-        fprintf(stderr, "wm-step: device %s; model %s (%s hidden=%d dilation=%d); %s, batch %d\n", where, path,
-                WM_DYNAMICS_ARCH, c->hidden, c->dilation, rollout ? "rollout" : "teacher mode", batch);
+        fprintf(stderr, "wm-step: device %s; model %s (%s hidden=%d dilation=%d%s); %s, batch %d\n", where, path,
+                WM_DYNAMICS_ARCH, c->hidden, c->dilation, pp.sp.tk ? "; object prior " WM_PRIOR_ARCH " on the CPU" : "",
+                rollout ? "rollout" : "teacher mode", batch);
     }
 
-    wm_step_options o = { rollout, context, drop_rest, batch };
+    wm_step_options o = { rollout, context, drop_rest, batch, pp.sp.tk ? &pp.sp : NULL };
     wm_step_stage *stage = wm_step_stage_new(&be, &o, &err);
     wm_writer *out = stage ? wm_writer_open(common.out, &err) : NULL;
     if (!out) st = err.code;
@@ -142,6 +196,7 @@ int main(int argc, char **argv)
                             "%.1f latents/s in the network\n",
                     (unsigned long long)ss.steps, (unsigned long long)ss.preds, (unsigned long long)ss.imagined,
                     (unsigned long long)ss.clip_errors, ss.steps / (ss.seconds + 1e-9));
+            if (pp.sp.tk) fprintf(stderr, "wm-step: %.1f s in the object prior\n", ss.prior_seconds);
             if (gpu_handle) {
                 wm_gpu_stats gs;
                 wm_gpu_dynamics_stats(gpu_handle, &gs);
@@ -155,6 +210,8 @@ int main(int argc, char **argv)
     }
     wm_writer_free(&out);
     wm_step_stage_free(&stage);
+    wm_detector_free(&pp.det);
+    wm_tokenizer_free(&pp.tk);
     wm_dynamics_free(&dyn);
     return wm_cli_exit(&tool, st, &err);
 }

@@ -70,13 +70,17 @@ static void pack_bin(msgpack_packer *pk, const char *key, const float *p, size_t
 }
 
 void wm_latent_pack_pred(msgpack_packer *pk, const char *clip, size_t clip_len, int64_t index, int h, int w, int C,
-                         const float *mean, const float *var)
+                         const float *mean, const float *var, const float *prior, const float *prior_var)
 {
     const size_t n = (size_t)h * w * C;
-    msgpack_pack_map(pk, var ? 7 : 6);
+    msgpack_pack_map(pk, 6 + (var != NULL) + 2 * (prior != NULL));
     pack_head(pk, "pred", clip, clip_len, index, h, w, C);
     pack_bin(pk, "data", mean, n);
     if (var) pack_bin(pk, "var", var, n);
+    if (prior) {
+        pack_bin(pk, "prior", prior, n);
+        pack_bin(pk, "prior_var", prior_var, (size_t)C);
+    }
 }
 
 void wm_latent_pack_imagined(msgpack_packer *pk, const char *clip, size_t clip_len, int64_t index, double pts, int h,

@@ -33,9 +33,10 @@ wm_status wm_latent_get(const wm_msg *m, int want_C, wm_latent_view *v, wm_error
 size_t wm_latent_to_f32(const wm_latent_view *v, float *out);
 
 /* Packs a `pred` message {kind, clip, index, shape [h, w, C], dtype f32,
- * data: mean, var: var (omitted when NULL)} into pk. */
+ * data: mean, var: var (omitted when NULL), prior: prior [h, w, C] and
+ * prior_var: prior_var [C] (both omitted when prior is NULL)} into pk. */
 void wm_latent_pack_pred(msgpack_packer *pk, const char *clip, size_t clip_len, int64_t index, int h, int w, int C,
-                         const float *mean, const float *var);
+                         const float *mean, const float *var, const float *prior, const float *prior_var);
 
 /* Packs an imagined `latent` {kind, clip, index, pts (when pts >= 0),
  * shape, dtype f32, imagined: true, data}. */

@@ -21,6 +21,7 @@ void wm_score_options_default(wm_score_options *o)
     o->center = WM_SCORE_CENTER;
     o->scale = WM_SCORE_SCALE;
     o->heat_max = WM_SCORE_HEAT_MAX;
+    o->prior_weight = WM_SCORE_PRIOR_WEIGHT;
 }
 
 /* ---- the measures ---- */
@@ -37,6 +38,26 @@ size_t wm_score_cells(const float *z, const float *mu, const float *var, size_t 
             s += 0.5 * (d * d / v - 1.0);
         }
         out[i] = (float)(s / C);
+    }
+    return bad;
+}
+
+size_t wm_score_cells_add(const float *z, const float *mu, const float *var_c, size_t n, int C, double weight,
+                          float *out)
+{
+    size_t bad = 0;
+    for (int c = 0; c < C; c++)
+        if (!isfinite(var_c[c]) || !(var_c[c] > 0)) bad++;
+    if (bad) return bad;
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int c = 0; c < C; c++) {
+            const size_t k = i * (size_t)C + (size_t)c;
+            const double d = (double)z[k] - mu[k];
+            if (!isfinite(d)) { bad++; continue; }
+            s += 0.5 * (d * d / var_c[c] - 1.0);
+        }
+        out[i] += (float)(weight * s / C);
     }
     return bad;
 }
@@ -120,8 +141,12 @@ typedef struct score_clip {
     size_t cap;
     int *peak_cell;            /* cell of each latent's most surprising cell */
     float *pred_mean, *pred_var;
+    float *pred_prior, *pred_prior_var;   /* [h, w, C] and [C] when the pred carries the object prior */
+    float *prior_var_eff;      /* [C]: the prior's variance in this clip so far (prior_variance) */
+    double *prior_sum;         /* [C]: sum over earlier latents of their mean squared residual to the prior */
+    int64_t prior_n;
     int64_t pred_index;        /* -1: no pending prediction */
-    int pred_has_var;
+    int pred_has_var, pred_has_prior;
     float *z, *cells, *scratch;
     int64_t missing_preds;
 
@@ -170,7 +195,8 @@ static void clip_reset(score_clip *c)
 {
     free(c->id); free(c->source); free(c->clip_raw);
     free(c->surprise); free(c->index); free(c->peak_cell);
-    free(c->pred_mean); free(c->pred_var); free(c->z); free(c->cells); free(c->scratch);
+    free(c->pred_mean); free(c->pred_var); free(c->pred_prior); free(c->pred_prior_var);
+    free(c->prior_var_eff); free(c->prior_sum); free(c->z); free(c->cells); free(c->scratch);
     free(c->first); free(c->ref); free(c->prev); free(c->prev2); free(c->held_raw);
     for (int i = 0; i < THUMB_SIDE; i++) thumb_clear(&c->ring[i]);
     for (int i = 0; i < THUMB_N; i++) thumb_clear(&c->win[i]);
@@ -342,7 +368,9 @@ static wm_status grid_alloc(score_clip *c, int h, int w, int C, wm_error *err)
     c->h = h; c->w = w; c->C = C;
     if (!(c->z = calloc(n, sizeof(float))) || !(c->cells = calloc(cells, sizeof(float))) ||
         !(c->scratch = calloc(cells, sizeof(float))) || !(c->pred_mean = calloc(n, sizeof(float))) ||
-        !(c->pred_var = calloc(n, sizeof(float))) ||
+        !(c->pred_var = calloc(n, sizeof(float))) || !(c->pred_prior = calloc(n, sizeof(float))) ||
+        !(c->pred_prior_var = calloc((size_t)C, sizeof(float))) ||
+        !(c->prior_var_eff = calloc((size_t)C, sizeof(float))) || !(c->prior_sum = calloc((size_t)C, sizeof(double))) ||
         !(c->first = malloc(CONSISTENCY_REF * n * sizeof(float))) || !(c->ref = calloc(n, sizeof(double))))
         return oom(err);
     return WM_OK;
@@ -401,17 +429,57 @@ static wm_status take_pred(score_clip *c, const wm_msg *m, wm_error *err)
     if (!c->h && grid_alloc(c, v.h, v.w, v.C, err)) return err->code;
     const size_t n = (size_t)v.h * v.w * v.C;
     floats_of(v.data, v.f16, n, c->pred_mean);
-    const uint8_t *var;
-    size_t vl;
+    /* the optional arrays, in the data's dtype: var [h, w, C], prior [h, w, C], prior_var [C] */
+    const size_t el = v.f16 ? 2 : 4;
+    const uint8_t *var, *prior, *prior_var;
+    size_t vl, pl, pvl;
     c->pred_has_var = wm_msg_bin(m, "var", &var, &vl) == 0;
+    c->pred_has_prior = wm_msg_bin(m, "prior", &prior, &pl) == 0;
+    if (c->pred_has_prior != (wm_msg_bin(m, "prior_var", &prior_var, &pvl) == 0) ||
+        (c->pred_has_var && vl != n * el) || (c->pred_has_prior && (pl != n * el || pvl != (size_t)v.C * el))) {
+        clip_fail(c, "a prediction whose var, prior or prior_var is not of its shape", v.index);
+        return WM_OK;
+    }
     if (c->pred_has_var) floats_of(var, v.f16, n, c->pred_var);
+    if (c->pred_has_prior) {
+        floats_of(prior, v.f16, n, c->pred_prior);
+        floats_of(prior_var, v.f16, (size_t)v.C, c->pred_prior_var);
+    }
     c->pred_index = v.index;
     return WM_OK;
 }
 
+/* The object prior's variance for the latent at position pos: per channel
+ * the larger of the model's (prior_var, fitted on wm-synth) and the mean
+ * squared residual of this clip's earlier latents from position
+ * PRIOR_ADAPT_FROM on.  A scene the prior does not fit (a moving camera,
+ * textures it cannot track) widens it, so the prior's surprise stays
+ * calibrated there; causal, so a violation cannot hide itself.  Then the
+ * latent's own residual joins the sum. */
+#define PRIOR_ADAPT_FROM 2
+
+static const float *prior_variance(score_clip *c, int64_t pos)
+{
+    const size_t cells = (size_t)c->h * c->w;
+    for (int ch = 0; ch < c->C; ch++) {
+        const double run = c->prior_n ? c->prior_sum[ch] / (double)c->prior_n : 0;
+        c->prior_var_eff[ch] = (float)fmax(c->pred_prior_var[ch], run);
+    }
+    if (pos >= PRIOR_ADAPT_FROM) {
+        for (size_t i = 0; i < cells; i++)
+            for (int ch = 0; ch < c->C; ch++) {
+                const size_t k = i * (size_t)c->C + (size_t)ch;
+                const double d = (double)c->z[k] - c->pred_prior[k];
+                c->prior_sum[ch] += d * d / (double)cells;
+            }
+        c->prior_n++;
+    }
+    return c->prior_var_eff;
+}
+
 /* Surprise of the latent just converted into c->z (its cells in c->cells);
  * returns 1 when it has one. */
-static int latent_surprise(score_clip *c, int64_t index, int64_t pos)
+static int latent_surprise(score_clip *c, int64_t index, int64_t pos, double prior_weight)
 {
     const size_t cells = (size_t)c->h * c->w;
     c->surprise[pos] = NAN;
@@ -421,7 +489,9 @@ static int latent_surprise(score_clip *c, int64_t index, int64_t pos)
         return 0;
     }
     c->pred_index = -1;
-    if (wm_score_cells(c->z, c->pred_mean, c->pred_has_var ? c->pred_var : NULL, cells, c->C, c->cells)) {
+    if (wm_score_cells(c->z, c->pred_mean, c->pred_has_var ? c->pred_var : NULL, cells, c->C, c->cells) ||
+        (c->pred_has_prior && prior_weight > 0 &&
+         wm_score_cells_add(c->z, c->pred_prior, prior_variance(c, pos), cells, c->C, prior_weight, c->cells))) {
         clip_fail(c, "the prediction holds NaN, Inf or a variance <= 0", index);
         return 0;
     }
@@ -509,7 +579,7 @@ static wm_status on_latent(wm_score_stage *s, const wm_msg *m, wm_writer *out, w
     if (grow(c, err)) return err->code;
     const int64_t pos = c->n++;
     c->index[pos] = v.index;
-    const int have = latent_surprise(c, v.index, pos);
+    const int have = latent_surprise(c, v.index, pos, s->o.prior_weight);
     consistency_add(c, c->z);
     int peak = 0;
     if (have && pos > s->o.warmup && c->surprise[pos] > c->best) { c->best = c->surprise[pos]; peak = 1; }

@@ -40,13 +40,15 @@
 #include "wm_loop.h"
 
 #define WM_SCORE_WARMUP 3
-#define WM_SCORE_CENTER 2.32   /* scripts/calibrate-score.sh on the shipped model */
-#define WM_SCORE_SCALE 0.87
+#define WM_SCORE_CENTER 2.61   /* scripts/calibrate-score.sh on the shipped model */
+#define WM_SCORE_SCALE 1.09
 #define WM_SCORE_HEAT_MAX 4.0
+#define WM_SCORE_PRIOR_WEIGHT 0.25   /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
 
 typedef struct wm_score_options {
     int warmup;              /* predictions excluded from the aggregates (default WM_SCORE_WARMUP) */
     double center, scale;    /* the plausibility's logistic calibration */
+    double prior_weight;     /* weight of the object prior's surprise (0: ignore it) */
     int heatmap;             /* replace frames by surprise overlays */
     double heat_max;         /* cell surprise shown at full colour */
     int thumbs;              /* add a PNG strip of the frames around the peak */
@@ -75,6 +77,12 @@ void wm_score_stage_stats(const wm_score_stage *s, wm_score_stats *out);
  * out[i] = mean_c ((z - mu)^2 / var - 1) / 2.  Returns the count of
  * non-finite inputs (var <= 0 counts as non-finite). */
 size_t wm_score_cells(const float *z, const float *mu, const float *var, size_t n, int C, float *out);
+
+/* Adds weight times the cell surprise under a per-channel variance
+ * var_c[C]: out[i] += weight * mean_c ((z - mu)^2 / var_c - 1) / 2.
+ * Returns the count of non-finite inputs, as wm_score_cells. */
+size_t wm_score_cells_add(const float *z, const float *mu, const float *var_c, size_t n, int C, double weight,
+                          float *out);
 
 /* The mean of the k largest of v[0..n) (k clamped to [1, n]); *argmax gets
  * the index of the largest.  scratch holds n floats. */

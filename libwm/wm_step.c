@@ -5,6 +5,7 @@
 
 #include "wm_cli.h"
 #include "wm_latent.h"
+#include "wm_prior.h"
 
 /* ---- the CPU backend ---- */
 
@@ -105,6 +106,11 @@ struct wm_step_stage {
     size_t x_cap, mean_cap, var_cap, latent_cap;
     int *active, *order;
     size_t active_cap, order_cap;
+    /* the object prior (o.prior set): lanes of a grid, and its output laid out as mean */
+    wm_prior *prior;
+    int prior_lanes, prior_h, prior_w;
+    float *pr;
+    size_t pr_cap;
     wm_msgbuf mb;
     wm_step_stats stats;
 };
@@ -171,6 +177,8 @@ void wm_step_stage_free(wm_step_stage **sp)
     free(s->latent);
     free(s->active);
     free(s->order);
+    wm_prior_free(&s->prior);
+    free(s->pr);
     wm_msgbuf_destroy(&s->mb);
     if (s->be.destroy) s->be.destroy(s->be.ctx);
     free(s);
@@ -221,10 +229,11 @@ static double imagined_pts(const step_clip *c, int j)
 /* ---- emitting ---- */
 
 static wm_status emit_pred(wm_step_stage *s, const step_clip *c, int64_t index, const float *mean, const float *var,
-                           wm_writer *out, wm_error *err)
+                           const float *prior, wm_writer *out, wm_error *err)
 {
     wm_msgbuf_reset(&s->mb);
-    wm_latent_pack_pred(&s->mb.pk, c->id, c->id_len, index, c->h, c->w, s->C, mean, var);
+    wm_latent_pack_pred(&s->mb.pk, c->id, c->id_len, index, c->h, c->w, s->C, mean, var, prior,
+                        prior ? s->o.prior->var : NULL);
     s->stats.preds++;
     return wm_writer_send_buf(out, &s->mb, err);
 }
@@ -291,6 +300,35 @@ static void note_pts(step_clip *c, const wm_msg *m, int64_t index)
     c->last_index = index;
 }
 
+/* ---- the object prior ---- */
+
+/* Lanes 0..L-1 of the stage's prior start the clips in slots lanes_of[0..L)
+ * (grid h x w), the prior made anew when it has too few lanes or another grid. */
+static wm_status prior_start(wm_step_stage *s, const int *lanes_of, int L, int h, int w, wm_error *err)
+{
+    if (!s->prior || L > s->prior_lanes || h != s->prior_h || w != s->prior_w) {
+        wm_prior_free(&s->prior);
+        s->prior = wm_prior_new(s->o.prior->tk, s->o.prior->det, L, h, w, 0, NULL, err);
+        if (!s->prior) return err->code;
+        s->prior_lanes = L;
+        s->prior_h = h;
+        s->prior_w = w;
+    }
+    for (int b = 0; b < L; b++) {
+        const step_clip *c = &s->slots[lanes_of[b]];
+        wm_prior_reset(s->prior, b, c->fps_num > 0 && c->fps_den > 0 ? (double)c->fps_num / c->fps_den : 25.0);
+    }
+    return WM_OK;
+}
+
+static wm_status prior_step(wm_step_stage *s, int n, const float *z, float *out, wm_error *err)
+{
+    double t0 = wm_now();
+    wm_status st = wm_prior_step(s->prior, n, z, out, err);
+    s->stats.prior_seconds += wm_now() - t0;
+    return st;
+}
+
 /* ---- streaming (batch 1) ---- */
 
 static wm_status stream_imagine(wm_step_stage *s, step_clip *c, const float *mean, wm_writer *out, wm_error *err)
@@ -330,9 +368,12 @@ static wm_status stream_latent(wm_step_stage *s, const wm_msg *m, const wm_laten
     if (st) return st;
     if ((st = wm_writer_forward(out, m, err)) || !ok) return st;
     if (c->n == 0 && (st = s->be.reset(s->be.ctx, 1, c->h, c->w, err))) return st;
+    static const int lane0 = 0;
+    if (c->n == 0 && s->o.prior && (st = prior_start(s, &lane0, 1, c->h, c->w, err))) return st;
     const size_t n = cell_floats(s, c);
     if ((st = reserve((void **)&s->x, &s->x_cap, 2 * n * sizeof(float), err)) ||
-        (st = reserve((void **)&s->var, &s->var_cap, n * sizeof(float), err)))
+        (st = reserve((void **)&s->var, &s->var_cap, n * sizeof(float), err)) ||
+        (s->o.prior && (st = reserve((void **)&s->pr, &s->pr_cap, n * sizeof(float), err))))
         return st;
     static const int one = 1;
     double t0 = wm_now();
@@ -340,9 +381,10 @@ static wm_status stream_latent(wm_step_stage *s, const wm_msg *m, const wm_laten
     s->stats.seconds += wm_now() - t0;
     s->stats.steps++;
     if (st) return st;
+    if (s->o.prior && (st = prior_step(s, 1, s->latent, s->pr, err))) return st;
     c->n++;
     note_pts(c, m, v->index);
-    if ((st = emit_pred(s, c, v->index + 1, s->x, s->var, out, err))) return st;
+    if ((st = emit_pred(s, c, v->index + 1, s->x, s->var, s->o.prior ? s->pr : NULL, out, err))) return st;
     if (rolling && c->n == s->o.context) return stream_imagine(s, c, s->x, out, err);
     return WM_OK;
 }
@@ -426,6 +468,7 @@ static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, size_t 
     if (!st) st = reserve((void **)&s->mean, &s->mean_cap, end * sizeof(float), err);
     if (!st) st = reserve((void **)&s->var, &s->var_cap, end * sizeof(float), err);
     if (!st) st = reserve((void **)&s->active, &s->active_cap, (size_t)T * sizeof(int), err);
+    if (!st && s->o.prior) st = reserve((void **)&s->pr, &s->pr_cap, end * sizeof(float), err);
     if (st) return st;
     for (int t = 0; t < T; t++) {
         int a = 0;
@@ -441,6 +484,12 @@ static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, size_t 
     st = s->be.run(s->be.ctx, T, s->active, s->x, feed, s->mean + *at, s->var + *at, err);
     s->stats.seconds += wm_now() - t0;
     if (st) return st;
+    if (s->o.prior) {   /* the real latents' priors, in the same lock-step (active[t] lanes have latent t) */
+        st = prior_start(s, lanes_of, L, c0->h, c0->w, err);
+        for (int t = 0; st == WM_OK && t < T && t < feed; t++)
+            st = prior_step(s, s->active[t], s->x + t * plane, s->pr + *at + t * plane, err);
+        if (st) return st;
+    }
     for (int b = 0; b < L; b++) {
         step_clip *c = &s->slots[lanes_of[b]];
         s->stats.steps += (uint64_t)steps_of(s, c);
@@ -499,7 +548,7 @@ static wm_status batch_flush(wm_step_stage *s, wm_writer *out, wm_error *err)
             if (q->after_context && s->o.drop_rest) continue;
             if ((st = wm_writer_forward(out, &m, err)) || q->pos < 0) continue;
             const size_t r = c->res + (size_t)q->pos * c->res_stride;
-            st = emit_pred(s, c, q->index + 1, s->mean + r, s->var + r, out, err);
+            st = emit_pred(s, c, q->index + 1, s->mean + r, s->var + r, s->o.prior ? s->pr + r : NULL, out, err);
             if (!st && s->o.rollout > 0 && !c->error[0] && q->pos + 1 == s->o.context)
                 st = emit_imagined(s, c, s->mean + r, c->res_stride, out, err);
         } else {

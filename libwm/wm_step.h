@@ -25,6 +25,11 @@
  * everything in input order; B = 1 streams, one latent in, its pred out.
  * Memory grows with B times the clip length.
  *
+ * With a prior (wm_prior.h) each pred of a real latent also carries the
+ * object prior of the next latent and its per-channel variance (fields
+ * `prior`, `prior_var`); it runs on the CPU beside any backend, its
+ * lanes' gravity set from each clip's fps (25 when the clip has none).
+ *
  * The network runs behind a wm_step_backend: the CPU reference
  * (wm_step_backend_cpu) or the CUDA one (libwm/wm_gpu.h, linked only
  * into bin/wm-step).  Ownership: the stage owns its backend and destroys
@@ -34,9 +39,11 @@
 
 #include <stdint.h>
 
+#include "wm_detect.h"
 #include "wm_dynamics.h"
 #include "wm_error.h"
 #include "wm_loop.h"
+#include "wm_tokenizer.h"
 
 typedef struct wm_step_backend {
     void *ctx;
@@ -56,11 +63,19 @@ typedef struct wm_step_backend {
 /* The CPU backend over d (borrowed; must outlive the backend). */
 wm_status wm_step_backend_cpu(wm_dynamics *d, wm_step_backend *out, wm_error *err);
 
+/* The object prior's parts, borrowed: they must outlive the stage. */
+typedef struct wm_step_prior {
+    wm_tokenizer *tk;
+    wm_detector *det;
+    const float *var;          /* [C]: the model file's prior.var */
+} wm_step_prior;
+
 typedef struct wm_step_options {
     int rollout;               /* N imagined latents per clip, 0: teacher mode */
     int context;               /* K real latents before imagining */
     int drop_rest;             /* rollout: drop the real latents after the context */
     int batch;                 /* clips in lock-step, >= 1 */
+    const wm_step_prior *prior;   /* NULL: the dynamics alone */
 } wm_step_options;
 
 typedef struct wm_step_stage wm_step_stage;
@@ -76,6 +91,7 @@ typedef struct wm_step_stats {
     uint64_t preds, imagined;  /* messages emitted */
     uint64_t clip_errors;      /* clips ended with an error */
     double seconds;            /* in the backend */
+    double prior_seconds;      /* in the object prior */
 } wm_step_stats;
 
 void wm_step_stage_stats(const wm_step_stage *s, wm_step_stats *out);

@@ -6,7 +6,9 @@ stream with frames, latents and predictions (the pass-through output keeps
 all of them next to the score).  The predictions come from a hand-made
 stream, so the test needs no trained model: one clip with a planted outlier
 cell, one with f16 data, one without variance, one with NaN, one without
-predictions."""
+predictions, one whose predictions carry the object prior (its surprise
+added with weight 0.25 under the clip-adaptive variance), and one whose
+prior_var is not [C]."""
 import json
 import math
 import os
@@ -21,7 +23,8 @@ SCORE = os.path.join(ROOT, "bin", "wm-score-coherence")
 rng = np.random.default_rng(5)
 
 
-def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_at=None, preds=True, outlier=None):
+def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_at=None, preds=True, outlier=None,
+                prior=False, prior_var_len=None):
     out = [msgpack.packb({"kind": "clip", "id": cid, "source": f"src/{cid}.mp4", "fps": [25, 1],
                           "width": 4 * w, "height": 4 * h, "synth": {"category": "test", "possible": True}})]
     dt = np.float16 if f16 else np.float32
@@ -45,12 +48,15 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
                  "data": mu.tobytes()}
             if var:
                 p["var"] = v.tobytes()
+            if prior:
+                p["prior"] = (zt * 0.8 + rng.normal(size=zt.shape) * 0.3).astype(dt).tobytes()
+                p["prior_var"] = rng.uniform(0.05, 0.5, size=prior_var_len or C).astype(dt).tobytes()
             out.append(msgpack.packb(p))
     out.append(msgpack.packb({"kind": "end", "clip": cid, "frames": T}))
     return b"".join(out)
 
 
-def expected(msgs, warmup=3, center=2.32, scale=0.87):
+def expected(msgs, warmup=3, center=2.61, scale=1.09, prior_weight=0.25):
     """{clip: score fields} from the stream, by the definitions."""
     res = {}
     cur = None
@@ -67,21 +73,34 @@ def expected(msgs, warmup=3, center=2.32, scale=0.87):
             dt = np.float16 if m["dtype"] == "f16" else np.float32
             mu = np.frombuffer(m["data"], dt).reshape(m["shape"]).astype(np.float64)
             v = np.frombuffer(m["var"], dt).reshape(m["shape"]).astype(np.float64) if "var" in m else np.ones_like(mu)
-            cur["pred"][m["index"]] = (mu, v)
+            pr = pv = None
+            if "prior" in m:
+                pr = np.frombuffer(m["prior"], dt).reshape(m["shape"]).astype(np.float64)
+                pv = np.frombuffer(m["prior_var"], dt).astype(np.float64)
+                if pv.size != m["shape"][2]:
+                    cur["bad"] = True
+            cur["pred"][m["index"]] = (mu, v, pr, pv)
         elif k == "end":
             c = cur
             if any(not np.isfinite(z).all() for _, z in c["z"]):
                 res[c["id"]] = {"error": True}
                 continue
-            if not c["pred"]:
+            if not c["pred"] or c.get("bad"):
                 res[c["id"]] = {"error": True}
                 continue
             h, w, C = c["z"][0][1].shape
             k_top = max(1, (h * w + 32) // 64)
             S, peaks = [None], [None]
-            for idx, z in c["z"][1:]:
-                mu, v = c["pred"][idx]
+            run, n_run = np.zeros(C), 0   # the prior's variance: max(prior_var, mean residual^2 of latents 2.. before)
+            for pos, (idx, z) in enumerate(c["z"][1:], start=1):
+                mu, v, pr, pv = c["pred"][idx]
                 cells = (0.5 * ((z - mu) ** 2 / v - 1)).mean(-1).ravel()
+                if pr is not None:
+                    veff = np.maximum(pv, run / n_run) if n_run else pv
+                    cells = cells + prior_weight * (0.5 * ((z - pr) ** 2 / veff - 1)).mean(-1).ravel()
+                    if pos >= 2:
+                        run += ((z - pr) ** 2).reshape(-1, C).mean(0)
+                        n_run += 1
                 S.append(np.sort(cells)[::-1][:k_top].mean())
                 peaks.append(int(np.argmax(cells)))
             T = len(S)
@@ -112,7 +131,9 @@ def close(a, b, tol, what):
 def main():
     stream = (clip_stream("plain", outlier=(7, 2, 5)) + clip_stream("half", f16=True) +
               clip_stream("novar", var=False, h=16, w=16) + clip_stream("nan", nan_at=5) +
-              clip_stream("nopred", preds=False))
+              clip_stream("nopred", preds=False) + clip_stream("prior", prior=True) +
+              clip_stream("badprior", prior=True, prior_var_len=3))
+    names = ["plain", "half", "novar", "nan", "nopred", "prior", "badprior"]
     r = subprocess.run([SCORE], input=stream, capture_output=True)
     if r.returncode != 0:
         raise SystemExit(f"FAIL wm-score-coherence exit {r.returncode}: {r.stderr.decode()}")
@@ -121,7 +142,7 @@ def main():
     out = list(up)
     want = expected(out)
     scores = [m for m in out if m["kind"] == "score"]
-    if [s["clip"] for s in scores] != ["plain", "half", "novar", "nan", "nopred"]:
+    if [s["clip"] for s in scores] != names:
         raise SystemExit(f"FAIL one score per clip in order: {[s['clip'] for s in scores]}")
     # each score sits right before its clip's end
     for i, m in enumerate(out):
@@ -157,9 +178,19 @@ def main():
     # the same through --json: the same values
     j = subprocess.run([SCORE, "--json"], input=stream, capture_output=True)
     rows = [json.loads(line) for line in j.stdout.decode().splitlines()]
-    if len(rows) != 5 or rows[0]["surprise_mean"] != p["surprise_mean"] or "kind" in rows[0]:
+    if len(rows) != len(names) or rows[0]["surprise_mean"] != p["surprise_mean"] or "kind" in rows[0]:
         raise SystemExit("FAIL --json rows differ from the score messages")
     print("ok --json: one object per clip, the same values")
+    # --prior-weight 0: the prior is ignored, the clip scores as it does without one
+    with_prior = clip_stream("p0", prior=True)
+    up = msgpack.Unpacker(raw=False)
+    up.feed(with_prior)
+    without = b"".join(msgpack.packb({k: v for k, v in m.items() if k not in ("prior", "prior_var")}) for m in up)
+    r0 = subprocess.run([SCORE, "--json", "--prior-weight", "0"], input=with_prior, capture_output=True)
+    r1 = subprocess.run([SCORE, "--json"], input=without, capture_output=True)
+    if r0.returncode or r0.stdout != r1.stdout:
+        raise SystemExit("FAIL --prior-weight 0 does not score the clip as its dynamics alone")
+    print("ok --prior-weight 0 scores a clip as if its preds had no prior")
     return 0
 
 

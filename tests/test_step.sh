@@ -5,7 +5,8 @@
 # each clip, --batch equal to streaming, rollouts (imagined latents after the
 # context, teacher mode and a rollout with K = clip length agreeing on the
 # context), f16 input, a NaN clip ending with an error while the others go
-# on, the device choice, and refusals with one clear line.
+# on, the device choice, the object prior (shipped model), and refusals
+# with one clear line.
 source "$(dirname "$0")/lib.sh"
 command -v wm-step >/dev/null || skip "wm-step is not built"
 
@@ -120,6 +121,60 @@ if ! wm-step --device cuda < /dev/null > /dev/null 2> "$T/cuda_err"; then
 else
     ok "a GPU is present: --device cuda ran (tests/test_cuda_parity.sh compares it with the CPU)"
 fi
+
+# --- the object prior: with the shipped model (it has one), each pred also
+# carries the prior of the next latent and the model's prior.var; the
+# dynamics' fields are unchanged, --prior none leaves the prior out, lanes in
+# lock-step give the streaming priors (up to the 8-bit rounding of a drawn
+# pixel), and rollouts imagine with the dynamics alone
+SHIPPED="$WM_ROOT/models/wm-default.safetensors"
+wm-synth -q --clips 3 --seed 11 --frames 10 | wm-encode-latent -q --model "$SHIPPED" > "$T/syn.wm"
+step --model "$SHIPPED" < "$T/syn.wm" > "$T/syn_prior.wm"
+step --model "$SHIPPED" --prior none < "$T/syn.wm" > "$T/syn_none.wm"
+step --model "$SHIPPED" --batch 3 < "$T/syn.wm" > "$T/syn_b3.wm"
+step --model "$SHIPPED" --rollout 4 --context 5 --drop-rest < "$T/syn.wm" > "$T/syn_roll.wm"
+step --model "$SHIPPED" --prior none --rollout 4 --context 5 --drop-rest < "$T/syn.wm" > "$T/syn_roll_none.wm"
+/usr/bin/python3 - "$T" "$SHIPPED" <<'EOF' || fail "the object prior in wm-step's preds"
+import json, struct, sys, msgpack, numpy as np
+t, model = sys.argv[1], sys.argv[2]
+raw = open(model, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; hdr = json.loads(raw[8:8 + n])
+a, b = hdr["prior.var"]["data_offsets"]; pvar = np.frombuffer(raw[8 + n + a:8 + n + b], "<f4")
+def load(name):
+    return [m for m in msgpack.Unpacker(open(f"{t}/{name}", "rb"), raw=False, max_buffer_size=1 << 30)]
+def preds(name):
+    return [m for m in load(name) if m["kind"] == "pred"]
+P, N, B = preds("syn_prior.wm"), preds("syn_none.wm"), preds("syn_b3.wm")
+assert len(P) == len(N) == len(B) == 30, (len(P), len(N), len(B))
+worst = 0.0
+for p, q, r in zip(P, N, B):
+    h, w, C = p["shape"]
+    assert np.frombuffer(p["prior"], "<f4").size == h * w * C and np.isfinite(np.frombuffer(p["prior"], "<f4")).all()
+    assert np.array_equal(np.frombuffer(p["prior_var"], "<f4"), pvar), "prior_var is not the model's prior.var"
+    assert p["data"] == q["data"] and p["var"] == q["var"], "the prior changed the dynamics' prediction"
+    assert "prior" not in q and "prior_var" not in q, "--prior none still sends a prior"
+    d = np.abs(np.frombuffer(p["prior"], "<f4") - np.frombuffer(r["prior"], "<f4"))
+    worst = max(worst, float(d.mean()))
+assert worst < 1e-3, f"--batch 3 priors differ from streaming by {worst} on average"
+im = lambda name: [m["data"] for m in load(name) if m["kind"] == "latent" and m.get("imagined")]
+assert len(im("syn_roll.wm")) == 12 and im("syn_roll.wm") == im("syn_roll_none.wm"), "rollouts changed by the prior"
+EOF
+ok "object prior: preds carry prior [h, w, C] and the model's prior_var; the dynamics' fields unchanged; --prior none leaves it out; --batch 3 agrees; rollouts unchanged"
+expect_exit 1 wm-step -q --prior on < /dev/null
+expect_err "^wm-step: --prior on: .*m.safetensors: holds no tokenizer"
+/usr/bin/python3 - "$T/noprior.safetensors" "$SHIPPED" <<'EOF'
+import sys, os
+sys.path.insert(0, os.path.join(os.environ["WM_ROOT"], "tests"))
+from test_tokenizer_torch import read_safetensors, write_safetensors
+t, m = read_safetensors(sys.argv[2])
+write_safetensors(sys.argv[1], {k: v for k, v in t.items() if not k.startswith("prior.")},
+                  {k: v for k, v in m.items() if not k.startswith("prior.")})
+EOF
+expect_exit 1 wm-step -q --prior on --model "$T/noprior.safetensors" < /dev/null
+expect_err "holds no object prior .*wm-train prior"
+wm-step -v --device cpu < "$T/second.wm" 2> "$T/err" > "$T/auto_prior.wm"
+grep -q "no object prior" "$T/err" || fail "-v does not say the model has no object prior"
+cmp -s "$T/auto_prior.wm" "$T/second_out.wm" || fail "--prior auto without a prior differs from the dynamics alone"
+ok "--prior on needs the model's prior (one line, exit 1); auto without one runs the dynamics alone (-v says so)"
 
 # --- refusals
 expect_exit 2 wm-step -q < "$T/c4.wm"
