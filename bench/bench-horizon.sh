@@ -13,6 +13,8 @@
 #   CLIPS=n     clips per condition (default 40)
 #   FRAMES=n    frames per clip (default 72), CONTEXT=k (default 8)
 #   DEVICE=...  wm-step's --device (default auto)
+#   IMAGINE=... wm-step's --imagine (default auto: the object prior when the
+#               model has one; dynamics: the ConvGRU alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -21,6 +23,7 @@ CLIPS=${CLIPS:-40}
 FRAMES=${FRAMES:-72}
 CONTEXT=${CONTEXT:-8}
 DEVICE=${DEVICE:-auto}
+IMAGINE=${IMAGINE:-auto}
 SEED=5151
 N=$((FRAMES - CONTEXT))
 /usr/bin/python3 -c 'import msgpack, numpy' ||
@@ -36,8 +39,8 @@ mkdir -p "$tmp"
 raw=$tmp/summary.txt
 {
 machine
-echo "model: $MODEL ($(sha256sum "$MODEL" | cut -c1-12)), $CLIPS clips per condition, $FRAMES frames of 64x64," \
-     "context $CONTEXT, rollout $N, wm-synth --seed $SEED"
+echo "model: $MODEL ($(sha256sum "$MODEL" | cut -c1-12)), imagining with: $IMAGINE, $CLIPS clips per condition," \
+     "$FRAMES frames of 64x64, context $CONTEXT, rollout $N, wm-synth --seed $SEED"
 } > "$raw"
 for balls in 1 3; do
     # more clips than needed: the first $CLIPS whose world holds exactly $balls balls, all seen in the context
@@ -47,7 +50,7 @@ for balls in 1 3; do
     "${syn[@]}" --background-only > "$tmp/bg-$balls.wms"
     wm-encode-latent -q --model "$MODEL" --batch 32 < "$tmp/truth-$balls.wms" > "$tmp/lat-$balls.wms"
     wm-decode-frame -q --model "$MODEL" --batch 32 < "$tmp/lat-$balls.wms" > "$tmp/rt-$balls.wms"
-    wm-step -q --model "$MODEL" --device "$DEVICE" --batch 8 --rollout "$N" --context "$CONTEXT" --drop-rest \
+    wm-step -q --model "$MODEL" --device "$DEVICE" --imagine "$IMAGINE" --batch 8 --rollout "$N" --context "$CONTEXT" --drop-rest \
         < "$tmp/lat-$balls.wms" | wm-decode-frame -q --model "$MODEL" --batch 32 > "$tmp/ro-$balls.wms"
     /usr/bin/python3 bench/horizon.py --label "$balls ball$([ "$balls" = 1 ] || echo s)" --context "$CONTEXT" --truth "$tmp/truth-$balls.wms" \
         --background "$tmp/bg-$balls.wms" --roundtrip "$tmp/rt-$balls.wms" --rollout "$tmp/ro-$balls.wms" \

@@ -27,7 +27,9 @@ static const wm_tool tool = {
     "With the model's object prior (--prior auto, the default, when the file has\n"
     "one; docs/model.md) each pred also carries the prior of the next latent and\n"
     "its variance (prior, prior_var), computed on the CPU; --prior none leaves\n"
-    "them out (the dynamics alone, as the speed benchmarks measure it).",
+    "them out (the dynamics alone, as the speed benchmarks measure it).  Rollouts\n"
+    "imagine with the prior when there is one (its tracker carries the context's\n"
+    "balls on: gravity, bounces, screens), else with the dynamics (--imagine).",
     "  wm-synth --clips 4 | wm-encode-latent | wm-step | wm-cat\n"
     "  wm-synth --clips 1 | wm-encode-latent | wm-step --rollout 24 --context 8 --drop-rest |\n"
     "    wm-decode-frame | wm-mux -o dream.mp4"
@@ -37,6 +39,8 @@ static const char *const device_names[] = { "auto", "cpu", "cuda", NULL };
 enum { DEV_AUTO, DEV_CPU, DEV_CUDA };
 static const char *const prior_names[] = { "auto", "on", "none", NULL };
 enum { PRIOR_AUTO, PRIOR_ON, PRIOR_NONE };
+static const char *const imagine_names[] = { "auto", "prior", "dynamics", NULL };
+enum { IMAGINE_AUTO, IMAGINE_PRIOR, IMAGINE_DYNAMICS };
 
 /* The object prior's parts from the model file: every one, or none (auto
  * and a file without them: *p left empty, a notice with -v). */
@@ -115,7 +119,7 @@ int main(int argc, char **argv)
     wm_error err = { 0 };
     const char *model_opt = NULL;
     int rollout = 0, context = 8, drop_rest = 0, batch = 1, threads = 1, device = DEV_AUTO, profile = 0, first = 0;
-    int prior = PRIOR_AUTO;
+    int prior = PRIOR_AUTO, imagine = IMAGINE_AUTO;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model_opt, "PATH", "model file (default: the shipped model)", NULL, 0, 0 },
         { "rollout", 'r', WM_OPT_INT, &rollout, "N", "imagine N latents per clip after the context (default 0: teacher mode)", NULL, 0, 1000000 },
@@ -125,6 +129,7 @@ int main(int argc, char **argv)
         { "batch", 'b', WM_OPT_INT, &batch, "B", "clips in lock-step (default 1: streaming)", NULL, 1, 65536 },
         { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: the clips of a --batch run side by side (default 1)", NULL, 1, 256 },
         { "prior", 0, WM_OPT_CHOICE, &prior, "MODE", "object prior in each pred: auto (when the model has one), on or none", prior_names, 0, 0 },
+        { "imagine", 0, WM_OPT_CHOICE, &imagine, "WITH", "rollouts imagine with: auto (the prior when there is one), prior or dynamics", imagine_names, 0, 0 },
         { "profile", 0, WM_OPT_FLAG, &profile, NULL, "cuda: time the GEMMs with events (with -v)", NULL, 0, 0 },
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
@@ -143,8 +148,12 @@ int main(int argc, char **argv)
                         "in the file (retrain it: wm-train dynamics)\n", path);
 
     prior_parts pp = { 0 };
-    if ((st = prior_load(path, prior, wm_dynamics_get_config(dyn)->latent_channels, common.verbose && !common.quiet,
-                         &pp, &err))) {
+    if (imagine == IMAGINE_PRIOR && prior == PRIOR_NONE)
+        st = wm_error_set(&err, WM_E_USAGE, "--imagine prior needs the object prior (not --prior none)");
+    else if (imagine == IMAGINE_PRIOR && prior == PRIOR_AUTO)
+        prior = PRIOR_ON;
+    if (st || (st = prior_load(path, prior, wm_dynamics_get_config(dyn)->latent_channels, common.verbose && !common.quiet,
+                               &pp, &err))) {
         wm_dynamics_free(&dyn);
         return wm_cli_exit(&tool, st, &err);
     }
@@ -178,10 +187,12 @@ int main(int argc, char **argv)
         const wm_dynamics_config *c = wm_dynamics_get_config(dyn);
         fprintf(stderr, "wm-step: device %s; model %s (%s hidden=%d dilation=%d%s); %s, batch %d\n", where, path,
                 WM_DYNAMICS_ARCH, c->hidden, c->dilation, pp.sp.tk ? "; object prior " WM_PRIOR_ARCH " on the CPU" : "",
-                rollout ? "rollout" : "teacher mode", batch);
+                rollout ? (pp.sp.tk && imagine != IMAGINE_DYNAMICS ? "rollout with the prior" : "rollout") : "teacher mode",
+                batch);
     }
 
-    wm_step_options o = { rollout, context, drop_rest, batch, pp.sp.tk ? &pp.sp : NULL };
+    wm_step_options o = { rollout, context, drop_rest, batch, pp.sp.tk ? &pp.sp : NULL,
+                          pp.sp.tk != NULL && imagine != IMAGINE_DYNAMICS };
     wm_step_stage *stage = wm_step_stage_new(&be, &o, &err);
     wm_writer *out = stage ? wm_writer_open(common.out, &err) : NULL;
     if (!out) st = err.code;

@@ -305,13 +305,11 @@ static void matched(wm_objects *o, track *t, const wm_ball *b, const float *fram
     cut_sprite(o, t, frame);
 }
 
-void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, int n, float *next)
+/* The pixels near a ball. */
+static void mark_cover(wm_objects *o, const wm_ball *balls, int n)
 {
     const int W = o->cfg.width, H = o->cfg.height;
-    const size_t npx = (size_t)W * H;
-    if (n > WM_OBJECTS_MAX_TRACKS) n = WM_OBJECTS_MAX_TRACKS;
-    /* the pixels near a ball */
-    memset(o->cover, 0, npx);
+    memset(o->cover, 0, (size_t)W * H);
     for (int k = 0; k < n; k++) {
         const float r = ball_radius(&balls[k]) + 2.5f;
         for (int i = (int)floorf(balls[k].y - r) - 1; i <= (int)ceilf(balls[k].y + r); i++)
@@ -319,6 +317,29 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
                 if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, balls[k].x, balls[k].y, r))
                     o->cover[(size_t)i * W + j] = 1;
     }
+}
+
+/* A track not seen this frame coasts to its predicted state; 0 when it is
+ * to be dropped (gone too long, never established, or out of the frame). */
+static int coast(wm_objects *o, track *t, const float *frame)
+{
+    t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
+    t->hidden++;
+    t->ndy = 0;
+    if (!t->has_occ)   /* what shows where it went: the pixels of its disc that are not the ball */
+        t->has_occ = disc_median(o, frame, t->x, t->y, t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f, -1, 0, t->colour, t->occ);
+    return !(t->hidden > o->cfg.max_hidden || t->age < 2 || t->x <= -t->r || t->x >= o->cfg.width + t->r ||
+             t->y >= o->cfg.height + t->r);
+}
+
+static void draw_next(wm_objects *o, const float *frame, float *next);
+
+void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, int n, float *next)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const size_t npx = (size_t)W * H;
+    if (n > WM_OBJECTS_MAX_TRACKS) n = WM_OBJECTS_MAX_TRACKS;
+    mark_cover(o, balls, n);
     /* the background */
     if (!o->started) {
         memcpy(o->bg, frame, npx * 3 * sizeof(float));
@@ -372,16 +393,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
     int kept = 0;
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
-        if (!t_used[i]) {
-            t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
-            t->hidden++;
-            t->ndy = 0;
-            if (!t->has_occ)   /* what shows where it went: the pixels of its disc that are not the ball */
-                t->has_occ = disc_median(o, frame, t->x, t->y, t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f, -1, 0, t->colour,
-                                         t->occ);
-            if (t->hidden > o->cfg.max_hidden || t->age < 2 || t->x <= -t->r || t->x >= W + t->r || t->y >= H + t->r)
-                continue;
-        }
+        if (!t_used[i] && !coast(o, t, frame)) continue;
         o->spare[kept++] = *t;
     }
     /* new tracks for the balls no track claimed */
@@ -399,9 +411,45 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
     o->tracks = o->spare;
     o->spare = swap;
     o->ntracks = kept;
-    /* the next frame: this one with the balls taken out (the background
-     * where they are), then the tracks that will show; what is not a ball
-     * (a sliding screen, a real scene) is predicted not to change */
+    draw_next(o, frame, next);
+}
+
+void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
+{
+    /* the balls are where the last prediction drew them */
+    wm_ball drawn[WM_OBJECTS_MAX_TRACKS];
+    int n = 0;
+    for (int i = 0; i < o->ntracks; i++)
+        if (o->tracks[i].drawn) drawn[n++] = (wm_ball){ o->tracks[i].px, o->tracks[i].py, o->tracks[i].r, 1.0f };
+    mark_cover(o, drawn, n);
+    int kept = 0;
+    for (int i = 0; i < o->ntracks; i++) {
+        track *t = &o->tracks[i];
+        if (t->drawn) {   /* on to its predicted state, velocity included (a bounce's is not its step) */
+            push(t->dy, &t->ndy, t->py - t->y);
+            push(t->dx, &t->ndx, t->px - t->x);
+            t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
+            const float far = hypotf(t->x - t->x0, t->y - t->y0);
+            if (far > t->moved) t->moved = far;
+            t->age++;
+            t->hidden = 0;
+            t->has_occ = 0;
+        } else if (!coast(o, t, frame)) {
+            continue;
+        }
+        o->tracks[kept++] = *t;
+    }
+    o->ntracks = kept;
+    draw_next(o, frame, next);
+}
+
+/* The next frame: this one with the balls taken out (the background where
+ * they are), then the tracks that will show; what is not a ball (a sliding
+ * screen, a real scene) is predicted not to change. */
+static void draw_next(wm_objects *o, const float *frame, float *next)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const size_t npx = (size_t)W * H;
     memcpy(next, frame, npx * 3 * sizeof(float));
     for (size_t p = 0; p < npx; p++)
         if (o->cover[p]) memcpy(next + p * 3, o->bg + p * 3, 3 * sizeof(float));

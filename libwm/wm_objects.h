@@ -62,6 +62,13 @@ void wm_objects_set_gravity(wm_objects *o, float gravity);
  * found in it; writes the predicted frame t+1 into next (the same layout). */
 void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, int n, float *next);
 
+/* The same for a frame the scene imagined (drawn from its last prediction):
+ * no detections; each ball it drew moves on to its predicted place and
+ * velocity (a bounce keeps its new velocity, which its step does not
+ * show), hidden tracks coast and come out as in wm_objects_step, and the
+ * sprites and background are kept. */
+void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next);
+
 /* What the scene holds, for tests and tracing. */
 typedef struct wm_track_view {
     float x, y, r;                /* now (a hidden track: where it coasted to) */

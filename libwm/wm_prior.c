@@ -104,24 +104,28 @@ void wm_prior_reset(wm_prior *p, int lane, double fps)
 const float *wm_prior_drawn(const wm_prior *p) { return p->drawn; }
 const wm_objects *wm_prior_scene(const wm_prior *p, int lane) { return p->scene[lane]; }
 
-wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_error *err)
+static wm_status prior_next(wm_prior *p, int n, const float *z, float *prior, int imagined, wm_error *err)
 {
     if (n < 1 || n > p->lanes) return wm_error_set(err, WM_E_USAGE, "prior: %d lanes of %d", n, p->lanes);
     const size_t fpx = (size_t)p->H * p->W, cells = (size_t)p->h * p->w, lat = cells * p->C;
     wm_status st = wm_tokenizer_decode(p->tk, p->y, z, n, p->h, p->w, err);
-    if (!st) st = wm_detector_forward(p->det, z, n, p->h, p->w, p->maps, err);
+    if (!st && !imagined) st = wm_detector_forward(p->det, z, n, p->h, p->w, p->maps, err);
     if (st) return st;
     wm_tokenizer_output_to_pixels(p->pix, p->y, (size_t)n * fpx);
     for (size_t k = 0; k < (size_t)n * fpx * 3; k++) p->frame[k] = p->pix[k];
     /* the decoded frames as the encoder reads them, after the drawn ones (p->pix is reused for those) */
     wm_tokenizer_pixels_to_input(p->x + (size_t)n * fpx * 3, p->pix, (size_t)n * fpx, 3);
     for (int l = 0; l < n; l++) {
-        wm_ball balls[MAX_BALLS];
-        int nb = wm_detector_balls(p->maps + (size_t)l * cells * WM_DETECT_MAPS, p->h, p->w, WM_TOKENIZER_PATCH,
-                                   BALL_THRESHOLD, balls, MAX_BALLS);
-        if (nb > MAX_BALLS) nb = MAX_BALLS;
         float *drawn = p->drawn + (size_t)l * fpx * 3;
-        wm_objects_step(p->scene[l], p->frame + (size_t)l * fpx * 3, balls, nb, drawn);
+        if (imagined) {
+            wm_objects_step_imagined(p->scene[l], p->frame + (size_t)l * fpx * 3, drawn);
+        } else {
+            wm_ball balls[MAX_BALLS];
+            int nb = wm_detector_balls(p->maps + (size_t)l * cells * WM_DETECT_MAPS, p->h, p->w, WM_TOKENIZER_PATCH,
+                                       BALL_THRESHOLD, balls, MAX_BALLS);
+            if (nb > MAX_BALLS) nb = MAX_BALLS;
+            wm_objects_step(p->scene[l], p->frame + (size_t)l * fpx * 3, balls, nb, drawn);
+        }
         uint8_t *q = p->pix + (size_t)l * fpx * 3;   /* the drawn frame as 8-bit pixels, as a stream carries it */
         for (size_t k = 0; k < fpx * 3; k++) q[k] = (uint8_t)lrintf(drawn[k]);
     }
@@ -131,6 +135,16 @@ wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_err
     const float *drawn_z = p->enc, *decoded_z = p->enc + (size_t)n * lat;
     for (size_t k = 0; k < (size_t)n * lat; k++) prior[k] = z[k] + drawn_z[k] - decoded_z[k];
     return WM_OK;
+}
+
+wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_error *err)
+{
+    return prior_next(p, n, z, prior, 0, err);
+}
+
+wm_status wm_prior_imagine(wm_prior *p, int n, const float *z, float *prior, wm_error *err)
+{
+    return prior_next(p, n, z, prior, 1, err);
 }
 
 /* ---- the variance, fitted and kept in the model file ---- */

@@ -45,6 +45,12 @@ void wm_prior_reset(wm_prior *p, int lane, double fps);
  * their latents z [n, h, w, C] now. */
 wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_error *err);
 
+/* The same for latents z the lanes imagined (their last priors, fed back):
+ * the balls are not looked for; each scene moves its own on
+ * (wm_objects_step_imagined), so a rollout keeps its balls, their sprites
+ * and their bounces however the tokenizer renders them. */
+wm_status wm_prior_imagine(wm_prior *p, int n, const float *z, float *prior, wm_error *err);
+
 /* The frames lane 0..n-1 were last drawn for the next step [n, H, W, 3]
  * (0..255), and a lane's scene (its tracks), for tracing. */
 const float *wm_prior_drawn(const wm_prior *p);

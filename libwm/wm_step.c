@@ -158,6 +158,7 @@ wm_step_stage *wm_step_stage_new(const wm_step_backend *backend, const wm_step_o
     s->o = *o;
     s->o.batch = B;
     if (s->o.rollout > 0 && s->o.context < 1) s->o.context = 1;
+    if (!s->o.prior) s->o.imagine_prior = 0;
     s->C = backend->C;
     wm_msgbuf_init(&s->mb);
     return s;
@@ -321,10 +322,11 @@ static wm_status prior_start(wm_step_stage *s, const int *lanes_of, int L, int h
     return WM_OK;
 }
 
-static wm_status prior_step(wm_step_stage *s, int n, const float *z, float *out, wm_error *err)
+/* The priors of lanes 0..n-1 from their latents z, real or imagined. */
+static wm_status prior_step(wm_step_stage *s, int n, const float *z, float *out, int imagined, wm_error *err)
 {
     double t0 = wm_now();
-    wm_status st = wm_prior_step(s->prior, n, z, out, err);
+    wm_status st = imagined ? wm_prior_imagine(s->prior, n, z, out, err) : wm_prior_step(s->prior, n, z, out, err);
     s->stats.prior_seconds += wm_now() - t0;
     return st;
 }
@@ -338,6 +340,12 @@ static wm_status stream_imagine(wm_step_stage *s, step_clip *c, const float *mea
     wm_status st = reserve((void **)&s->mean, &s->mean_cap, (size_t)N * n * sizeof(float), err);
     if (!st) st = reserve((void **)&s->active, &s->active_cap, (size_t)N * sizeof(int), err);
     if (st) return st;
+    if (s->o.imagine_prior) {   /* the prior of each imagined latent from the one before */
+        memcpy(s->mean, s->pr, n * sizeof(float));
+        for (int j = 1; st == WM_OK && j < N; j++) st = prior_step(s, 1, s->mean + (j - 1) * n, s->mean + j * n, 1, err);
+        if (st) return st;
+        return emit_imagined(s, c, s->mean, n, out, err);
+    }
     memcpy(s->mean, mean, n * sizeof(float));
     if (N > 1) {
         for (int t = 0; t < N - 1; t++) s->active[t] = 1;
@@ -381,7 +389,7 @@ static wm_status stream_latent(wm_step_stage *s, const wm_msg *m, const wm_laten
     s->stats.seconds += wm_now() - t0;
     s->stats.steps++;
     if (st) return st;
-    if (s->o.prior && (st = prior_step(s, 1, s->latent, s->pr, err))) return st;
+    if (s->o.prior && (st = prior_step(s, 1, s->latent, s->pr, 0, err))) return st;
     c->n++;
     note_pts(c, m, v->index);
     if ((st = emit_pred(s, c, v->index + 1, s->x, s->var, s->o.prior ? s->pr : NULL, out, err))) return st;
@@ -487,7 +495,10 @@ static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, size_t 
     if (s->o.prior) {   /* the real latents' priors, in the same lock-step (active[t] lanes have latent t) */
         st = prior_start(s, lanes_of, L, c0->h, c0->w, err);
         for (int t = 0; st == WM_OK && t < T && t < feed; t++)
-            st = prior_step(s, s->active[t], s->x + t * plane, s->pr + *at + t * plane, err);
+            st = prior_step(s, s->active[t], s->x + t * plane, s->pr + *at + t * plane, 0, err);
+        /* imagining with the prior: each step's input is the prior of the step before */
+        for (int t = feed; st == WM_OK && s->o.imagine_prior && t < T; t++)
+            st = prior_step(s, s->active[t], s->pr + *at + (t - 1) * plane, s->pr + *at + t * plane, 1, err);
         if (st) return st;
     }
     for (int b = 0; b < L; b++) {
@@ -550,10 +561,11 @@ static wm_status batch_flush(wm_step_stage *s, wm_writer *out, wm_error *err)
             const size_t r = c->res + (size_t)q->pos * c->res_stride;
             st = emit_pred(s, c, q->index + 1, s->mean + r, s->var + r, s->o.prior ? s->pr + r : NULL, out, err);
             if (!st && s->o.rollout > 0 && !c->error[0] && q->pos + 1 == s->o.context)
-                st = emit_imagined(s, c, s->mean + r, c->res_stride, out, err);
+                st = emit_imagined(s, c, (s->o.imagine_prior ? s->pr : s->mean) + r, c->res_stride, out, err);
         } else {
             if (s->o.rollout > 0 && !c->imagined && !c->error[0] && c->n > 0)
-                st = emit_imagined(s, c, s->mean + c->res + (size_t)(c->n - 1) * c->res_stride, c->res_stride, out, err);
+                st = emit_imagined(s, c, (s->o.imagine_prior ? s->pr : s->mean) + c->res + (size_t)(c->n - 1) * c->res_stride,
+                                   c->res_stride, out, err);
             if (!st) st = emit_end(s, c, &m, out, err);
         }
     }

@@ -29,6 +29,10 @@
  * object prior of the next latent and its per-channel variance (fields
  * `prior`, `prior_var`); it runs on the CPU beside any backend, its
  * lanes' gravity set from each clip's fps (25 when the clip has none).
+ * With imagine_prior, rollouts imagine with the prior instead of the
+ * dynamics: the first imagined latent is the last context latent's prior,
+ * each next one the prior of the one before (the tracker carries on from
+ * the context: its balls keep falling, bouncing and hiding).
  *
  * The network runs behind a wm_step_backend: the CPU reference
  * (wm_step_backend_cpu) or the CUDA one (libwm/wm_gpu.h, linked only
@@ -76,6 +80,7 @@ typedef struct wm_step_options {
     int drop_rest;             /* rollout: drop the real latents after the context */
     int batch;                 /* clips in lock-step, >= 1 */
     const wm_step_prior *prior;   /* NULL: the dynamics alone */
+    int imagine_prior;         /* rollouts: imagine with the object prior (needs prior), else the dynamics */
 } wm_step_options;
 
 typedef struct wm_step_stage wm_step_stage;

@@ -126,13 +126,17 @@ fi
 # carries the prior of the next latent and the model's prior.var; the
 # dynamics' fields are unchanged, --prior none leaves the prior out, lanes in
 # lock-step give the streaming priors (up to the 8-bit rounding of a drawn
-# pixel), and rollouts imagine with the dynamics alone
+# pixel); rollouts imagine with the prior (the first imagined latent is the
+# last context pred's prior), or with the dynamics (--imagine dynamics, the
+# same as --prior none)
 SHIPPED="$WM_ROOT/models/wm-default.safetensors"
 wm-synth -q --clips 3 --seed 11 --frames 10 | wm-encode-latent -q --model "$SHIPPED" > "$T/syn.wm"
 step --model "$SHIPPED" < "$T/syn.wm" > "$T/syn_prior.wm"
 step --model "$SHIPPED" --prior none < "$T/syn.wm" > "$T/syn_none.wm"
 step --model "$SHIPPED" --batch 3 < "$T/syn.wm" > "$T/syn_b3.wm"
-step --model "$SHIPPED" --rollout 4 --context 5 --drop-rest < "$T/syn.wm" > "$T/syn_roll.wm"
+step --model "$SHIPPED" --rollout 4 --context 5 < "$T/syn.wm" > "$T/syn_roll.wm"
+step --model "$SHIPPED" --rollout 4 --context 5 --batch 3 < "$T/syn.wm" > "$T/syn_roll_b3.wm"
+step --model "$SHIPPED" --imagine dynamics --rollout 4 --context 5 --drop-rest < "$T/syn.wm" > "$T/syn_roll_dyn.wm"
 step --model "$SHIPPED" --prior none --rollout 4 --context 5 --drop-rest < "$T/syn.wm" > "$T/syn_roll_none.wm"
 /usr/bin/python3 - "$T" "$SHIPPED" <<'EOF' || fail "the object prior in wm-step's preds"
 import json, struct, sys, msgpack, numpy as np
@@ -156,9 +160,18 @@ for p, q, r in zip(P, N, B):
     worst = max(worst, float(d.mean()))
 assert worst < 1e-3, f"--batch 3 priors differ from streaming by {worst} on average"
 im = lambda name: [m["data"] for m in load(name) if m["kind"] == "latent" and m.get("imagined")]
-assert len(im("syn_roll.wm")) == 12 and im("syn_roll.wm") == im("syn_roll_none.wm"), "rollouts changed by the prior"
+assert len(im("syn_roll_dyn.wm")) == 12 and im("syn_roll_dyn.wm") == im("syn_roll_none.wm"), "--imagine dynamics"
+R = load("syn_roll.wm")
+for clip in ("synth-11-0", "synth-11-1", "synth-11-2"):
+    last = [m for m in R if m["kind"] == "pred" and m["clip"] == clip and m["index"] == 5][0]
+    first = [m for m in R if m["kind"] == "latent" and m.get("imagined") and m["clip"] == clip and m["index"] == 5][0]
+    assert first["data"] == last["prior"], "the first imagined latent is not the last context pred's prior"
+Ri, Bi = im("syn_roll.wm"), im("syn_roll_b3.wm")
+assert len(Ri) == len(Bi) == 12 and Ri != im("syn_roll_none.wm")
+d = max(float(np.abs(np.frombuffer(x, "<f4") - np.frombuffer(y, "<f4")).mean()) for x, y in zip(Ri, Bi))
+assert d < 1e-3, f"--batch 3 imagines other latents (mean difference {d})"
 EOF
-ok "object prior: preds carry prior [h, w, C] and the model's prior_var; the dynamics' fields unchanged; --prior none leaves it out; --batch 3 agrees; rollouts unchanged"
+ok "object prior: preds carry prior [h, w, C] and the model's prior_var; the dynamics' fields unchanged; --prior none leaves it out; --batch 3 agrees; rollouts imagine with the prior (--batch 3 the same), or the dynamics with --imagine dynamics"
 expect_exit 1 wm-step -q --prior on < /dev/null
 expect_err "^wm-step: --prior on: .*m.safetensors: holds no tokenizer"
 /usr/bin/python3 - "$T/noprior.safetensors" "$SHIPPED" <<'EOF'
@@ -174,7 +187,9 @@ expect_err "holds no object prior .*wm-train prior"
 wm-step -v --device cpu < "$T/second.wm" 2> "$T/err" > "$T/auto_prior.wm"
 grep -q "no object prior" "$T/err" || fail "-v does not say the model has no object prior"
 cmp -s "$T/auto_prior.wm" "$T/second_out.wm" || fail "--prior auto without a prior differs from the dynamics alone"
-ok "--prior on needs the model's prior (one line, exit 1); auto without one runs the dynamics alone (-v says so)"
+expect_exit 1 wm-step -q --imagine prior --prior none < /dev/null
+expect_err "needs the object prior"
+ok "--prior on needs the model's prior (one line, exit 1); auto without one runs the dynamics alone (-v says so); --imagine prior needs it"
 
 # --- refusals
 expect_exit 2 wm-step -q < "$T/c4.wm"
