@@ -8,6 +8,9 @@
 #define SPRITE_SIDE (2 * SPRITE_HALF + 1)
 #define HIST 4                          /* displacements kept per track */
 #define STILL 0.35f                     /* a displacement this small is no motion */
+#define CONFIRMED 1.5f                  /* px: a ball found this near its prediction confirms it */
+#define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
+#define ESTABLISHED 4                   /* frames seen before the filter smooths (until then: the whole miss) */
 #define STABLE 12.0f                    /* levels a background pixel may change by between frames */
 #define EMERGED 30.0f                   /* levels away from the colour that hid a track: it is out */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
@@ -285,7 +288,14 @@ static void predict(const wm_objects *o, track *t)
 static void matched(wm_objects *o, track *t, const wm_ball *b, const float *frame)
 {
     const float r = ball_radius(b);
-    const float gap = (float)(t->hidden + 1), nvx = (b->x - t->x) / gap, nvy = (b->y - t->y) / gap;
+    const float gap = (float)(t->hidden + 1);
+    float nvx = (b->x - t->x) / gap, nvy = (b->y - t->y) / gap;
+    /* found where the prediction put it: the predicted velocity, which knows
+     * the bounce the step went through, corrected by part of the miss (an
+     * alpha-beta filter); otherwise the step it made */
+    const float ex = b->x - t->px, ey = b->y - t->py;
+    const float beta = t->age >= ESTABLISHED ? BETA : 1.0f;
+    if (!t->hidden && t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
     const float far = hypotf(b->x - t->x0, b->y - t->y0);
     if (far > t->moved) t->moved = far;
     if (!t->hidden) {

@@ -40,10 +40,10 @@
 #include "wm_loop.h"
 
 #define WM_SCORE_WARMUP 3
-#define WM_SCORE_CENTER 2.61   /* scripts/calibrate-score.sh on the shipped model */
-#define WM_SCORE_SCALE 1.09
+#define WM_SCORE_CENTER 3.72   /* scripts/calibrate-score.sh on the shipped model */
+#define WM_SCORE_SCALE 1.53
 #define WM_SCORE_HEAT_MAX 4.0
-#define WM_SCORE_PRIOR_WEIGHT 0.25   /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
+#define WM_SCORE_PRIOR_WEIGHT 0.5    /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
 
 typedef struct wm_score_options {
     int warmup;              /* predictions excluded from the aggregates (default WM_SCORE_WARMUP) */

@@ -7,7 +7,7 @@ all of them next to the score).  The predictions come from a hand-made
 stream, so the test needs no trained model: one clip with a planted outlier
 cell, one with f16 data, one without variance, one with NaN, one without
 predictions, one whose predictions carry the object prior (its surprise
-added with weight 0.25 under the clip-adaptive variance), and one whose
+added with weight 0.5 under the clip-adaptive variance), and one whose
 prior_var is not [C]."""
 import json
 import math
@@ -56,7 +56,7 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
     return b"".join(out)
 
 
-def expected(msgs, warmup=3, center=2.61, scale=1.09, prior_weight=0.25):
+def expected(msgs, warmup=3, center=3.72, scale=1.53, prior_weight=0.5):
     """{clip: score fields} from the stream, by the definitions."""
     res = {}
     cur = None
