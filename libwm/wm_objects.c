@@ -8,6 +8,7 @@
 #define SPRITE_SIDE (2 * SPRITE_HALF + 1)
 #define HIST 4                          /* displacements kept per track */
 #define STILL 0.35f                     /* a displacement this small is no motion */
+#define FIRST_STEP 12.0f                /* px: the farthest a ball seen once is looked for the next frame */
 #define CONFIRMED 1.5f                  /* px: a ball found this near its prediction confirms it */
 #define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
 #define ESTABLISHED 4                   /* frames seen before the filter smooths (until then: the whole miss) */
@@ -25,6 +26,7 @@ typedef struct track {
     float colour[3];                    /* the ball's own colour (the median of its disc's middle) */
     int has_occ;
     float occ[3];                       /* the colour that covered it when it went unseen */
+    int left_frame;                     /* it went unseen across an edge of the frame */
     float sprite[SPRITE_SIDE * SPRITE_SIDE * 4];   /* premultiplied RGB and alpha */
     int sx0, sy0;                       /* the frame pixel of the sprite's corner */
     float sx, sy;                       /* the ball's centre when the sprite was cut */
@@ -288,8 +290,8 @@ static void predict(const wm_objects *o, track *t)
 static void matched(wm_objects *o, track *t, const wm_ball *b, const float *frame)
 {
     const float r = ball_radius(b);
-    const float gap = (float)(t->hidden + 1);
-    float nvx = (b->x - t->x) / gap, nvy = (b->y - t->y) / gap;
+    /* a hidden track coasted to (x, y) frame by frame: the step is from there */
+    float nvx = b->x - t->x, nvy = b->y - t->y;
     /* found where the prediction put it: the predicted velocity, which knows
      * the bounce the step went through, corrected by part of the miss (an
      * alpha-beta filter); otherwise the step it made */
@@ -311,6 +313,7 @@ static void matched(wm_objects *o, track *t, const wm_ball *b, const float *fram
     t->x = b->x, t->y = b->y, t->r = r, t->vx = nvx, t->vy = nvy;
     t->age++;
     t->hidden = 0;
+    t->left_frame = 0;
     t->has_occ = 0;
     cut_sprite(o, t, frame);
 }
@@ -336,6 +339,8 @@ static int coast(wm_objects *o, track *t, const float *frame)
     t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
     t->hidden++;
     t->ndy = 0;
+    if (t->hidden == 1)   /* unseen across an edge of the frame */
+        t->left_frame = t->y < t->r || t->x < t->r || t->x > (float)o->cfg.width - t->r;
     if (!t->has_occ)   /* what shows where it went: the pixels of its disc that are not the ball */
         t->has_occ = disc_median(o, frame, t->x, t->y, t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f, -1, 0, t->colour, t->occ);
     return !(t->hidden > o->cfg.max_hidden || t->age < 2 || t->x <= -t->r || t->x >= o->cfg.width + t->r ||
@@ -380,7 +385,9 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
         for (int k = 0; k < n; k++) {
             const track *t = &o->tracks[i];
             const float d = hypotf(t->px - balls[k].x, t->py - balls[k].y);
-            if (d < 5 + 0.5f * hypotf(t->vx, t->vy) + 3.0f * (float)t->hidden) {
+            /* a track seen once has no velocity yet: any step a thrown ball makes */
+            const float gate = t->age < 2 ? FIRST_STEP : 5 + 0.5f * hypotf(t->vx, t->vy) + 3.0f * (float)t->hidden;
+            if (d < gate) {
                 pair_t[np] = i;
                 pair_d[np] = k;
                 pair_dist[np] = d;
@@ -443,6 +450,7 @@ void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
             if (far > t->moved) t->moved = far;
             t->age++;
             t->hidden = 0;
+            t->left_frame = 0;
             t->has_occ = 0;
         } else if (!coast(o, t, frame)) {
             continue;
@@ -467,7 +475,9 @@ static void draw_next(wm_objects *o, const float *frame, float *next)
         track *t = &o->tracks[i];
         predict(o, t);
         t->drawn = !t->hidden;
-        if (t->hidden && t->has_occ) {
+        if (t->hidden && t->left_frame) {   /* nothing hid it: it comes back when its centre is back in */
+            t->drawn = t->py >= 0 && t->px >= 0 && t->px < (float)W;
+        } else if (t->hidden && t->has_occ) {
             float here[3];
             if (disc_median(o, frame, t->px, t->py, t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f, -1, 0, NULL, here))
                 t->drawn = fabsf(here[0] - t->occ[0]) > EMERGED || fabsf(here[1] - t->occ[1]) > EMERGED ||

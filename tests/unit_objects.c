@@ -6,7 +6,9 @@
  * drawn while the screen hides it, and drawn where it comes out; a ball the
  * detector missed once is not painted into the background; reset forgets
  * the clip; a ball seen just after a wall bounce keeps the velocity the
- * bounce gave it (not its step); imagining (wm_objects_step_imagined)
+ * bounce gave it (not its step); a ball thrown fast out of the top of the
+ * frame is tracked from its first step, kept while outside, and drawn
+ * falling back in; imagining (wm_objects_step_imagined)
  * carries a thrown ball on through a wall bounce and draws it where it
  * flies.  (The prototype this was ported from, in numpy, drew the same
  * frames to within a rounding on 1,240 frames of the bench pairs, before
@@ -200,6 +202,35 @@ static void test_seen_bounce(void)
            (double)tv.px, (double)x);
 }
 
+/* Thrown up at 9 px a frame: tracked from its second frame on (no velocity
+ * yet), out of the top for a while, and drawn again where it falls back in. */
+static void test_thrown_out(void)
+{
+    wm_objects *o = scene();
+    const float g = 9.81f * 64 / 625, r = 4;
+    float img[W * H * 3], next[W * H * 3], y = 40, v = -9, back_err = -1;
+    int t = 0, out = 0;
+    for (; t < 30 && back_err < 0; t++) {
+        const int seen = y - r > 0;
+        draw(img, 30, y, seen ? r : 0, 0, 0);
+        wm_ball b = { 30, y, r, 1 };
+        wm_objects_step(o, img, &b, seen, next);
+        wm_track_view tv;
+        const int n = wm_objects_tracks(o, &tv, 1);
+        if (!seen) out++;
+        CHECK(n == 1 && (t < 1 || tv.age >= 2), "one track, followed from its second frame (t = %d: %d tracks, age %d)",
+              t, n, n ? tv.age : 0);
+        y += v;
+        v += g;
+        if (out && tv.drawn) back_err = fabsf(tv.py - y);
+    }
+    CHECK(out >= 3 && back_err >= 0 && back_err < 1.0f, "drawn falling back in: %g px off after %d frames outside",
+          (double)back_err, out);
+    wm_objects_free(&o);
+    printf("ok - a ball thrown out of the top is tracked from its first step and drawn falling back in (%d frames "
+           "outside, %.2f px off)\n", out, (double)back_err);
+}
+
 /* Seen for 4 frames flying left; then imagined: it hits the wall at x = 0,
  * comes back at 0.75 of its speed, and is drawn where the prediction goes. */
 static void test_imagined(void)
@@ -240,6 +271,7 @@ int main(void)
     test_screen();
     test_missed();
     test_seen_bounce();
+    test_thrown_out();
     test_imagined();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
