@@ -8,6 +8,7 @@
 #define SPRITE_SIDE (2 * SPRITE_HALF + 1)
 #define HIST 4                          /* displacements kept per track */
 #define STILL 0.35f                     /* a displacement this small is no motion */
+#define ROLL_FRICTION 0.02f             /* a ball rolling on the floor slows by this share of g (wm-synth: 0.01-0.036) */
 #define FIRST_STEP 12.0f                /* px: the farthest a ball seen once is looked for the next frame */
 #define CONFIRMED 1.5f                  /* px: a ball found this near its prediction confirms it */
 #define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
@@ -274,6 +275,10 @@ static void predict(const wm_objects *o, track *t)
         float tmp[HIST];
         memcpy(tmp, t->dx, (size_t)t->ndx * sizeof *tmp);
         vx = median(tmp, (size_t)t->ndx);
+    }
+    if (resting && !t->hidden) {   /* rolling: friction takes speed off */
+        const float f = ROLL_FRICTION * o->cfg.gravity;
+        vx = fabsf(vx) > f ? vx - copysignf(f, vx) : 0.0f;
     }
     float vy = t->vy + g, nx = t->x + vx, ny = t->y + vy;
     if (!isnan(o->floor) && ny + t->r > o->floor && vy > 0) {

@@ -1,8 +1,8 @@
 /* The object prior's tracker and painter (wm_objects) on drawn scenes: a
  * wall over a darker floor, a red ball, a grey screen in front.  Free fall
  * is predicted exactly; a ball rolling on the floor is drawn where it will
- * be, and the place it left shows the background; a fall is bounced off
- * the floor the background shows; a ball behind a screen is kept, not
+ * be (less a rolling friction of 0.02 g), and the place it left shows the
+ * background; a fall is bounced off the floor the background shows; a ball behind a screen is kept, not
  * drawn while the screen hides it, and drawn where it comes out; a ball the
  * detector missed once is not painted into the background; reset forgets
  * the clip; a ball seen just after a wall bounce keeps the velocity the
@@ -101,7 +101,8 @@ static void test_roll(void)
     const float *old = at(next, x - 6, y);
     CHECK(mean < 0.5, "the drawn frame against the true one: mean |difference| %g levels", mean);
     CHECK(fabsf(at(next, x, y)[0] - RED[0]) < 2, "the ball's centre is red in the drawn frame");
-    CHECK(fabsf(old[0] - WALL[0]) < 1 && fabsf(old[2] - WALL[2]) < 1, "where it was two frames ago: the wall");
+    CHECK(fabsf(old[0] - WALL[0]) < 2 && fabsf(old[2] - WALL[2]) < 2, "where it was two frames ago: the wall (%g %g %g)",
+          (double)old[0], (double)old[1], (double)old[2]);
     wm_objects_free(&o);
     printf("ok - a ball rolling on the floor is drawn where it will be (mean |difference| %.3f levels); the place "
            "it left shows the wall\n", mean);
@@ -184,15 +185,15 @@ static void test_missed(void)
 static void test_seen_bounce(void)
 {
     wm_objects *o = scene();
-    const float r = 4, e = 0.75f;
-    float img[W * H * 3], next[W * H * 3], x = 18, vx = -3;   /* seen at 18, 15, 12, 9, 6 and 5 */
-    for (int t = 0; t < 6; t++) {
-        draw(img, x, 46, r, 0, 0);   /* resting on the floor: no gravity, no floor bounce */
-        wm_ball b = { x, 46, r, 1 };
+    const float g = 9.81f * 64 / 625, r = 4, e = 0.75f;
+    float img[W * H * 3], next[W * H * 3], x = 18, vx = -3, y = 10, vy = 0;   /* x: 18, 15, 12, 9, 6, then 5 */
+    for (int t = 0; t < 6; t++) {   /* in flight: no floor, no friction */
+        draw(img, x, y, r, 0, 0);
+        wm_ball b = { x, y, r, 1 };
         wm_objects_step(o, img, &b, 1, next);
         float nx = x + vx;
         if (nx - r < 0 && vx < 0) nx = 2 * r - nx, vx = -e * vx;
-        x = nx;
+        x = nx, y += vy, vy += g;
     }
     wm_track_view tv;
     CHECK(wm_objects_tracks(o, &tv, 1) == 1 && fabsf(tv.px - x) < 1e-3f,
