@@ -66,6 +66,16 @@ static void report_times(char el[32], char eta[32], double elapsed, double remai
 
 /* The model file's tokenizer: it fixes C, encodes frame streams, and stays
  * in the file.  NULL with a message saying how to make one. */
+/* A command's options; every command writes into a model file, so --model
+ * (the command's variable, *model_given) is required. */
+static wm_status parse_command(const wm_tool *tool, const wm_opt *opts, wm_common *common, int argc, char **argv,
+                               int *first, const char *const *model_given, wm_error *err)
+{
+    wm_status st = wm_cli_parse(tool, opts, common, argc, argv, first, err);
+    if (st == WM_OK && !*model_given) st = wm_error_set(err, WM_E_USAGE, "--model PATH is required");
+    return st;
+}
+
 static wm_tokenizer *model_tokenizer(const char *model, wm_error *err)
 {
     wm_tokenizer *tk = wm_tokenizer_load(model, err);
@@ -169,9 +179,8 @@ static int cmd_tokenizer(int argc, char **argv)
         { "log-every", 0, WM_OPT_DOUBLE, &log_every, "SECONDS", "progress interval (default 10)", NULL, 0, 1e9 },
         { "threads", 't', WM_OPT_INT, &threads, "N", "BLAS threads (default 1)", NULL, 1, 256 },
         { 0 } };
-    wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
+    wm_status st = parse_command(tool, opts, &common, argc, argv, &first, &model, &err);
     if (st != WM_OK) return wm_cli_exit(tool, st, &err);
-    if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
     if (crop.w % WM_TOKENIZER_PATCH || crop.h % WM_TOKENIZER_PATCH)
         return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--crop %dx%d: sides must be multiples of 4", crop.w, crop.h), &err);
     wm_nn_set_threads(threads);
@@ -320,9 +329,8 @@ static int cmd_dynamics(int argc, char **argv)
         { "log-every", 0, WM_OPT_DOUBLE, &log_every, "SECONDS", "progress interval (default 10)", NULL, 0, 1e9 },
         { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: BLAS and the convolutions (default 1)", NULL, 1, 256 },
         { 0 } };
-    wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
+    wm_status st = parse_command(tool, opts, &common, argc, argv, &first, &model, &err);
     if (st != WM_OK) return wm_cli_exit(tool, st, &err);
-    if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
     if (tbptt > seq) tbptt = seq;
     wm_nn_set_threads(threads);
     char ckpt_default[4200];
@@ -464,9 +472,8 @@ static int cmd_detector(int argc, char **argv)
         { "log-every", 0, WM_OPT_DOUBLE, &log_every, "SECONDS", "progress interval (default 10)", NULL, 0, 1e9 },
         { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: BLAS and the convolutions (default 1)", NULL, 1, 256 },
         { 0 } };
-    wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
+    wm_status st = parse_command(tool, opts, &common, argc, argv, &first, &model, &err);
     if (st != WM_OK) return wm_cli_exit(tool, st, &err);
-    if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
     wm_nn_set_threads(threads);
     double *weights = NULL;
     if (weights_text && (st = parse_weights(weights_text, argc - first ? argc - first : 1, &weights, &err)))
@@ -563,9 +570,8 @@ static int cmd_prior(int argc, char **argv)
         { "max-clips", 0, WM_OPT_INT, &max_clips, "N", "clips kept per STREAM, a uniform sample (default 100000)", NULL, 1, 100000000 },
         { "threads", 't', WM_OPT_INT, &threads, "N", "CPU threads: BLAS and the convolutions (default 1)", NULL, 1, 256 },
         { 0 } };
-    wm_status st = wm_cli_parse(tool, opts, &common, argc, argv, &first, &err);
+    wm_status st = parse_command(tool, opts, &common, argc, argv, &first, &model, &err);
     if (st != WM_OK) return wm_cli_exit(tool, st, &err);
-    if (!model) return wm_cli_exit(tool, wm_error_set(&err, WM_E_USAGE, "--model PATH is required"), &err);
     wm_nn_set_threads(threads);
     wm_tokenizer *tk = model_tokenizer(model, &err);
     wm_detector *det = tk ? wm_detector_load(model, &err) : NULL;

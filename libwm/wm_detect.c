@@ -159,11 +159,9 @@ wm_status wm_detector_save(const wm_detector *d, const char *path, const char *c
     uint64_t shape[1] = { (uint64_t)d->cfg.latent_channels };
     if (!st) st = wm_safetensors_builder_add(b, WM_DETECT_PREFIX, "norm.mean", WM_ST_F32, 1, shape, d->norm_mean, err);
     if (!st) st = wm_safetensors_builder_add(b, WM_DETECT_PREFIX, "norm.std", WM_ST_F32, 1, shape, d->norm_std, err);
-    char num[3][32];
+    char num[2][32];
     snprintf(num[0], sizeof num[0], "%d", d->cfg.latent_channels);
     snprintf(num[1], sizeof num[1], "%d", d->cfg.hidden);
-    uint64_t fp = old ? wm_model_tokenizer_fingerprint(old) : 0;
-    snprintf(num[2], sizeof num[2], "%016llx", (unsigned long long)fp);
     const char *fixed[] = {
         "arch", WM_DETECT_ARCH,
         "latent_channels", num[0],
@@ -171,10 +169,8 @@ wm_status wm_detector_save(const wm_detector *d, const char *path, const char *c
         "layout", "NHWC; conv weight [out, kh, kw, in]; l0, l1 3x3, l2 3x3 dilation 2, each ReLU; head 1x1",
         "input", "the latent normalised: (z - norm.mean) / norm.std",
         "output", "head [4] per cell: centre logit, x and y offset in the cell (sigmoid), radius in cells",
-        "tokenizer", num[2],
     };
-    const size_t n_fixed = sizeof fixed / sizeof fixed[0] / 2 - (fp ? 0 : 1);
-    if (!st) st = wm_model_add_meta(b, WM_DETECT_PREFIX, fixed, n_fixed, meta, n_meta, err);
+    if (!st) st = wm_model_add_meta(b, WM_DETECT_PREFIX, fixed, sizeof fixed / sizeof fixed[0] / 2, old, meta, n_meta, err);
     if (!st) st = wm_safetensors_builder_write(b, path, err);
     wm_safetensors_builder_free(&b);
     wm_safetensors_close(&old);

@@ -133,11 +133,16 @@ wm_status wm_model_check_arch(const wm_safetensors *st, const char *path, const 
 }
 
 wm_status wm_model_add_meta(wm_safetensors_builder *b, const char *prefix, const char *const *fixed, size_t n_fixed,
-                            const char *const *kv, size_t n, wm_error *err)
+                            const wm_safetensors *old, const char *const *kv, size_t n, wm_error *err)
 {
+    char fp[32] = "";
+    const uint64_t h = old ? wm_model_tokenizer_fingerprint(old) : 0;
+    if (h) snprintf(fp, sizeof fp, "%016llx", (unsigned long long)h);
+    const char *tok[2] = { "tokenizer", fp };
     wm_status st = WM_OK;
-    for (size_t i = 0; st == WM_OK && i < n_fixed + n; i++) {
-        const char *const *p = i < n_fixed ? fixed + 2 * i : kv + 2 * (i - n_fixed);
+    for (size_t i = 0; st == WM_OK && i < n_fixed + 1 + n; i++) {
+        const char *const *p = i < n_fixed ? fixed + 2 * i : i == n_fixed ? tok : kv + 2 * (i - n_fixed - 1);
+        if (p == tok && !h) continue;
         char key[128];
         snprintf(key, sizeof key, "%s%s", prefix, p[0]);
         st = wm_safetensors_builder_meta(b, key, p[1], err);

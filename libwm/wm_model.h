@@ -50,10 +50,12 @@ wm_status wm_model_meta_int(const wm_safetensors *st, const char *path, const ch
 wm_status wm_model_read_norm(const wm_safetensors *st, const char *path, const char *prefix, int C, float *mean,
                              float *std, wm_error *err);
 
-/* Adds the key/value pairs kv[0..2n) as metadata prefix + key, after the
- * pairs fixed[0..2n_fixed). */
+/* Adds a part's metadata, each key prefixed: the pairs fixed[0..2n_fixed),
+ * then "tokenizer" = the fingerprint of old's tokenizer tensors (when old
+ * is not NULL and has them: which tokenizer the part was made with), then
+ * the pairs kv[0..2n). */
 wm_status wm_model_add_meta(wm_safetensors_builder *b, const char *prefix, const char *const *fixed, size_t n_fixed,
-                            const char *const *kv, size_t n, wm_error *err);
+                            const wm_safetensors *old, const char *const *kv, size_t n, wm_error *err);
 
 /* FNV-1a over the names and bytes of the file's tokenizer tensors: which
  * tokenizer a part of the model was trained on.  0 when there is none. */

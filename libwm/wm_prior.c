@@ -270,19 +270,15 @@ wm_status wm_prior_save(const char *path, const float *var, int C, const char *c
     wm_status st = b ? wm_model_keep_others(b, path, WM_PRIOR_PREFIX, &old, NULL, err) : err->code;
     const uint64_t shape[1] = { (uint64_t)C };
     if (!st) st = wm_safetensors_builder_add(b, WM_PRIOR_PREFIX, "var", WM_ST_F32, 1, shape, var, err);
-    char num[2][32];
-    snprintf(num[0], sizeof num[0], "%d", C);
-    const uint64_t fp = old ? wm_model_tokenizer_fingerprint(old) : 0;
-    snprintf(num[1], sizeof num[1], "%016llx", (unsigned long long)fp);
+    char num[32];
+    snprintf(num, sizeof num, "%d", C);
     const char *fixed[] = {
         "arch", WM_PRIOR_ARCH,
-        "latent_channels", num[0],
+        "latent_channels", num,
         "mean", "z_t + E(frame t+1 drawn by the ball tracker) - E(D(z_t)) (libwm/wm_prior.h)",
         "var", "per channel, of z_{t+1} - prior_t in latent units",
-        "tokenizer", num[1],
     };
-    const size_t n_fixed = sizeof fixed / sizeof fixed[0] / 2 - (fp ? 0 : 1);
-    if (!st) st = wm_model_add_meta(b, WM_PRIOR_PREFIX, fixed, n_fixed, meta, n_meta, err);
+    if (!st) st = wm_model_add_meta(b, WM_PRIOR_PREFIX, fixed, sizeof fixed / sizeof fixed[0] / 2, old, meta, n_meta, err);
     if (!st) st = wm_safetensors_builder_write(b, path, err);
     wm_safetensors_builder_free(&b);
     wm_safetensors_close(&old);
