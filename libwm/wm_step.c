@@ -303,6 +303,8 @@ static void note_pts(step_clip *c, const wm_msg *m, int64_t index)
 
 /* ---- the object prior ---- */
 
+#define PRIOR_LANES 16   /* clips whose priors run together: the tokenizer's workspace holds 2x as many frames */
+
 /* Lanes 0..L-1 of the stage's prior start the clips in slots lanes_of[0..L)
  * (grid h x w), the prior made anew when it has too few lanes or another grid. */
 static wm_status prior_start(wm_step_stage *s, const int *lanes_of, int L, int h, int w, wm_error *err)
@@ -492,13 +494,19 @@ static wm_status run_group(wm_step_stage *s, const int *lanes_of, int L, size_t 
     st = s->be.run(s->be.ctx, T, s->active, s->x, feed, s->mean + *at, s->var + *at, err);
     s->stats.seconds += wm_now() - t0;
     if (st) return st;
-    if (s->o.prior) {   /* the real latents' priors, in the same lock-step (active[t] lanes have latent t) */
-        st = prior_start(s, lanes_of, L, c0->h, c0->w, err);
-        for (int t = 0; st == WM_OK && t < T && t < feed; t++)
-            st = prior_step(s, s->active[t], s->x + t * plane, s->pr + *at + t * plane, 0, err);
-        /* imagining with the prior: each step's input is the prior of the step before */
-        for (int t = feed; st == WM_OK && s->o.imagine_prior && t < T; t++)
-            st = prior_step(s, s->active[t], s->pr + *at + (t - 1) * plane, s->pr + *at + t * plane, 1, err);
+    /* the real latents' priors, in the same lock-step (active[t] lanes have
+     * latent t), PRIOR_LANES lanes at a time so its frames stay few */
+    for (int b0 = 0; s->o.prior && b0 < L; b0 += PRIOR_LANES) {
+        const int nb = L - b0 < PRIOR_LANES ? L - b0 : PRIOR_LANES;
+        const size_t off = (size_t)b0 * n;
+        st = prior_start(s, lanes_of + b0, nb, c0->h, c0->w, err);
+        for (int t = 0; st == WM_OK && t < T; t++) {
+            const int a = s->active[t] - b0 < 0 ? 0 : s->active[t] - b0 > nb ? nb : s->active[t] - b0;
+            if (a == 0) break;
+            if (t < feed) st = prior_step(s, a, s->x + t * plane + off, s->pr + *at + t * plane + off, 0, err);
+            else if (s->o.imagine_prior)   /* imagining: each step's input is the prior of the step before */
+                st = prior_step(s, a, s->pr + *at + (t - 1) * plane + off, s->pr + *at + t * plane + off, 1, err);
+        }
         if (st) return st;
     }
     for (int b = 0; b < L; b++) {

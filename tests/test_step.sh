@@ -172,6 +172,18 @@ d = max(float(np.abs(np.frombuffer(x, "<f4") - np.frombuffer(y, "<f4")).mean()) 
 assert d < 1e-3, f"--batch 3 imagines other latents (mean difference {d})"
 EOF
 ok "object prior: preds carry prior [h, w, C] and the model's prior_var; the dynamics' fields unchanged; --prior none leaves it out; --batch 3 agrees; rollouts imagine with the prior (--batch 3 the same), or the dynamics with --imagine dynamics"
+# more clips than the prior runs together (16): the lanes go in chunks, each clip's priors as before
+wm-synth -q --clips 18 --seed 12 --frames 5 | wm-encode-latent -q --model "$SHIPPED" > "$T/syn18.wm"
+step --model "$SHIPPED" --batch 18 < "$T/syn18.wm" > "$T/syn18_b18.wm"
+step --model "$SHIPPED" --batch 2 < "$T/syn18.wm" > "$T/syn18_b2.wm"
+/usr/bin/python3 - "$T" <<'EOF' || fail "--batch 18 priors (two chunks of lanes) differ from --batch 2"
+import sys, msgpack, numpy as np
+P = lambda f: [np.frombuffer(m["prior"], "<f4") for m in msgpack.Unpacker(open(f"{sys.argv[1]}/{f}", "rb"), raw=False)
+               if m["kind"] == "pred"]
+a, b = P("syn18_b18.wm"), P("syn18_b2.wm")
+assert len(a) == len(b) == 90 and max(float(np.abs(x - y).mean()) for x, y in zip(a, b)) < 1e-3
+EOF
+ok "--batch 18: the prior's lanes run in chunks of 16; each clip's priors agree with --batch 2"
 expect_exit 1 wm-step -q --prior on < /dev/null
 expect_err "^wm-step: --prior on: .*m.safetensors: holds no tokenizer"
 /usr/bin/python3 - "$T/noprior.safetensors" "$SHIPPED" <<'EOF'
