@@ -97,6 +97,16 @@ uint64_t wm_model_tokenizer_fingerprint(const wm_safetensors *st)
     return any ? h : 0;
 }
 
+wm_status wm_model_read_vector(const wm_safetensors *st, const char *path, const char *name, int C, float *out,
+                               wm_error *err)
+{
+    const wm_safetensors_tensor *t = wm_safetensors_find(st, name);
+    if (!t || t->rank != 1 || t->shape[0] != (uint64_t)C)
+        return wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" [%d] is missing or of another shape", path, name, C);
+    if (wm_safetensors_read_f32(t, out, (uint64_t)C, err) != WM_OK) return wm_error_prefix(err, "%s", path);
+    return WM_OK;
+}
+
 wm_status wm_model_read_norm(const wm_safetensors *st, const char *path, const char *prefix, int C, float *mean,
                              float *std, wm_error *err)
 {
@@ -104,13 +114,8 @@ wm_status wm_model_read_norm(const wm_safetensors *st, const char *path, const c
     for (int k = 0; k < 2; k++) {
         char name[128];
         snprintf(name, sizeof name, "%snorm.%s", prefix, k ? "std" : "mean");
-        const wm_safetensors_tensor *t = wm_safetensors_find(st, name);
-        if (!t || t->rank != 1 || t->shape[0] != (uint64_t)C)
-            return wm_error_set(err, WM_E_INPUT, "%s: tensor \"%s\" [%d] is missing or of another shape", path, name, C);
-        if (wm_safetensors_read_f32(t, dst[k], (uint64_t)C, err) != WM_OK) {
-            wm_error_prefix(err, "%s", path);
-            return err->code;
-        }
+        wm_status s = wm_model_read_vector(st, path, name, C, dst[k], err);
+        if (s) return s;
     }
     for (int c = 0; c < C; c++)
         if (!(std[c] > 0.0f) || !isfinite(std[c]) || !isfinite(mean[c]))

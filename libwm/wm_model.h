@@ -44,6 +44,10 @@ wm_status wm_model_check_arch(const wm_safetensors *st, const char *path, const 
 wm_status wm_model_meta_int(const wm_safetensors *st, const char *path, const char *key, int lo, int hi, int *out,
                             wm_error *err);
 
+/* Reads the tensor name [C] of an open model file into out: WM_E_INPUT
+ * naming path and the tensor when it is missing or of another shape. */
+wm_status wm_model_read_vector(const wm_safetensors *st, const char *path, const char *name, int C, float *out,
+                               wm_error *err);
 /* Reads a part's normalisation, prefix + "norm.mean" and "norm.std" [C],
  * into mean and std: WM_E_INPUT naming path and the tensor when either is
  * missing, of another shape, or a std is not a positive number. */

@@ -184,13 +184,17 @@ static wm_status fit_group(wm_prior *p, const wm_clipset *cs, const int *src, co
     return WM_OK;
 }
 
-/* longest first, then source and index: one order on every machine */
+/* by grid, then longest first, then source and index: one order on every
+ * machine, in which the clips of one grid follow each other */
 static int cmp_clip_key(const void *a, const void *b)
 {
     const int *x = a, *y = b;
+    for (int k = 1; k <= 2; k++)
+        if (x[k] != y[k]) return (x[k] > y[k]) - (x[k] < y[k]);
     if (x[0] != y[0]) return (y[0] > x[0]) - (y[0] < x[0]);
-    if (x[3] != y[3]) return (x[3] > y[3]) - (x[3] < y[3]);
-    return (x[4] > y[4]) - (x[4] < y[4]);
+    for (int k = 3; k <= 4; k++)
+        if (x[k] != y[k]) return (x[k] > y[k]) - (x[k] < y[k]);
+    return 0;
 }
 
 wm_status wm_prior_fit(wm_tokenizer *tk, wm_detector *det, const wm_clipset *cs, double fps, float *var, long *count,
@@ -199,7 +203,7 @@ wm_status wm_prior_fit(wm_tokenizer *tk, wm_detector *det, const wm_clipset *cs,
     const int C = wm_tokenizer_get_config(tk)->latent_channels;
     size_t total = 0;
     for (int s = 0; s < wm_clipset_sources(cs); s++) total += wm_clipset_source_size(cs, s);
-    /* clips as (length, h, w, source, index), grouped by grid, longest first within a grid */
+    /* clips as (length, h, w, source, index) */
     int *key = malloc((total ? total : 1) * 5 * sizeof(int));
     double *sum = calloc((size_t)C, sizeof(double)), cells = 0;
     if (!key || !sum) {
@@ -220,20 +224,16 @@ wm_status wm_prior_fit(wm_tokenizer *tk, wm_detector *det, const wm_clipset *cs,
     wm_status st = WM_OK;
     wm_prior *p = NULL;
     float *z = NULL, *out = NULL;
-    int *done = calloc(m ? m : 1, sizeof(int));
-    if (!done) st = wm_error_set(err, WM_E_SYSTEM, "out of memory");
     *count = 0;
-    for (size_t i = 0; st == WM_OK && i < m; i++) {
-        if (done[i]) continue;
+    /* groups of up to FIT_LANES consecutive clips of one grid */
+    for (size_t i = 0; st == WM_OK && i < m;) {
         const int h = key[5 * i + 1], w = key[5 * i + 2];
         int src[FIT_LANES], n = 0;
         size_t idx[FIT_LANES];
-        for (size_t j = i; j < m && n < FIT_LANES; j++)
-            if (!done[j] && key[5 * j + 1] == h && key[5 * j + 2] == w) {
-                done[j] = 1;
-                src[n] = key[5 * j + 3];
-                idx[n++] = (size_t)key[5 * j + 4];
-            }
+        for (; i < m && n < FIT_LANES && key[5 * i + 1] == h && key[5 * i + 2] == w; i++, n++) {
+            src[n] = key[5 * i + 3];
+            idx[n] = (size_t)key[5 * i + 4];
+        }
         if (!p || p->h != h || p->w != w) {
             wm_prior_free(&p);
             free(z);
@@ -256,7 +256,6 @@ wm_status wm_prior_fit(wm_tokenizer *tk, wm_detector *det, const wm_clipset *cs,
     wm_prior_free(&p);
     free(z);
     free(out);
-    free(done);
     free(key);
     free(sum);
     return st;
@@ -291,11 +290,7 @@ wm_status wm_prior_load_var(const char *path, int C, float *var, wm_error *err)
     if (!st) return err->code;
     wm_status s = wm_model_check_arch(st, path, WM_PRIOR_PREFIX, WM_PRIOR_ARCH, "object prior", "prior",
                                       "; fit one with wm-train prior", err);
-    const wm_safetensors_tensor *t = s ? NULL : wm_safetensors_find(st, WM_PRIOR_PREFIX "var");
-    if (!s && (!t || t->rank != 1 || t->shape[0] != (uint64_t)C))
-        s = wm_error_set(err, WM_E_INPUT, "%s: tensor \"" WM_PRIOR_PREFIX "var\" [%d] is missing or of another shape",
-                         path, C);
-    if (!s && wm_safetensors_read_f32(t, var, (uint64_t)C, err)) s = wm_error_prefix(err, "%s", path);
+    if (!s) s = wm_model_read_vector(st, path, WM_PRIOR_PREFIX "var", C, var, err);
     for (int c = 0; !s && c < C; c++)
         if (!(var[c] > 0.0f) || !isfinite(var[c]))
             s = wm_error_set(err, WM_E_INPUT, "%s: " WM_PRIOR_PREFIX "var[%d] = %g is not a positive number", path, c,

@@ -26,40 +26,35 @@ void wm_score_options_default(wm_score_options *o)
 
 /* ---- the measures ---- */
 
-size_t wm_score_cells(const float *z, const float *mu, const float *var, size_t n, int C, float *out)
+/* Cell surprise of n cells of C channels under var (per element, or per
+ * channel with per_channel; NULL: 1), times weight, written into out or
+ * added to it.  Returns the count of non-finite inputs (var <= 0 counts). */
+static size_t cell_surprise(const float *z, const float *mu, const float *var, int per_channel, size_t n, int C,
+                            double weight, int add, float *out)
 {
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         double s = 0;
         for (int c = 0; c < C; c++) {
             const size_t k = i * (size_t)C + (size_t)c;
-            const double v = var ? var[k] : 1.0, d = (double)z[k] - mu[k];
+            const double v = var ? var[per_channel ? (size_t)c : k] : 1.0, d = (double)z[k] - mu[k];
             if (!isfinite(d) || !isfinite(v) || v <= 0) { bad++; continue; }
             s += 0.5 * (d * d / v - 1.0);
         }
-        out[i] = (float)(s / C);
+        out[i] = (add ? out[i] : 0.0f) + (float)(weight * s / C);
     }
     return bad;
+}
+
+size_t wm_score_cells(const float *z, const float *mu, const float *var, size_t n, int C, float *out)
+{
+    return cell_surprise(z, mu, var, 0, n, C, 1.0, 0, out);
 }
 
 size_t wm_score_cells_add(const float *z, const float *mu, const float *var_c, size_t n, int C, double weight,
                           float *out)
 {
-    size_t bad = 0;
-    for (int c = 0; c < C; c++)
-        if (!isfinite(var_c[c]) || !(var_c[c] > 0)) bad++;
-    if (bad) return bad;
-    for (size_t i = 0; i < n; i++) {
-        double s = 0;
-        for (int c = 0; c < C; c++) {
-            const size_t k = i * (size_t)C + (size_t)c;
-            const double d = (double)z[k] - mu[k];
-            if (!isfinite(d)) { bad++; continue; }
-            s += 0.5 * (d * d / var_c[c] - 1.0);
-        }
-        out[i] += (float)(weight * s / C);
-    }
-    return bad;
+    return cell_surprise(z, mu, var_c, 1, n, C, weight, 1, out);
 }
 
 static int desc_float(const void *a, const void *b)

@@ -80,7 +80,8 @@ size_t wm_score_cells(const float *z, const float *mu, const float *var, size_t 
 
 /* Adds weight times the cell surprise under a per-channel variance
  * var_c[C]: out[i] += weight * mean_c ((z - mu)^2 / var_c - 1) / 2.
- * Returns the count of non-finite inputs, as wm_score_cells. */
+ * Returns the count of non-finite inputs, as wm_score_cells (a variance
+ * <= 0 counts at each element it serves). */
 size_t wm_score_cells_add(const float *z, const float *mu, const float *var_c, size_t n, int C, double weight,
                           float *out);
 
