@@ -297,7 +297,7 @@ wm_detect_loss wm_detector_loss(wm_detector *d, const float *labels, float pos_w
 
 /* ---- from maps to balls ---- */
 
-int wm_detector_balls(const float *maps, int h, int w, int patch, float thr, wm_ball *out, int max)
+int wm_detector_balls(const float *maps, int h, int w, int patch, float thr, wm_detection *out, int max)
 {
     int found = 0;
     for (int i = 0; i < h; i++)
@@ -316,7 +316,7 @@ int wm_detector_balls(const float *maps, int h, int w, int patch, float thr, wm_
                 }
             if (!peak) continue;
             if (found < max)
-                out[found] = (wm_ball){ (float)((j + sigmoid(m[1])) * patch), (float)((i + sigmoid(m[2])) * patch),
+                out[found] = (wm_detection){ (float)((j + sigmoid(m[1])) * patch), (float)((i + sigmoid(m[2])) * patch),
                                         (m[3] > 0 ? m[3] : 0.0f) * (float)patch, (float)sigmoid(m[0]) };
             found++;
         }

@@ -87,14 +87,14 @@ wm_detect_loss wm_detector_loss(wm_detector *d, const float *labels, float pos_w
 
 /* A ball found in a latent, in pixels of the decoded frame (a cell is
  * `patch` pixels on a side), with the centre probability as its score. */
-typedef struct wm_ball {
+typedef struct wm_detection {
     float x, y, r, score;
-} wm_ball;
+} wm_detection;
 
 /* The balls in one latent's maps [h, w, WM_DETECT_MAPS]: cells whose centre
  * probability is above thr and no lower than any of their 8 neighbours', in
  * row-major order; at most max are written, the count found is returned. */
-int wm_detector_balls(const float *maps, int h, int w, int patch, float thr, wm_ball *out, int max);
+int wm_detector_balls(const float *maps, int h, int w, int patch, float thr, wm_detection *out, int max);
 
 /* The labels of one ball for the cell grid labels[h, w, WM_DETECT_LABELS]
  * (zeroed by the caller): the cell that holds its centre (x, y, r in

@@ -184,7 +184,7 @@ wm_status wm_detect_evaluate(wm_detector *d, const wm_clipset *cs, float thr, wm
     double *errs = NULL, *rerrs = NULL;
     float *maps = NULL;
     size_t maps_cap = 0;
-    wm_ball balls[EVAL_MAX_BALLS];
+    wm_detection balls[EVAL_MAX_BALLS];
     unsigned char used[EVAL_MAX_BALLS];
     wm_status st = WM_OK;
     for (int s = 0; st == WM_OK && s < wm_clipset_sources(cs); s++)

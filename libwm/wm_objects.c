@@ -1,4 +1,5 @@
 #include "wm_objects.h"
+#include "wm_physics.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +17,15 @@
 #define STABLE 12.0f                    /* levels a background pixel may change by between frames */
 #define EMERGED 30.0f                   /* levels away from the colour that hid a track: it is out */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
+#define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
+#define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
+#define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
+#define MAX_PILLARS WM_WORLD_MAX_PILLARS
+#define PILLAR_APART 6                  /* px (at 64 rows; scaled with the height): columns this far apart */
+#define PILLAR_UNIQUE 10.0f             /* levels from every pixel of its row PILLAR_APART away: a colour of its own */
+#define PILLAR_COLUMN 0.35f             /* share of rows in which a column of a pillar has its own colour */
+#define PILLAR_ROWS 0.9f                /* share of rows in which some column of the band has */
+#define PILLAR_SAMPLES 128              /* rows looked at, and pixels of a row each is compared with, at most */
 
 typedef struct track {
     float x, y, r, vx, vy;
@@ -23,6 +33,7 @@ typedef struct track {
     float dx[HIST], dy[HIST];           /* the last displacements seen, newest last */
     int ndx, ndy;
     int age, hidden, drawn;
+    int moving;                         /* it moved off, in steady steps: a ball of the world, not a stray find */
     float px, py, pvx, pvy;             /* the prediction for the next frame */
     float colour[3];                    /* the ball's own colour (the median of its disc's middle) */
     int has_occ;
@@ -43,13 +54,23 @@ struct wm_objects {
     track *tracks;                      /* WM_OBJECTS_MAX_TRACKS */
     int ntracks;
     track *spare;                       /* room to rebuild the list */
+    int npillars;
+    float pillar[MAX_PILLARS][2];       /* solid columns, floor to top: left and right face, px */
+    float *column;                      /* w values */
 };
 
 wm_objects_config wm_objects_default_config(int width, int height, double fps)
 {
-    wm_objects_config c = { width, height, 0, 0.6f, 0.75f, 30 };
-    c.gravity = fps > 0 ? (float)(9.81 * height / (fps * fps)) : 0.0f;
+    wm_objects_config c = { .width = width, .height = height, .restitution_floor = 0.6f, .restitution_wall = 0.75f,
+                            .restitution_ball = 0.82f, .max_hidden = 30 };
+    wm_objects_config_fps(&c, fps);
     return c;
+}
+
+void wm_objects_config_fps(wm_objects_config *c, double fps)
+{
+    c->fps = fps > 0 ? (float)fps : 25.0f;
+    c->gravity = fps > 0 ? (float)(9.81 * c->height / (fps * fps)) : 0.0f;
 }
 
 wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err)
@@ -66,10 +87,11 @@ wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err)
         o->prev = malloc(px * 3 * sizeof(float));
         o->cover = malloc(px);
         o->scratch = malloc(px * sizeof(float));
+        o->column = malloc((size_t)cfg->width * sizeof(float));
         o->tracks = malloc(WM_OBJECTS_MAX_TRACKS * sizeof(track));
         o->spare = malloc(WM_OBJECTS_MAX_TRACKS * sizeof(track));
     }
-    if (!o || !o->bg || !o->prev || !o->cover || !o->scratch || !o->tracks || !o->spare) {
+    if (!o || !o->bg || !o->prev || !o->cover || !o->scratch || !o->column || !o->tracks || !o->spare) {
         wm_objects_free(&o);
         wm_error_set(err, WM_E_SYSTEM, "out of memory for a %dx%d scene", cfg->width, cfg->height);
         return NULL;
@@ -86,6 +108,7 @@ void wm_objects_free(wm_objects **op)
     free(o->prev);
     free(o->cover);
     free(o->scratch);
+    free(o->column);
     free(o->tracks);
     free(o->spare);
     free(o);
@@ -97,11 +120,18 @@ void wm_objects_reset(wm_objects *o)
     o->started = 0;
     o->ntracks = 0;
     o->floor = NAN;
+    o->npillars = 0;
 }
 
-void wm_objects_set_gravity(wm_objects *o, float gravity) { o->cfg.gravity = gravity; }
+void wm_objects_set_fps(wm_objects *o, double fps) { wm_objects_config_fps(&o->cfg, fps); }
 
 float wm_objects_floor(const wm_objects *o) { return o->floor; }
+
+int wm_objects_pillars(const wm_objects *o, float (*faces)[2], int max)
+{
+    for (int k = 0; k < o->npillars && k < max; k++) faces[k][0] = o->pillar[k][0], faces[k][1] = o->pillar[k][1];
+    return o->npillars;
+}
 
 int wm_objects_tracks(const wm_objects *o, wm_track_view *out, int max)
 {
@@ -113,7 +143,7 @@ int wm_objects_tracks(const wm_objects *o, wm_track_view *out, int max)
 }
 
 /* a detected ball's radius as the scene uses it: 2 to 12 pixels */
-static float ball_radius(const wm_ball *b) { return b->r < 2 ? 2 : b->r > 12 ? 12 : b->r; }
+static float ball_radius(const wm_detection *b) { return b->r < 2 ? 2 : b->r > 12 ? 12 : b->r; }
 
 /* ---- pixels ---- */
 
@@ -181,6 +211,71 @@ static float floor_from_edges(const wm_objects *o)
         if (e / W > best) best = (float)(e / W), row = (float)(y + 1);
     }
     return row;
+}
+
+/* Pillars: bands 2 to 7 pixels wide (at 64 rows) standing from the top of
+ * the frame to the floor whose colour, row after row, is found nowhere
+ * PILLAR_APART or more pixels away in the row (a wall's pattern repeats
+ * along the row; a screen stops short of the top).  The background's
+ * pixels near a ball count as unknown. */
+static void find_pillars(wm_objects *o)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float scale = (float)H / 64.0f;
+    const int apart = (int)fmaxf(PILLAR_APART, roundf(PILLAR_APART * scale));
+    const int wmin = (int)fmaxf(2, roundf(2 * scale)), wmax = (int)fmaxf(7, roundf(7 * scale));
+    const int bottom = isnan(o->floor) ? H : (int)o->floor - 2;
+    const int rstep = bottom > PILLAR_SAMPLES ? (bottom + PILLAR_SAMPLES - 1) / PILLAR_SAMPLES : 1;
+    const int kstep = W > PILLAR_SAMPLES ? (W + PILLAR_SAMPLES - 1) / PILLAR_SAMPLES : 1;
+    float *own = o->scratch;   /* per sampled row and column: 1 its own colour, 0 not, -1 unknown */
+    int nrows = 0;
+    o->npillars = 0;
+    for (int i = 1; i < bottom; i += rstep, nrows++) {
+        const float *row = o->bg + (size_t)i * W * 3;
+        for (int j = 0; j < W; j++) {
+            float *u = own + (size_t)nrows * W + j;
+            if (o->cover[(size_t)i * W + j]) { *u = -1; continue; }
+            *u = 1;
+            for (int k = 0; k < W && *u > 0; k += kstep) {
+                if (abs(k - j) < apart || o->cover[(size_t)i * W + k]) continue;
+                const float *a = row + (size_t)j * 3, *b = row + (size_t)k * 3;
+                if (fabsf(a[0] - b[0]) <= PILLAR_UNIQUE && fabsf(a[1] - b[1]) <= PILLAR_UNIQUE &&
+                    fabsf(a[2] - b[2]) <= PILLAR_UNIQUE)
+                    *u = 0;
+            }
+        }
+    }
+    if (nrows < 8) return;
+    for (int j = 0; j < W; j++) {
+        int n = 0, yes = 0;
+        for (int r = 0; r < nrows; r++) {
+            const float u = own[(size_t)r * W + j];
+            n += u >= 0, yes += u > 0;
+        }
+        o->column[j] = n ? (float)yes / (float)n : 0;
+    }
+    for (int j = 0; j < W && o->npillars < MAX_PILLARS;) {
+        if (o->column[j] < PILLAR_COLUMN) { j++; continue; }
+        int k = j;
+        while (k < W && o->column[k] >= PILLAR_COLUMN) k++;
+        if (k - j >= wmin && k - j <= wmax && j > 0 && k < W) {   /* [j, k): not cut by the frame's edge */
+            int n = 0, yes = 0;
+            for (int r = 0; r < nrows; r++) {
+                int known = 0, any = 0;
+                for (int c = j; c < k; c++) {
+                    const float u = own[(size_t)r * W + c];
+                    known |= u >= 0, any |= u > 0;
+                }
+                n += known, yes += any;
+            }
+            if (2 * n >= nrows && (float)yes >= PILLAR_ROWS * (float)n) {
+                o->pillar[o->npillars][0] = (float)j;
+                o->pillar[o->npillars][1] = (float)k;
+                o->npillars++;
+            }
+        }
+        j = k;
+    }
 }
 
 /* Cuts a track's sprite: the frame inside the ball's anti-aliased disc;
@@ -258,42 +353,100 @@ static void push(float *hist, int *n, float v)
     hist[(*n)++] = v;
 }
 
-/* The track's place and velocity at the next frame. */
-static void predict(const wm_objects *o, track *t)
+/* The tracks' places and velocities at the next frame: wm_physics (the
+ * world wm-synth draws) advances them one frame together, so they bounce
+ * off the floor, the frame's sides, the pillars and each other.  One unit
+ * is the frame's height.  A track seen once (no velocity yet) stays where
+ * it is, out of the world.  One that has not yet gone MOVED pixels in
+ * three steady steps knocks no ball and no ball knocks it (it may be no
+ * ball at all: a screen's pattern), and one that never moved feels no
+ * gravity (it stands on something the scene does not know).  One lying
+ * still on the floor rests there and rolls with friction.  A hidden one
+ * coasts on its typical step, not its last (a ball going behind a screen
+ * shows less of itself, and its centre seems to slow).  Each track moves
+ * by what the world moved it, from where it is. */
+static void predict_tracks(wm_objects *o)
 {
-    const float W = (float)o->cfg.width;
-    if (t->age < 2 && !t->hidden) {
+    const double H = o->cfg.height, fps = o->cfg.fps, k = fps / H;   /* px per frame -> units per s */
+    const double g = (double)o->cfg.gravity * fps * k;
+    wm_world w;
+    wm_world_init(&w, o->cfg.width / H, isnan(o->floor) ? 1e3 : o->floor / H, g);
+    w.e_floor = o->cfg.restitution_floor;
+    w.e_wall = o->cfg.restitution_wall;
+    w.e_ball = o->cfg.restitution_ball;
+    w.roll_friction = ROLL_FRICTION * g;
+    for (int p = 0; p < o->npillars; p++) wm_world_add_pillar(&w, o->pillar[p][0] / H, o->pillar[p][1] / H);
+    int in_world[WM_OBJECTS_MAX_TRACKS];
+    float from[WM_OBJECTS_MAX_TRACKS][2];
+    for (int i = 0; i < o->ntracks; i++) {
+        track *t = &o->tracks[i];
+        in_world[i] = -1;
         t->px = t->x, t->py = t->y, t->pvx = t->vx, t->pvy = t->vy;
-        return;
+        if (t->age < 2 && !t->hidden) continue;
+        const int resting = t->ndy >= 2 && fabsf(t->dy[t->ndy - 1]) < STILL && fabsf(t->dy[t->ndy - 2]) < STILL &&
+                            !isnan(o->floor) && t->y + t->r > o->floor - 4;
+        float vx = t->vx, vy = t->vy, y = t->y;
+        if (t->hidden && t->ndx >= 3) {
+            float tmp[HIST];
+            memcpy(tmp, t->dx, (size_t)t->ndx * sizeof *tmp);
+            vx = median(tmp, (size_t)t->ndx);
+        }
+        /* inside the walls and above the floor (a radius or a place a
+         * little off would have the world push it out) */
+        const float r = t->r, W = (float)o->cfg.width;
+        float x = t->x < r ? r : t->x > W - r ? W - r : t->x;
+        if (!isnan(o->floor) && (resting || y > o->floor - r)) y = o->floor - r;
+        if (resting) vy = 0;
+        else if (t->moving || t->moved >= 0.6f) vy += 0.5f * o->cfg.gravity;   /* the last step is the velocity half a frame ago */
+        const int b = wm_world_add_ball(&w, x / H, y / H, vx * k, vy * k, r / H, (double)t->r * t->r);
+        if (b < 0) continue;
+        in_world[i] = b;
+        w.balls[b].resting = resting;
+        if (!t->moving) {   /* no ball of the world yet: it knocks none, and falls only once it moved */
+            w.balls[b].collide &= ~(unsigned)WM_COLLIDE_BALLS;
+            if (t->moved < 0.6f) w.balls[b].gscale = 0, w.balls[b].resting = 0;
+        }
+        from[i][0] = x, from[i][1] = y;
     }
-    const int resting = t->ndy >= 2 && fabsf(t->dy[t->ndy - 1]) < STILL && fabsf(t->dy[t->ndy - 2]) < STILL &&
-                        (isnan(o->floor) || t->y + t->r > o->floor - 4);
-    const float g = resting || t->moved < 0.6f ? 0.0f : o->cfg.gravity;
-    float vx = t->vx;
-    if (t->hidden && t->ndx >= 3) {   /* coasting: the typical step, not the last (a ball going behind a
-                                       * screen shows less of itself, and its centre seems to slow) */
-        float tmp[HIST];
-        memcpy(tmp, t->dx, (size_t)t->ndx * sizeof *tmp);
-        vx = median(tmp, (size_t)t->ndx);
+    wm_world_advance(&w, 1 / fps, (int)ceil(SUBSTEP_HZ / fps));
+    for (int i = 0; i < o->ntracks; i++) {
+        if (in_world[i] < 0) continue;
+        const wm_ball *b = &w.balls[in_world[i]];
+        track *t = &o->tracks[i];
+        /* the world's move, from where the track is */
+        t->px = t->x + ((float)(b->x * H) - from[i][0]), t->py = t->y + ((float)(b->y * H) - from[i][1]);
+        t->pvx = (float)(b->vx / k), t->pvy = (float)(b->vy / k);
+        if (!b->resting && b->gscale > 0) t->pvy -= 0.5f * o->cfg.gravity;   /* back to a step's velocity */
     }
-    if (resting && !t->hidden) {   /* rolling: friction takes speed off */
-        const float f = ROLL_FRICTION * o->cfg.gravity;
-        vx = fabsf(vx) > f ? vx - copysignf(f, vx) : 0.0f;
-    }
-    float vy = t->vy + g, nx = t->x + vx, ny = t->y + vy;
-    if (!isnan(o->floor) && ny + t->r > o->floor && vy > 0) {
-        const float e = o->cfg.restitution_floor, over = ny + t->r - o->floor;
-        ny = o->floor - t->r - e * over;
-        vy = -e * vy;
-        if (fabsf(vy) < 1.0f) ny = o->floor - t->r, vy = 0;
-    }
-    if (nx - t->r < 0 && vx < 0) nx = 2 * t->r - nx, vx = -o->cfg.restitution_wall * vx;
-    if (nx + t->r > W && vx > 0) nx = 2 * (W - t->r) - nx, vx = -o->cfg.restitution_wall * vx;
-    t->px = nx, t->py = ny, t->pvx = vx, t->pvy = vy;
 }
 
-static void matched(wm_objects *o, track *t, const wm_ball *b, const float *frame)
+/* whether a disc reaches a pixel or more past the frame's top or sides (a
+ * ball against a side wall touches the edge, and its radius is a little
+ * uncertain) */
+static int cut_by_edge(const wm_objects *o, float x, float y, float r)
 {
+    return y - r < -1.0f || x - r < -1.0f || x + r > (float)o->cfg.width + 1.0f;
+}
+
+static void matched(wm_objects *o, track *t, const wm_detection *b, const float *frame)
+{
+    if (t->age >= 2 && (cut_by_edge(o, t->px, t->py, t->r) || cut_by_edge(o, b->x, b->y, t->r))) {
+        /* the frame's edge cuts it: it shows part of itself, and its centre
+         * seems pulled inwards; a track that knows its velocity takes its
+         * predicted place and keeps its whole sprite */
+        if (!t->hidden) {
+            push(t->dy, &t->ndy, t->py - t->y);
+            push(t->dx, &t->ndx, t->px - t->x);
+        }
+        t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
+        const float far = hypotf(t->x - t->x0, t->y - t->y0);
+        if (far > t->moved) t->moved = far;
+        t->age++;
+        t->hidden = 0;
+        t->left_frame = 0;
+        t->has_occ = 0;
+        return;
+    }
     const float r = ball_radius(b);
     /* a hidden track coasted to (x, y) frame by frame: the step is from there */
     float nvx = b->x - t->x, nvy = b->y - t->y;
@@ -308,10 +461,21 @@ static void matched(wm_objects *o, track *t, const wm_ball *b, const float *fram
     if (!t->hidden) {
         push(t->dy, &t->ndy, b->y - t->y);
         push(t->dx, &t->ndx, b->x - t->x);
-        if (t->age >= 2 && t->vy > 0.8f && nvy < -0.3f)   /* it bounced: the floor is under it */
+        if (!t->moving && t->ndx >= 3 && t->ndy >= 3) {   /* falling, or rolling, MOVED px in 3 steady steps */
+            int steady = 1;
+            float sx = t->dx[t->ndx - 1], sy = t->dy[t->ndy - 1];
+            for (int k = 2; k <= 3; k++) {
+                const float ddx = t->dx[t->ndx - k + 1] - t->dx[t->ndx - k];
+                const float ddy = t->dy[t->ndy - k + 1] - t->dy[t->ndy - k];
+                steady &= fabsf(ddx) < STEADY && fminf(fabsf(ddy - o->cfg.gravity), fabsf(ddy)) < STEADY;
+                sx += t->dx[t->ndx - k], sy += t->dy[t->ndy - k];
+            }
+            t->moving = steady && hypotf(sx, sy) >= MOVED;
+        }
+        if (t->moving && t->vy > 0.8f && nvy < -0.3f)   /* it bounced: the floor is under it */
             o->floor = isnan(o->floor) ? b->y + r + 0.5f * fabsf(nvy) : fmaxf(o->floor, b->y + r);
         if (t->ndy >= 3 && fabsf(t->dy[t->ndy - 1]) < STILL && fabsf(t->dy[t->ndy - 2]) < STILL &&
-            fabsf(t->dy[t->ndy - 3]) < STILL && b->y + r > 0.6f * o->cfg.height && t->moved > 1.0f &&
+            fabsf(t->dy[t->ndy - 3]) < STILL && b->y + r > 0.6f * o->cfg.height && t->moving &&
             (isnan(o->floor) || b->y + r > o->floor - 6))   /* it came to rest: on the floor */
             o->floor = b->y + r;
     }
@@ -324,7 +488,7 @@ static void matched(wm_objects *o, track *t, const wm_ball *b, const float *fram
 }
 
 /* The pixels near a ball. */
-static void mark_cover(wm_objects *o, const wm_ball *balls, int n)
+static void mark_cover(wm_objects *o, const wm_detection *balls, int n)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     memset(o->cover, 0, (size_t)W * H);
@@ -354,7 +518,7 @@ static int coast(wm_objects *o, track *t, const float *frame)
 
 static void draw_next(wm_objects *o, const float *frame, float *next);
 
-void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, int n, float *next)
+void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *balls, int n, float *next)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     const size_t npx = (size_t)W * H;
@@ -373,6 +537,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
                     if (in_disc(i, j, balls[k].x, balls[k].y, r))
                         memcpy(o->bg + ((size_t)i * W + j) * 3, ring, sizeof ring);
         }
+        find_pillars(o);
         o->started = 1;
     } else {
         for (size_t p = 0; p < npx; p++) {
@@ -439,10 +604,10 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, in
 void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
 {
     /* the balls are where the last prediction drew them */
-    wm_ball drawn[WM_OBJECTS_MAX_TRACKS];
+    wm_detection drawn[WM_OBJECTS_MAX_TRACKS];
     int n = 0;
     for (int i = 0; i < o->ntracks; i++)
-        if (o->tracks[i].drawn) drawn[n++] = (wm_ball){ o->tracks[i].px, o->tracks[i].py, o->tracks[i].r, 1.0f };
+        if (o->tracks[i].drawn) drawn[n++] = (wm_detection){ o->tracks[i].px, o->tracks[i].py, o->tracks[i].r, 1.0f };
     mark_cover(o, drawn, n);
     int kept = 0;
     for (int i = 0; i < o->ntracks; i++) {
@@ -476,12 +641,12 @@ static void draw_next(wm_objects *o, const float *frame, float *next)
     memcpy(next, frame, npx * 3 * sizeof(float));
     for (size_t p = 0; p < npx; p++)
         if (o->cover[p]) memcpy(next + p * 3, o->bg + p * 3, 3 * sizeof(float));
+    predict_tracks(o);
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
-        predict(o, t);
         t->drawn = !t->hidden;
-        if (t->hidden && t->left_frame) {   /* nothing hid it: it comes back when its centre is back in */
-            t->drawn = t->py >= 0 && t->px >= 0 && t->px < (float)W;
+        if (t->hidden && t->left_frame) {   /* nothing hid it: it comes back as soon as it shows */
+            t->drawn = t->py + t->r > 1 && t->px + t->r > 1 && t->px - t->r < (float)W - 1;
         } else if (t->hidden && t->has_occ) {
             float here[3];
             if (disc_median(o, frame, t->px, t->py, t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f, -1, 0, NULL, here))

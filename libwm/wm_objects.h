@@ -8,21 +8,29 @@
  *    under the balls are filled with the median colour around them;
  *  - a floor: the strongest horizontal edge of that first background in
  *    the lower 45% of the frame, moved to where a ball is then seen to rest;
+ *  - pillars: bands 2 to 7 pixels wide (at 64 rows) standing from the top
+ *    of that first background to the floor, whose colour, row after row,
+ *    shows nowhere else in the row (a wall's pattern repeats along a row;
+ *    a screen stops short of the top);
  *  - tracks: position, velocity (the last displacement), radius, a sprite
  *    cut from the frame (the ball's disc, anti-aliased), and whether it
  *    is hidden.  Detections are matched to the tracks' predicted places,
  *    nearest first; a track that is not found coasts on its prediction,
  *    remembers the colour that covered it, and is drawn again once its
  *    predicted place shows another colour (it came out from behind the
- *    screen); an unmatched detection starts a track;
+ *    screen) or, when it left across the frame's edge, once its predicted
+ *    disc is back in; a track found with its disc cut by the frame's edge
+ *    takes its predicted place (the cut ball's centre seems pulled in);
+ *    an unmatched detection starts a track;
  * and draws the frame it predicts for t+1: frame t with the balls taken
  * out (the background where they are; whatever is not a ball is predicted
  * not to change), then every visible or re-emerging track's sprite at the
- * place its dynamics give:
- * the last displacement plus gravity (none for a track resting on the
- * floor, or that never moved), a bounce off the floor and the frame's
- * sides with a restitution, constant velocity across.
- *
+ * place its dynamics give.  The dynamics are wm-synth's own (wm_physics.h,
+ * one unit the frame's height): the tracks advance one frame together
+ * under gravity, with exact bounces off the floor, the frame's sides, the
+ * pillars and each other, at fixed restitutions; a ball lying on the
+ * floor rolls with friction; a track that never moved feels no gravity.
+
  * The painter works in pixels because the encoder turns a moved ball into
  * its latent far better than any move of the latent itself (docs/model.md,
  * "Four further checks"); wm-step encodes the drawn frame as the prior.
@@ -40,14 +48,19 @@
 typedef struct wm_objects_config {
     int width, height;            /* frames, pixels */
     float gravity;                /* pixels per frame squared, downwards */
+    float fps;                    /* frames per second: the physics' clock */
     float restitution_floor;      /* a bounce keeps this share of the speed */
-    float restitution_wall;
+    float restitution_wall;       /* off the frame's sides and the pillars */
+    float restitution_ball;       /* between balls */
     int max_hidden;               /* frames a track coasts unseen before it is dropped */
 } wm_objects_config;
 
 /* gravity 9.81 frame heights per s² at fps (wm-synth's world: a frame is
- * one unit high), restitutions 0.6 and 0.75, 30 frames of coasting. */
+ * one unit high; 25 fps when fps <= 0, with no gravity), restitutions 0.6,
+ * 0.75 and 0.82 (the middles of wm-synth's ranges), 30 frames of coasting. */
 wm_objects_config wm_objects_default_config(int width, int height, double fps);
+/* Sets fps and the gravity it gives, as wm_objects_default_config does. */
+void wm_objects_config_fps(wm_objects_config *c, double fps);
 
 typedef struct wm_objects wm_objects;
 
@@ -55,12 +68,12 @@ wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err);
 void wm_objects_free(wm_objects **o);
 /* Forgets the clip: the next step is a first frame. */
 void wm_objects_reset(wm_objects *o);
-/* The gravity from now on, pixels per frame squared (a clip's own fps). */
-void wm_objects_set_gravity(wm_objects *o, float gravity);
+/* A clip's own frame rate (and the gravity it gives), from now on. */
+void wm_objects_set_fps(wm_objects *o, double fps);
 
 /* Frame t (RGB, 0..255 as floats, [height, width, 3]) and the n balls
  * found in it; writes the predicted frame t+1 into next (the same layout). */
-void wm_objects_step(wm_objects *o, const float *frame, const wm_ball *balls, int n, float *next);
+void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *balls, int n, float *next);
 
 /* The same for a frame the scene imagined (drawn from its last prediction):
  * no detections; each ball it drew moves on to its predicted place and
@@ -80,5 +93,8 @@ typedef struct wm_track_view {
 int wm_objects_tracks(const wm_objects *o, wm_track_view *out, int max);
 /* The floor's row (pixels from the top), NAN when unknown. */
 float wm_objects_floor(const wm_objects *o);
+/* The pillars found in the first frame: each one's left and right face
+ * (pixels from the left); writes at most max, returns how many there are. */
+int wm_objects_pillars(const wm_objects *o, float (*faces)[2], int max);
 
 #endif

@@ -93,11 +93,10 @@ void wm_prior_free(wm_prior **pp)
 
 void wm_prior_reset(wm_prior *p, int lane, double fps)
 {
-    const float g = wm_objects_default_config(p->W, p->H, fps).gravity;
     for (int l = 0; l < p->lanes; l++)
         if (lane < 0 || l == lane) {
             wm_objects_reset(p->scene[l]);
-            if (fps > 0) wm_objects_set_gravity(p->scene[l], g);
+            if (fps > 0) wm_objects_set_fps(p->scene[l], fps);
         }
 }
 
@@ -120,7 +119,7 @@ static wm_status prior_next(wm_prior *p, int n, const float *z, float *prior, in
         if (imagined) {
             wm_objects_step_imagined(p->scene[l], p->frame + (size_t)l * fpx * 3, drawn);
         } else {
-            wm_ball balls[MAX_BALLS];
+            wm_detection balls[MAX_BALLS];
             int nb = wm_detector_balls(p->maps + (size_t)l * cells * WM_DETECT_MAPS, p->h, p->w, WM_TOKENIZER_PATCH,
                                        BALL_THRESHOLD, balls, MAX_BALLS);
             if (nb > MAX_BALLS) nb = MAX_BALLS;

@@ -86,7 +86,7 @@ static void test_balls_and_labels(void)
     maps[(1 * W + 2) * 4] = 3;      /* a peak at row 1, column 2 */
     maps[(1 * W + 3) * 4] = 2;      /* its lower neighbour: not a peak */
     maps[(3 * W + 0) * 4] = 0.5;    /* a second peak, probability 0.62 */
-    wm_ball b[4];
+    wm_detection b[4];
     int n = wm_detector_balls(maps, H, W, 4, 0.5f, b, 4);
     CHECK(n == 2, "two peaks, got %d", n);
     CHECK(fabsf(b[0].x - 10) < 1e-5 && fabsf(b[0].y - 6) < 1e-5 && fabsf(b[0].r - 4) < 1e-5,
@@ -194,7 +194,7 @@ static void test_learns(void)
     put_ball(z, lab, H, W, C, 13.7, 18.2, 3.5);
     float maps[8 * 8 * 4];
     wm_detector_forward(d, z, 1, H, W, maps, &err);
-    wm_ball balls[4];
+    wm_detection balls[4];
     int n = wm_detector_balls(maps, H, W, 4, 0.5f, balls, 4);
     CHECK(last.total < 0.3 * first.total, "400 steps: loss %g -> %g", first.total, last.total);
     CHECK(n == 1 && fabs(balls[0].x - 13.7) < 1.0 && fabs(balls[0].y - 18.2) < 1.0,

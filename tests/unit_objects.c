@@ -68,7 +68,7 @@ static void test_fall(void)
     float img[W * H * 3], next[W * H * 3], y = 8, v = 0.5f, worst = 0;
     for (int t = 0; t < 8; t++) {
         draw(img, 20, y, r, 0, 0);
-        wm_ball b = { 20, y, r, 1 };
+        wm_detection b = { 20, y, r, 1 };
         wm_objects_step(o, img, &b, 1, next);
         wm_track_view tv;
         CHECK(wm_objects_tracks(o, &tv, 1) == 1, "one track at t = %d", t);
@@ -92,7 +92,7 @@ static void test_roll(void)
     double mean = 0;
     for (int t = 0; t < 6; t++, x += 3) {
         draw(img, x, y, r, 0, 0);
-        wm_ball b = { x, y, r, 1 };
+        wm_detection b = { x, y, r, 1 };
         wm_objects_step(o, img, &b, 1, next);
     }
     draw(truth, x, y, r, 0, 0);
@@ -116,7 +116,7 @@ static void test_bounce(void)
     wm_track_view tv;
     for (int t = 0; t < 4; t++) {
         draw(img, 30, ys[t], r, 0, 0);
-        wm_ball b = { 30, ys[t], r, 1 };
+        wm_detection b = { 30, ys[t], r, 1 };
         wm_objects_step(o, img, &b, 1, next);
     }
     wm_objects_tracks(o, &tv, 1);
@@ -138,7 +138,7 @@ static void test_screen(void)
         draw(img, x, y, r, (int)sx0, (int)sx1);
         const int seen = x < sx0 || x >= sx1;   /* a detector finds a ball whose centre shows */
         const int behind = x - r - 1 > sx0 && x + r + 1 < sx1;               /* wholly behind it */
-        wm_ball b = { x, y, r, 1 };
+        wm_detection b = { x, y, r, 1 };
         wm_objects_step(o, img, &b, seen ? 1 : 0, next);
         wm_track_view tv;
         const int n = wm_objects_tracks(o, &tv, 1);
@@ -167,7 +167,7 @@ static void test_missed(void)
     float xs[7] = { 8, 13, 18, 23, 28, 33, 38 };
     for (int t = 0; t < 7; t++) {
         draw(img, xs[t], 20, r, 0, 0);
-        wm_ball b = { xs[t], 20, r, 1 };
+        wm_detection b = { xs[t], 20, r, 1 };
         wm_objects_step(o, img, &b, t == 3 ? 0 : 1, next);   /* the detector misses it at t = 3 */
     }
     const float *p = at(next, xs[3], 20);
@@ -189,10 +189,10 @@ static void test_seen_bounce(void)
     float img[W * H * 3], next[W * H * 3], x = 18, vx = -3, y = 10, vy = 0;   /* x: 18, 15, 12, 9, 6, then 5 */
     for (int t = 0; t < 6; t++) {   /* in flight: no floor, no friction */
         draw(img, x, y, r, 0, 0);
-        wm_ball b = { x, y, r, 1 };
+        wm_detection b = { x, y, r, 1 };
         wm_objects_step(o, img, &b, 1, next);
         float nx = x + vx;
-        if (nx - r < 0 && vx < 0) nx = 2 * r - nx, vx = -e * vx;
+        if (nx - r < 0 && vx < 0) nx = r + e * (r - nx), vx = -e * vx;
         x = nx, y += vy, vy += g;
     }
     wm_track_view tv;
@@ -212,9 +212,9 @@ static void test_thrown_out(void)
     float img[W * H * 3], next[W * H * 3], y = 40, v = -9, back_err = -1;
     int t = 0, out = 0;
     for (; t < 30 && back_err < 0; t++) {
-        const int seen = y - r > 0;
+        const int seen = y + r > 1;   /* some of it shows */
         draw(img, 30, y, seen ? r : 0, 0, 0);
-        wm_ball b = { 30, y, r, 1 };
+        wm_detection b = { 30, y, r, 1 };
         wm_objects_step(o, img, &b, seen, next);
         wm_track_view tv;
         const int n = wm_objects_tracks(o, &tv, 1);
@@ -241,14 +241,14 @@ static void test_imagined(void)
     float img[W * H * 3], next[W * H * 3], x = 16, y = 20, vx = -3, vy = -1, worst = 0;
     for (int t = 0; t < 4; t++) {
         draw(img, x, y, r, 0, 0);
-        wm_ball b = { x, y, r, 1 };
+        wm_detection b = { x, y, r, 1 };
         wm_objects_step(o, img, &b, 1, next);
         x += vx, y += vy, vy += g;
     }
     int bounced = 0;
-    for (int t = 0; t < 10; t++) {   /* the truth, as the tracker's physics has it: reflect at x = r */
+    for (int t = 0; t < 10; t++) {   /* the truth: off the wall at x = r, the overshoot slowed by e */
         float nx = x + vx;
-        if (nx - r < 0 && vx < 0) nx = 2 * r - nx, vx = -e * vx, bounced = 1;
+        if (nx - r < 0 && vx < 0) nx = r + e * (r - nx), vx = -e * vx, bounced = 1;
         wm_objects_step_imagined(o, next, img);   /* frame t is the last prediction; img gets the next */
         memcpy(next, img, sizeof img);
         wm_track_view tv;
@@ -264,6 +264,123 @@ static void test_imagined(void)
            (double)worst);
 }
 
+/* A wall with a checker pattern (8 px squares), and maybe a pillar of its
+ * own colour in [P0, P1) from the top to the floor (shaded darker at its
+ * sides, as wm-synth draws one) or a screen that stops short of the top;
+ * the ball rolls along the floor. */
+enum { P0 = 40, P1 = 44 };
+static void draw_pillar(float *img, float bx, float r, int pillar, int screen)
+{
+    static const float PILLAR[3] = { 200, 190, 150 }, LIGHT[3] = { 120, 170, 220 };
+    const float by = FLOOR - r;
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++) {
+            float *p = img + ((size_t)i * W + j) * 3;
+            memcpy(p, i >= FLOOR ? GROUND : ((i / 8 + j / 8) & 1) ? LIGHT : WALL, 3 * sizeof(float));
+            if (pillar && i < FLOOR && j >= P0 && j < P1) {
+                const float s = (j + 0.5f - P0) / (P1 - P0) * 2 - 1, k = 0.7f + 0.4f * (1 - s * s);
+                for (int c = 0; c < 3; c++) p[c] = PILLAR[c] * k;
+            }
+            if (screen && i >= 24 && i < FLOOR && j >= P0 - 4 && j < P1 + 4) memcpy(p, SCREEN, 3 * sizeof(float));
+            float d = hypotf(j + 0.5f - bx, i + 0.5f - by), cov = r + 1 - d;
+            cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
+            for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + RED[c] * cov;
+        }
+}
+
+/* The pillar is found in the first frame (not the checker's edges, not a
+ * screen), and a ball rolling into it is predicted to bounce off its face
+ * at the wall's restitution; without the pillar it rolls on. */
+static void test_pillar(void)
+{
+    const float r = 4;
+    float img[W * H * 3], next[W * H * 3], faces[4][2] = { { 0 } };
+    int found[3];
+    float px = 0;
+    for (int kind = 0; kind < 3; kind++) {   /* 0 pillar, 1 checker only, 2 a screen */
+        wm_objects *o = scene();
+        float x = 20, vx = 3;
+        wm_track_view tv = { 0 };
+        for (int t = 0; t < 6; t++) {   /* x 20 .. 35: the ball's edge reaches 39, then P0 = 40 is in the way */
+            draw_pillar(img, x, r, kind == 0, kind == 2);
+            wm_detection b = { x, FLOOR - r, r, 1 };
+            wm_objects_step(o, img, &b, 1, next);
+            wm_objects_tracks(o, &tv, 1);
+            x += vx;
+            vx -= 0.02f * 9.81f * 64 / 625;   /* the tracker's rolling friction */
+        }
+        found[kind] = wm_objects_pillars(o, faces, 4);
+        if (kind == 0) {
+            CHECK(found[0] == 1 && fabsf(faces[0][0] - P0) <= 1 && fabsf(faces[0][1] - P1) <= 1,
+                  "one pillar at [%d, %d): %d found, the first [%g, %g)", P0, P1, found[0], (double)faces[0][0],
+                  (double)faces[0][1]);
+            /* the free roll past the face, reflected and slowed by the restitution 0.75 */
+            const float fx = faces[0][0], want = fx - r - 0.75f * (x - (fx - r));
+            px = tv.px;
+            CHECK(fabsf(tv.px - want) < 0.1f, "bounced off the pillar's face %g: predicted x %g, reflected %g, free "
+                  "roll %g", (double)fx, (double)tv.px, (double)want, (double)x);
+        } else {
+            CHECK(found[kind] == 0, "no pillar in a %s: %d found", kind == 1 ? "checker wall" : "screen", found[kind]);
+            CHECK(fabsf(tv.px - x) < 0.5f, "with no pillar it rolls on: predicted %g, free roll %g", (double)tv.px,
+                  (double)x);
+        }
+        wm_objects_free(&o);
+    }
+    printf("ok - a pillar is found in the first frame (none in a checker wall or a screen) and a ball rolling into "
+           "it bounces (predicted x %.2f)\n", (double)px);
+}
+
+/* Balls on the floor of the plain scene at xs[k] (radius r; colours from
+ * the list) */
+static void draw_balls(float *img, const float *xs, int n, float r)
+{
+    static const float COL[2][3] = { { 220, 40, 40 }, { 240, 220, 30 } };
+    draw(img, 0, 0, 0, 0, 0);
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                float *p = img + ((size_t)i * W + j) * 3;
+                float d = hypotf(j + 0.5f - xs[k], i + 0.5f - (FLOOR - r)), cov = r + 1 - d;
+                cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
+                for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + COL[k % 2][c] * cov;
+            }
+}
+
+/* Two balls rolling at each other 2.5 px a frame are predicted to meet and
+ * bounce back (no overlap, each short of half its free roll); a ball
+ * that never moved (a screen's pattern, as far as the scene knows) knocks
+ * no ball: one rolling through its place rolls on. */
+static void test_collide(void)
+{
+    const float r = 4;
+    float img[W * H * 3], next[W * H * 3];
+    for (int still = 0; still < 2; still++) {
+        wm_objects *o = scene();
+        float xs[2] = { 14, 44 }, vs[2] = { 2.5f, still ? 0.0f : -2.5f };
+        wm_track_view tv[2] = { { 0 } };
+        int n = 0;
+        for (int t = 0; t < 12; t++) {   /* until the next step makes them touch */
+            draw_balls(img, xs, 2, r);
+            wm_detection b[2] = { { xs[0], FLOOR - r, r, 1 }, { xs[1], FLOOR - r, r, 1 } };
+            wm_objects_step(o, img, b, 2, next);
+            n = wm_objects_tracks(o, tv, 2);
+            if (xs[1] - xs[0] + vs[1] - vs[0] < 2 * r) break;
+            for (int k = 0; k < 2; k++) xs[k] += vs[k], vs[k] -= vs[k] > 0 ? 0.02f : vs[k] < 0 ? -0.02f : 0;
+        }
+        const float gap = tv[1].px - tv[0].px;
+        if (!still)
+            CHECK(n == 2 && tv[0].px < tv[0].x + 1 && tv[1].px > tv[1].x - 1 && gap >= 2 * r - 1e-3f,
+                  "rolling at each other they bounce apart: from %g and %g to %g and %g", (double)tv[0].x,
+                  (double)tv[1].x, (double)tv[0].px, (double)tv[1].px);
+        else
+            CHECK(n == 2 && tv[0].px > tv[0].x + 2 && tv[1].px == tv[1].x,
+                  "a ball that never moved knocks none: from %g to %g past it at %g", (double)tv[0].x,
+                  (double)tv[0].px, (double)tv[1].x);
+        wm_objects_free(&o);
+    }
+    if (!failures) printf("ok - two balls rolling at each other bounce apart; a ball that never moved knocks none\n");
+}
+
 int main(void)
 {
     test_fall();
@@ -274,6 +391,8 @@ int main(void)
     test_seen_bounce();
     test_thrown_out();
     test_imagined();
+    test_pillar();
+    test_collide();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
