@@ -43,37 +43,18 @@ static const char *const imagine_names[] = { "auto", "prior", "dynamics", NULL }
 enum { IMAGINE_AUTO, IMAGINE_PRIOR, IMAGINE_DYNAMICS };
 
 /* The object prior's parts from the model file: every one, or none (auto
- * and a file without them: *p left empty, a notice with -v). */
-typedef struct prior_parts {
-    wm_tokenizer *tk;
-    wm_detector *det;
-    float var[16];
-    wm_step_prior sp;
-} prior_parts;
-
-static wm_status prior_load(const char *path, int mode, int C, int verbose, prior_parts *p, wm_error *err)
+ * and a file without them: *m left empty, a notice with -v). */
+static wm_status prior_load(const char *path, int mode, int C, int verbose, wm_prior_model *m, wm_error *err)
 {
     if (mode == PRIOR_NONE) return WM_OK;
     wm_error perr = { 0 };
-    p->tk = wm_tokenizer_load(path, &perr);
-    p->det = p->tk ? wm_detector_load(path, &perr) : NULL;
-    wm_status st = p->det ? WM_OK : perr.code;
-    if (!st && wm_tokenizer_get_config(p->tk)->latent_channels != C)
-        st = wm_error_set(&perr, WM_E_INPUT, "%s: the tokenizer writes %d channels, the dynamics model reads %d", path,
-                          wm_tokenizer_get_config(p->tk)->latent_channels, C);
-    if (!st) st = wm_prior_load_var(path, C, p->var, &perr);
-    if (st) {
-        wm_detector_free(&p->det);
-        wm_tokenizer_free(&p->tk);
-        if (mode == PRIOR_ON || st != WM_E_INPUT) {
-            *err = perr;
-            wm_error_prefix(err, "--prior %s", mode == PRIOR_ON ? "on" : "auto");
-            return st == WM_E_INPUT ? WM_E_USAGE : st;
-        }
-        if (verbose) fprintf(stderr, "wm-step: no object prior (%s)\n", perr.msg);
-        return WM_OK;
+    const wm_status st = wm_prior_model_load(path, C, m, &perr);
+    if (st && (mode == PRIOR_ON || st != WM_E_INPUT)) {
+        *err = perr;
+        wm_error_prefix(err, "--prior %s", mode == PRIOR_ON ? "on" : "auto");
+        return st == WM_E_INPUT ? WM_E_USAGE : st;
     }
-    p->sp = (wm_step_prior){ p->tk, p->det, p->var };
+    if (st && verbose) fprintf(stderr, "wm-step: no object prior (%s)\n", perr.msg);
     return WM_OK;
 }
 
@@ -147,13 +128,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "wm-step: warning: %s: the dynamics model was trained with another tokenizer than the one "
                         "in the file (retrain it: wm-train dynamics)\n", path);
 
-    prior_parts pp = { 0 };
+    wm_prior_model pm = { 0 };
     if (imagine == IMAGINE_PRIOR && prior == PRIOR_NONE)
         st = wm_error_set(&err, WM_E_USAGE, "--imagine prior needs the object prior (not --prior none)");
     else if (imagine == IMAGINE_PRIOR && prior == PRIOR_AUTO)
         prior = PRIOR_ON;
     if (st || (st = prior_load(path, prior, wm_dynamics_get_config(dyn)->latent_channels, common.verbose && !common.quiet,
-                               &pp, &err))) {
+                               &pm, &err))) {
         wm_dynamics_free(&dyn);
         return wm_cli_exit(&tool, st, &err);
     }
@@ -178,21 +159,20 @@ int main(int argc, char **argv)
         snprintf(where, sizeof where, "cpu, %d thread%s", threads, threads > 1 ? "s" : "");
     }
     if (st != WM_OK) {
-        wm_detector_free(&pp.det);
-        wm_tokenizer_free(&pp.tk);
+        wm_prior_model_free(&pm);
         wm_dynamics_free(&dyn);
         return wm_cli_exit(&tool, st, &err);
     }
     if (common.verbose && !common.quiet) {
         const wm_dynamics_config *c = wm_dynamics_get_config(dyn);
         fprintf(stderr, "wm-step: device %s; model %s (%s hidden=%d dilation=%d%s); %s, batch %d\n", where, path,
-                WM_DYNAMICS_ARCH, c->hidden, c->dilation, pp.sp.tk ? "; object prior " WM_PRIOR_ARCH " on the CPU" : "",
-                rollout ? (pp.sp.tk && imagine != IMAGINE_DYNAMICS ? "rollout with the prior" : "rollout") : "teacher mode",
+                WM_DYNAMICS_ARCH, c->hidden, c->dilation, pm.tk ? "; object prior " WM_PRIOR_ARCH " on the CPU" : "",
+                rollout ? (pm.tk && imagine != IMAGINE_DYNAMICS ? "rollout with the prior" : "rollout") : "teacher mode",
                 batch);
     }
 
-    wm_step_options o = { rollout, context, drop_rest, batch, pp.sp.tk ? &pp.sp : NULL,
-                          pp.sp.tk != NULL && imagine != IMAGINE_DYNAMICS };
+    wm_step_options o = { rollout, context, drop_rest, batch, pm.tk ? &pm : NULL,
+                          pm.tk != NULL && imagine != IMAGINE_DYNAMICS };
     wm_step_stage *stage = wm_step_stage_new(&be, &o, &err);
     wm_writer *out = stage ? wm_writer_open(common.out, &err) : NULL;
     if (!out) st = err.code;
@@ -207,7 +187,7 @@ int main(int argc, char **argv)
                             "%.1f latents/s in the network\n",
                     (unsigned long long)ss.steps, (unsigned long long)ss.preds, (unsigned long long)ss.imagined,
                     (unsigned long long)ss.clip_errors, ss.steps / (ss.seconds + 1e-9));
-            if (pp.sp.tk) fprintf(stderr, "wm-step: %.1f s in the object prior\n", ss.prior_seconds);
+            if (pm.tk) fprintf(stderr, "wm-step: %.1f s in the object prior\n", ss.prior_seconds);
             if (gpu_handle) {
                 wm_gpu_stats gs;
                 wm_gpu_dynamics_stats(gpu_handle, &gs);
@@ -221,8 +201,7 @@ int main(int argc, char **argv)
     }
     wm_writer_free(&out);
     wm_step_stage_free(&stage);
-    wm_detector_free(&pp.det);
-    wm_tokenizer_free(&pp.tk);
+    wm_prior_model_free(&pm);
     wm_dynamics_free(&dyn);
     return wm_cli_exit(&tool, st, &err);
 }

@@ -297,3 +297,27 @@ wm_status wm_prior_load_var(const char *path, int C, float *var, wm_error *err)
     wm_safetensors_close(&st);
     return s;
 }
+
+wm_status wm_prior_model_load(const char *path, int C, wm_prior_model *m, wm_error *err)
+{
+    *m = (wm_prior_model){ 0 };
+    m->tk = wm_tokenizer_load(path, err);
+    m->det = m->tk ? wm_detector_load(path, err) : NULL;
+    wm_status st = m->det ? WM_OK : err->code;
+    if (!st && wm_tokenizer_get_config(m->tk)->latent_channels != C)
+        st = wm_error_set(err, WM_E_INPUT, "%s: the tokenizer writes %d channels, the dynamics model reads %d", path,
+                          wm_tokenizer_get_config(m->tk)->latent_channels, C);
+    if (!st && !(m->var = malloc((size_t)C * sizeof *m->var)))
+        st = wm_error_set(err, WM_E_SYSTEM, "out of memory for the prior's variance");
+    if (!st) st = wm_prior_load_var(path, C, m->var, err);
+    if (st) wm_prior_model_free(m);
+    return st;
+}
+
+void wm_prior_model_free(wm_prior_model *m)
+{
+    wm_detector_free(&m->det);
+    wm_tokenizer_free(&m->tk);
+    free(m->var);
+    m->var = NULL;
+}

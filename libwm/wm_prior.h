@@ -74,4 +74,18 @@ wm_status wm_prior_save(const char *path, const float *var, int C, const char *c
  * count, or a variance is not a positive number. */
 wm_status wm_prior_load_var(const char *path, int C, float *var, wm_error *err);
 
+/* The object prior's parts in a model file, as wm-step runs it. */
+typedef struct wm_prior_model {
+    wm_tokenizer *tk;
+    wm_detector *det;
+    float *var;                   /* [C]: prior.var */
+} wm_prior_model;
+
+/* Loads the tokenizer, the detector and prior.var for a dynamics model of
+ * C channels: WM_E_INPUT naming the file and the part when one is missing
+ * or does not fit (the tokenizer writes another channel count); on failure
+ * *m is left empty.  Free with wm_prior_model_free. */
+wm_status wm_prior_model_load(const char *path, int C, wm_prior_model *m, wm_error *err);
+void wm_prior_model_free(wm_prior_model *m);
+
 #endif

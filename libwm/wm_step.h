@@ -47,6 +47,7 @@
 #include "wm_dynamics.h"
 #include "wm_error.h"
 #include "wm_loop.h"
+#include "wm_prior.h"
 #include "wm_tokenizer.h"
 
 typedef struct wm_step_backend {
@@ -68,18 +69,12 @@ typedef struct wm_step_backend {
 wm_status wm_step_backend_cpu(wm_dynamics *d, wm_step_backend *out, wm_error *err);
 
 /* The object prior's parts, borrowed: they must outlive the stage. */
-typedef struct wm_step_prior {
-    wm_tokenizer *tk;
-    wm_detector *det;
-    const float *var;          /* [C]: the model file's prior.var */
-} wm_step_prior;
-
 typedef struct wm_step_options {
     int rollout;               /* N imagined latents per clip, 0: teacher mode */
     int context;               /* K real latents before imagining */
     int drop_rest;             /* rollout: drop the real latents after the context */
     int batch;                 /* clips in lock-step, >= 1 */
-    const wm_step_prior *prior;   /* NULL: the dynamics alone */
+    const wm_prior_model *prior;  /* NULL: the dynamics alone */
     int imagine_prior;         /* rollouts: imagine with the object prior (needs prior), else the dynamics */
 } wm_step_options;
 
