@@ -18,6 +18,9 @@
 #define EMERGED 30.0f                   /* levels away from the colour that hid a track: it is out */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
+#define KEEP 4                          /* frames a ball out from behind a screen keeps the sprite it went in with */
+#define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
+#define WHOLE 0.8f                      /* share of a ball's disc in its colour when nothing cuts it */
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
@@ -34,6 +37,9 @@ typedef struct track {
     int ndx, ndy;
     int age, hidden, drawn;
     int moving;                         /* it moved off, in steady steps: a ball of the world, not a stray find */
+    int keep;                           /* frames its sprite is kept before it is cut again */
+    float rfull;                        /* its radius when seen whole */
+    int cut_frames;                     /* frames in a row it was found smaller than that */
     float px, py, pvx, pvy;             /* the prediction for the next frame */
     float colour[3];                    /* the ball's own colour (the median of its disc's middle) */
     int has_occ;
@@ -169,6 +175,21 @@ static float median(float *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_float);
     return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The share of the frame's pixels within r of (x, y) that are within
+ * UNLIKE levels of colour in every channel (0 when there are none). */
+static float like_share(const wm_objects *o, const float *frame, float x, float y, float r, const float *colour)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    int n = 0, yes = 0;
+    for (int i = (int)floorf(y - r) - 1; i <= (int)ceilf(y + r); i++)
+        for (int j = (int)floorf(x - r) - 1; j <= (int)ceilf(x + r); j++)
+            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r)) {
+                n++;
+                yes += like(frame + ((size_t)i * W + j) * 3, colour);
+            }
+    return n ? (float)yes / (float)n : 0.0f;
 }
 
 /* The per-channel median of the frame over the pixels within r of (x, y)
@@ -481,10 +502,20 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     }
     t->x = b->x, t->y = b->y, t->r = r, t->vx = nvx, t->vy = nvy;
     t->age++;
+    if (t->hidden && t->has_occ) t->keep = KEEP;   /* out from behind a screen: drawn as it went in for a while */
     t->hidden = 0;
     t->left_frame = 0;
     t->has_occ = 0;
-    cut_sprite(o, t, frame);
+    /* smaller than when seen whole, or its middle not mostly its colour: a
+     * screen or the edge cuts it, and its sprite would be cut too; found so
+     * for longer than KEEP frames, that is how it looks now */
+    int whole = r >= PART * t->rfull &&
+                (t->colour[0] < -999 || like_share(o, frame, b->x, b->y, 0.8f * r, t->colour) >= WHOLE);
+    t->cut_frames = whole ? 0 : t->cut_frames + 1;
+    if (t->cut_frames > KEEP) whole = 1, t->cut_frames = 0, t->rfull = r;
+    if (whole) t->rfull += 0.3f * (r - t->rfull);
+    if (t->keep > 0) t->keep--;
+    else if (whole) cut_sprite(o, t, frame);
 }
 
 /* The pixels near a ball. */
@@ -590,7 +621,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         memset(t, 0, sizeof *t);
         t->x = t->x0 = balls[k].x;
         t->y = t->y0 = balls[k].y;
-        t->r = ball_radius(&balls[k]);
+        t->r = t->rfull = ball_radius(&balls[k]);
         t->age = 1;
         cut_sprite(o, t, frame);
     }

@@ -13,8 +13,10 @@
  *    shows nowhere else in the row (a wall's pattern repeats along a row;
  *    a screen stops short of the top);
  *  - tracks: position, velocity (the last displacement), radius, a sprite
- *    cut from the frame (the ball's disc, anti-aliased), and whether it
- *    is hidden.  Detections are matched to the tracks' predicted places,
+ *    cut from the frame (the ball's disc, anti-aliased) whenever the ball
+ *    is seen whole (its radius near the one it had, most of its middle in
+ *    its own colour) but for 4 frames after it comes out from behind a
+ *    screen (it is expected as it went in), and whether it is hidden.  Detections are matched to the tracks' predicted places,
  *    nearest first; a track that is not found coasts on its prediction,
  *    remembers the colour that covered it, and is drawn again once its
  *    predicted place shows another colour (it came out from behind the

@@ -29,8 +29,9 @@ enum { W = 64, H = 64, FLOOR = 50 };
 static const float WALL[3] = { 100, 150, 200 }, GROUND[3] = { 60, 70, 40 }, RED[3] = { 220, 40, 40 },
                    SCREEN[3] = { 90, 90, 90 };
 
-/* the scene: wall, floor from row FLOOR, the ball (r > 0) anti-aliased, then the screen [sx0, sx1) if any */
-static void draw(float *img, float bx, float by, float r, int sx0, int sx1)
+/* the scene: wall, floor from row FLOOR, the ball (r > 0, of colour col) anti-aliased, then the screen
+ * [sx0, sx1) if any */
+static void draw_colour(float *img, float bx, float by, float r, int sx0, int sx1, const float *col)
 {
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++) {
@@ -39,10 +40,15 @@ static void draw(float *img, float bx, float by, float r, int sx0, int sx1)
             if (r > 0) {
                 float d = hypotf(j + 0.5f - bx, i + 0.5f - by), cov = r + 0.5f - d + 0.5f;
                 cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
-                for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + RED[c] * cov;
+                for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + col[c] * cov;
             }
             if (j >= sx0 && j < sx1 && i >= 20) memcpy(p, SCREEN, 3 * sizeof(float));
         }
+}
+
+static void draw(float *img, float bx, float by, float r, int sx0, int sx1)
+{
+    draw_colour(img, bx, by, r, sx0, sx1, RED);
 }
 
 static const float *at(const float *img, float x, float y)
@@ -381,6 +387,46 @@ static void test_collide(void)
     if (!failures) printf("ok - two balls rolling at each other bounce apart; a ball that never moved knocks none\n");
 }
 
+/* A red ball rolls behind a screen and comes out yellow: for 4 frames
+ * after it is found again the scene still draws it red (the sprite it went
+ * in with: a ball does not change behind a screen), and it takes the new
+ * colour only once it has been found in it for longer (a sprite is cut
+ * only from a ball seen whole, in its own colour); while the screen cuts
+ * it going in, its sprite stays the whole ball. */
+static void test_keep(void)
+{
+    static const float YELLOW[3] = { 240, 220, 30 };
+    wm_objects *o = scene();
+    const float r = 4, y = FLOOR - r, sx0 = 16, sx1 = 30;
+    float img[W * H * 3], next[W * H * 3], x = 2;
+    int red = 0, yellow_at = -1, partial_red = 1, found = 0;
+    for (int t = 0; t < 22; t++, x += 2.5f) {   /* out from x = 30: 10 frames */
+        const int out = x >= sx1;
+        draw_colour(img, x, y, r, (int)sx0, (int)sx1, out ? YELLOW : RED);
+        const int seen = x < sx0 || out;
+        /* going in, the detector sees the part that shows, smaller */
+        const float cut = x < sx0 && x + r > sx0 ? r * 0.6f : r;
+        wm_detection b = { x, y, cut, 1 };
+        wm_objects_step(o, img, &b, seen ? 1 : 0, next);
+        wm_track_view tv;
+        if (wm_objects_tracks(o, &tv, 1) != 1) continue;
+        const float *p = at(next, tv.px, tv.py);
+        if (x < sx0 && x + r > sx0 && fabsf(p[0] - RED[0]) > 40) partial_red = 0;
+        if (out && !tv.hidden) {
+            found++;
+            if (found <= 4) red += fabsf(p[0] - RED[0]) < 40 && fabsf(p[1] - RED[1]) < 40;
+            if (yellow_at < 0 && fabsf(p[0] - YELLOW[0]) < 40 && fabsf(p[1] - YELLOW[1]) < 40) yellow_at = found;
+        }
+    }
+    CHECK(red == 4 && yellow_at > 4 && yellow_at <= found && partial_red,
+          "found %d times out: drawn red %d times of the first 4, yellow from the %dth; whole while going in %d", found,
+          red, yellow_at, partial_red);
+    wm_objects_free(&o);
+    if (red == 4 && yellow_at > 4)
+        printf("ok - a ball out from behind a screen is drawn as it went in for 4 frames (its new colour from the "
+               "%dth)\n", yellow_at);
+}
+
 int main(void)
 {
     test_fall();
@@ -393,6 +439,7 @@ int main(void)
     test_imagined();
     test_pillar();
     test_collide();
+    test_keep();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }

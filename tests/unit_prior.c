@@ -2,8 +2,8 @@
  * detector on wm-synth clips of a held-out seed: where no ball is near, the
  * prior is the latent itself (the tokenizer's round trip cancels); around
  * the moving balls it predicts the next latent better than "no change";
- * lanes are independent (a clip gives the same priors alone or beside
- * another); reset starts a clip afresh.  Skips when the shipped model has
+ * lanes are independent (a clip gives the same priors beside other
+ * clips); reset starts a clip afresh.  Skips when the shipped model has
  * no detector. */
 #include <math.h>
 #include <stdio.h>
@@ -87,17 +87,23 @@ int main(void)
           e_still);
     printf("ok - the prior is the latent away from the balls (mean |difference| %.1g); around them its squared "
            "error is %.2f of no change's\n", far_err, e_prior / e_still);
+    /* after a reset, clip 1 again in lane 1 with its neighbours swapped: the
+     * same priors (the tokenizer's batch has the same shape, so the same
+     * sums; a clip alone in a batch of one may differ at rounding level,
+     * which the tracker's thresholds can turn into a different sprite) */
     wm_prior_reset(p, -1, 0);
     double lane_diff = 0;
     for (int t = 0; t + 1 < T; t++) {
-        CHECK(wm_prior_step(p, 1, z + ((size_t)1 * T + t) * lat, in, &err) == WM_OK, "step: %s", err.msg);
+        for (int c = 0; c < CLIPS; c++)
+            memcpy(in + c * lat, z + ((size_t)(c == 1 ? 1 : CLIPS - 1 - c) * T + t) * lat, lat * sizeof(float));
+        CHECK(wm_prior_step(p, CLIPS, in, in, &err) == WM_OK, "step: %s", err.msg);
         for (size_t k = 0; k < lat; k++) {
-            double d = fabs(in[k] - pr[((size_t)1 * T + t) * lat + k]);
+            double d = fabs(in[lat + k] - pr[((size_t)1 * T + t) * lat + k]);
             if (d > lane_diff) lane_diff = d;
         }
     }
-    CHECK(lane_diff < 1e-4, "a clip alone after a reset against the same clip in lane 1: %g", lane_diff);
-    printf("ok - lanes are independent and reset starts afresh (a clip alone and beside others: %.1g apart)\n",
+    CHECK(lane_diff < 1e-6, "clip 1 in lane 1 after a reset, its neighbours swapped: %g apart", lane_diff);
+    printf("ok - lanes are independent and reset starts afresh (a clip beside other clips: %.1g apart)\n",
            lane_diff);
     wm_prior_free(&p);
     wm_synth_free(&sy);
