@@ -449,23 +449,30 @@ static int cut_by_edge(const wm_objects *o, float x, float y, float r)
     return y - r < -1.0f || x - r < -1.0f || x + r > (float)o->cfg.width + 1.0f;
 }
 
+/* The track is where it was predicted, at the predicted velocity, and
+ * seen (the step it made goes into its history when step is set). */
+static void take_prediction(track *t, int step)
+{
+    if (step) {
+        push(t->dy, &t->ndy, t->py - t->y);
+        push(t->dx, &t->ndx, t->px - t->x);
+    }
+    t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
+    const float far = hypotf(t->x - t->x0, t->y - t->y0);
+    if (far > t->moved) t->moved = far;
+    t->age++;
+    t->hidden = 0;
+    t->left_frame = 0;
+    t->has_occ = 0;
+}
+
 static void matched(wm_objects *o, track *t, const wm_detection *b, const float *frame)
 {
     if (t->age >= 2 && (cut_by_edge(o, t->px, t->py, t->r) || cut_by_edge(o, b->x, b->y, t->r))) {
         /* the frame's edge cuts it: it shows part of itself, and its centre
          * seems pulled inwards; a track that knows its velocity takes its
          * predicted place and keeps its whole sprite */
-        if (!t->hidden) {
-            push(t->dy, &t->ndy, t->py - t->y);
-            push(t->dx, &t->ndx, t->px - t->x);
-        }
-        t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
-        const float far = hypotf(t->x - t->x0, t->y - t->y0);
-        if (far > t->moved) t->moved = far;
-        t->age++;
-        t->hidden = 0;
-        t->left_frame = 0;
-        t->has_occ = 0;
+        take_prediction(t, !t->hidden);
         return;
     }
     const float r = ball_radius(b);
@@ -644,15 +651,7 @@ void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
         if (t->drawn) {   /* on to its predicted state, velocity included (a bounce's is not its step) */
-            push(t->dy, &t->ndy, t->py - t->y);
-            push(t->dx, &t->ndx, t->px - t->x);
-            t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
-            const float far = hypotf(t->x - t->x0, t->y - t->y0);
-            if (far > t->moved) t->moved = far;
-            t->age++;
-            t->hidden = 0;
-            t->left_frame = 0;
-            t->has_occ = 0;
+            take_prediction(t, 1);
         } else if (!coast(o, t, frame)) {
             continue;
         }
