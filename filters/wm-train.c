@@ -64,8 +64,6 @@ static void report_times(char el[32], char eta[32], double elapsed, double remai
     format_duration(eta, 32, remaining);
 }
 
-/* The model file's tokenizer: it fixes C, encodes frame streams, and stays
- * in the file.  NULL with a message saying how to make one. */
 /* A command's options; every command writes into a model file, so --model
  * (the command's variable, *model_given) is required. */
 static wm_status parse_command(const wm_tool *tool, const wm_opt *opts, wm_common *common, int argc, char **argv,
@@ -76,6 +74,8 @@ static wm_status parse_command(const wm_tool *tool, const wm_opt *opts, wm_commo
     return st;
 }
 
+/* The model file's tokenizer: it fixes C, encodes frame streams, and stays
+ * in the file.  NULL with a message saying how to make one. */
 static wm_tokenizer *model_tokenizer(const char *model, wm_error *err)
 {
     wm_tokenizer *tk = wm_tokenizer_load(model, err);
@@ -582,9 +582,10 @@ static int cmd_prior(int argc, char **argv)
     }
     const int C = wm_tokenizer_get_config(tk)->latent_channels;
     wm_clipset *cs = wm_clipset_new(C, (size_t)max_clips, 1, &err);
+    float *var = cs ? malloc((size_t)C * sizeof *var) : NULL;
     double t_read = 0, t0 = 0;
-    st = cs ? read_clips(cs, argc - first, argv + first, common.max_message, tk, &t_read, &err) : err.code;
-    float var[16];
+    st = !cs ? err.code : !var ? wm_error_set(&err, WM_E_SYSTEM, "out of memory")
+                             : read_clips(cs, argc - first, argv + first, common.max_message, tk, &t_read, &err);
     long count = 0;
     if (st == WM_OK) {
         if (!common.quiet)
@@ -605,6 +606,7 @@ static int cmd_prior(int argc, char **argv)
         for (int c = 0; c < C; c++) fprintf(stderr, " %.4g", (double)var[c]);
         fprintf(stderr, "; wrote %s (other parts kept)\n", model);
     }
+    free(var);
     wm_clipset_free(&cs);
     wm_detector_free(&det);
     wm_tokenizer_free(&tk);
