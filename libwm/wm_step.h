@@ -43,12 +43,10 @@
 
 #include <stdint.h>
 
-#include "wm_detect.h"
 #include "wm_dynamics.h"
 #include "wm_error.h"
 #include "wm_loop.h"
 #include "wm_prior.h"
-#include "wm_tokenizer.h"
 
 typedef struct wm_step_backend {
     void *ctx;
@@ -68,13 +66,12 @@ typedef struct wm_step_backend {
 /* The CPU backend over d (borrowed; must outlive the backend). */
 wm_status wm_step_backend_cpu(wm_dynamics *d, wm_step_backend *out, wm_error *err);
 
-/* The object prior's parts, borrowed: they must outlive the stage. */
 typedef struct wm_step_options {
     int rollout;               /* N imagined latents per clip, 0: teacher mode */
     int context;               /* K real latents before imagining */
     int drop_rest;             /* rollout: drop the real latents after the context */
     int batch;                 /* clips in lock-step, >= 1 */
-    const wm_prior_model *prior;  /* NULL: the dynamics alone */
+    const wm_prior_model *prior;  /* borrowed, must outlive the stage; NULL: the dynamics alone */
     int imagine_prior;         /* rollouts: imagine with the object prior (needs prior), else the dynamics */
 } wm_step_options;
 
