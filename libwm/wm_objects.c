@@ -17,6 +17,7 @@
 #define STABLE 12.0f                    /* levels a background pixel may change by between frames */
 #define EMERGED 30.0f                   /* levels away from the colour that hid a track: it is out */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
+#define NEVER_MOVED 0.6f                /* px: a track that never went this far from where it was first seen */
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
 #define KEEP 4                          /* frames a ball out from behind a screen keeps the sprite it went in with */
 #define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
@@ -418,14 +419,15 @@ static void predict_tracks(wm_objects *o)
         float x = t->x < r ? r : t->x > W - r ? W - r : t->x;
         if (!isnan(o->floor) && (resting || y > o->floor - r)) y = o->floor - r;
         if (resting) vy = 0;
-        else if (t->moving || t->moved >= 0.6f) vy += 0.5f * o->cfg.gravity;   /* the last step is the velocity half a frame ago */
+        else if (t->moving || t->moved >= NEVER_MOVED)   /* the last step is the velocity half a frame ago */
+            vy += 0.5f * o->cfg.gravity;
         const int b = wm_world_add_ball(&w, x / H, y / H, vx * k, vy * k, r / H, (double)t->r * t->r);
         if (b < 0) continue;
         in_world[i] = b;
         w.balls[b].resting = resting;
         if (!t->moving) {   /* no ball of the world yet: it knocks none, and falls only once it moved */
             w.balls[b].collide &= ~(unsigned)WM_COLLIDE_BALLS;
-            if (t->moved < 0.6f) w.balls[b].gscale = 0, w.balls[b].resting = 0;
+            if (t->moved < NEVER_MOVED) w.balls[b].gscale = 0, w.balls[b].resting = 0;
         }
         from[i][0] = x, from[i][1] = y;
     }
@@ -449,21 +451,27 @@ static int cut_by_edge(const wm_objects *o, float x, float y, float r)
     return y - r < -1.0f || x - r < -1.0f || x + r > (float)o->cfg.width + 1.0f;
 }
 
-/* The track is where it was predicted, at the predicted velocity, and
- * seen (the step it made goes into its history when step is set). */
+/* The track is seen at (x, y), moving at (vx, vy). */
+static void found_at(track *t, float x, float y, float vx, float vy)
+{
+    const float far = hypotf(x - t->x0, y - t->y0);
+    if (far > t->moved) t->moved = far;
+    t->x = x, t->y = y, t->vx = vx, t->vy = vy;
+    t->age++;
+    t->hidden = 0;
+    t->left_frame = 0;
+    t->has_occ = 0;
+}
+
+/* The track is where it was predicted, at the predicted velocity (the step
+ * it made goes into its history when step is set). */
 static void take_prediction(track *t, int step)
 {
     if (step) {
         push(t->dy, &t->ndy, t->py - t->y);
         push(t->dx, &t->ndx, t->px - t->x);
     }
-    t->x = t->px, t->y = t->py, t->vx = t->pvx, t->vy = t->pvy;
-    const float far = hypotf(t->x - t->x0, t->y - t->y0);
-    if (far > t->moved) t->moved = far;
-    t->age++;
-    t->hidden = 0;
-    t->left_frame = 0;
-    t->has_occ = 0;
+    found_at(t, t->px, t->py, t->pvx, t->pvy);
 }
 
 static void matched(wm_objects *o, track *t, const wm_detection *b, const float *frame)
@@ -484,8 +492,6 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     const float ex = b->x - t->px, ey = b->y - t->py;
     const float beta = t->age >= ESTABLISHED ? BETA : 1.0f;
     if (!t->hidden && t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
-    const float far = hypotf(b->x - t->x0, b->y - t->y0);
-    if (far > t->moved) t->moved = far;
     if (!t->hidden) {
         push(t->dy, &t->ndy, b->y - t->y);
         push(t->dx, &t->ndx, b->x - t->x);
@@ -507,12 +513,9 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
             (isnan(o->floor) || b->y + r > o->floor - 6))   /* it came to rest: on the floor */
             o->floor = b->y + r;
     }
-    t->x = b->x, t->y = b->y, t->r = r, t->vx = nvx, t->vy = nvy;
-    t->age++;
     if (t->hidden && t->has_occ) t->keep = KEEP;   /* out from behind a screen: drawn as it went in for a while */
-    t->hidden = 0;
-    t->left_frame = 0;
-    t->has_occ = 0;
+    found_at(t, b->x, b->y, nvx, nvy);
+    t->r = r;
     /* smaller than when seen whole, or its middle not mostly its colour: a
      * screen or the edge cuts it, and its sprite would be cut too; found so
      * for longer than KEEP frames, that is how it looks now */
