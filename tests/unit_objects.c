@@ -31,19 +31,27 @@ static const float WALL[3] = { 100, 150, 200 }, GROUND[3] = { 60, 70, 40 }, RED[
 
 /* the scene: wall, floor from row FLOOR, the ball (r > 0, of colour col) anti-aliased, then the screen
  * [sx0, sx1) if any */
-static void draw_colour(float *img, float bx, float by, float r, int sx0, int sx1, const float *col)
+/* a ball of colour col at (bx, by), anti-aliased over a pixel, over img */
+static void paint_ball(float *img, float bx, float by, float r, const float *col)
 {
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++) {
             float *p = img + ((size_t)i * W + j) * 3;
-            memcpy(p, i < FLOOR ? WALL : GROUND, 3 * sizeof(float));
-            if (r > 0) {
-                float d = hypotf(j + 0.5f - bx, i + 0.5f - by), cov = r + 0.5f - d + 0.5f;
-                cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
-                for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + col[c] * cov;
-            }
-            if (j >= sx0 && j < sx1 && i >= 20) memcpy(p, SCREEN, 3 * sizeof(float));
+            float cov = r + 1 - hypotf(j + 0.5f - bx, i + 0.5f - by);
+            cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
+            for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + col[c] * cov;
         }
+}
+
+static void draw_colour(float *img, float bx, float by, float r, int sx0, int sx1, const float *col)
+{
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++)
+            memcpy(img + ((size_t)i * W + j) * 3, i < FLOOR ? WALL : GROUND, 3 * sizeof(float));
+    if (r > 0) paint_ball(img, bx, by, r, col);
+    for (int i = 20; i < H; i++)
+        for (int j = sx0 > 0 ? sx0 : 0; j < sx1 && j < W; j++)
+            memcpy(img + ((size_t)i * W + j) * 3, SCREEN, 3 * sizeof(float));
 }
 
 static void draw(float *img, float bx, float by, float r, int sx0, int sx1)
@@ -288,10 +296,8 @@ static void draw_pillar(float *img, float bx, float r, int pillar, int screen)
                 for (int c = 0; c < 3; c++) p[c] = PILLAR[c] * k;
             }
             if (screen && i >= 24 && i < FLOOR && j >= P0 - 4 && j < P1 + 4) memcpy(p, SCREEN, 3 * sizeof(float));
-            float d = hypotf(j + 0.5f - bx, i + 0.5f - by), cov = r + 1 - d;
-            cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
-            for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + RED[c] * cov;
         }
+    paint_ball(img, bx, by, r, RED);
 }
 
 /* The pillar is found in the first frame (not the checker's edges, not a
@@ -342,14 +348,7 @@ static void draw_balls(float *img, const float *xs, int n, float r)
 {
     static const float COL[2][3] = { { 220, 40, 40 }, { 240, 220, 30 } };
     draw(img, 0, 0, 0, 0, 0);
-    for (int k = 0; k < n; k++)
-        for (int i = 0; i < H; i++)
-            for (int j = 0; j < W; j++) {
-                float *p = img + ((size_t)i * W + j) * 3;
-                float d = hypotf(j + 0.5f - xs[k], i + 0.5f - (FLOOR - r)), cov = r + 1 - d;
-                cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
-                for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + COL[k % 2][c] * cov;
-            }
+    for (int k = 0; k < n; k++) paint_ball(img, xs[k], FLOOR - r, r, COL[k % 2]);
 }
 
 /* Two balls rolling at each other 2.5 px a frame are predicted to meet and
