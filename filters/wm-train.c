@@ -581,11 +581,15 @@ static int cmd_prior(int argc, char **argv)
         return wm_cli_exit(tool, WM_E_USAGE, &err);
     }
     const int C = wm_tokenizer_get_config(tk)->latent_channels;
+    float *var = malloc((size_t)C * sizeof *var);
+    if (!var) {
+        wm_detector_free(&det);
+        wm_tokenizer_free(&tk);
+        return wm_cli_exit(tool, wm_error_set(&err, WM_E_SYSTEM, "out of memory"), &err);
+    }
     wm_clipset *cs = wm_clipset_new(C, (size_t)max_clips, 1, &err);
-    float *var = cs ? malloc((size_t)C * sizeof *var) : NULL;
     double t_read = 0, t0 = 0;
-    st = !cs ? err.code : !var ? wm_error_set(&err, WM_E_SYSTEM, "out of memory")
-                             : read_clips(cs, argc - first, argv + first, common.max_message, tk, &t_read, &err);
+    st = cs ? read_clips(cs, argc - first, argv + first, common.max_message, tk, &t_read, &err) : err.code;
     long count = 0;
     if (st == WM_OK) {
         if (!common.quiet)
