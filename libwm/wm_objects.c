@@ -68,7 +68,7 @@ struct wm_objects {
 
 wm_objects_config wm_objects_default_config(int width, int height, double fps)
 {
-    wm_objects_config c = { .width = width, .height = height, .restitution_floor = 0.6f, .restitution_wall = 0.75f,
+    wm_objects_config c = { .width = width, .height = height, .restitution_floor = 0.625f, .restitution_wall = 0.75f,
                             .restitution_ball = 0.82f, .max_hidden = 30 };
     wm_objects_config_fps(&c, fps);
     return c;
