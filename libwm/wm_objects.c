@@ -25,6 +25,7 @@
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
+_Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
 #define PILLAR_APART 6                  /* px (at 64 rows; scaled with the height): columns this far apart */
 #define PILLAR_UNIQUE 10.0f             /* levels from every pixel of its row PILLAR_APART away: a colour of its own */
 #define PILLAR_COLUMN 0.35f             /* share of rows in which a column of a pillar has its own colour */

@@ -35,7 +35,7 @@
 
 #include <stdint.h>
 
-#define WM_WORLD_MAX_BALLS 16
+#define WM_WORLD_MAX_BALLS 32
 #define WM_WORLD_MAX_PILLARS 2
 #define WM_REST_SPEED 0.15        /* units/s: slower floor bounces come to rest */
 
