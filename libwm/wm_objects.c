@@ -21,7 +21,8 @@
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
 #define KEEP 4                          /* frames a ball out from behind a screen keeps the sprite it went in with */
 #define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
-#define WHOLE 0.8f                      /* share of a ball's disc in its colour when nothing cuts it */
+#define WHOLE 0.8f                      /* share of a ball's disc in its hue when nothing cuts it */
+#define SAME_HUE 0.06f                  /* chromaticity (a channel's share of the sum) off a ball's: still its hue */
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
@@ -179,9 +180,19 @@ static float median(float *v, size_t n)
     return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* The share of the frame's pixels within r of (x, y) that are within
- * UNLIKE levels of colour in every channel (0 when there are none). */
-static float like_share(const wm_objects *o, const float *frame, float x, float y, float r, const float *colour)
+/* whether a pixel has colour's hue: each channel's share of the sum
+ * within SAME_HUE of colour's (a ball's shading darkens it, most of its
+ * highlight aside, and keeps its hue; a screen's pattern does not) */
+static int same_hue(const float *p, const float *colour)
+{
+    const float sp = p[0] + p[1] + p[2] + 1, sc = colour[0] + colour[1] + colour[2] + 1;
+    return fabsf(p[0] / sp - colour[0] / sc) <= SAME_HUE && fabsf(p[1] / sp - colour[1] / sc) <= SAME_HUE &&
+           fabsf(p[2] / sp - colour[2] / sc) <= SAME_HUE;
+}
+
+/* The share of the frame's pixels within r of (x, y) that have colour's
+ * hue (0 when there are none). */
+static float hue_share(const wm_objects *o, const float *frame, float x, float y, float r, const float *colour)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     int n = 0, yes = 0;
@@ -189,7 +200,7 @@ static float like_share(const wm_objects *o, const float *frame, float x, float 
         for (int j = (int)floorf(x - r) - 1; j <= (int)ceilf(x + r); j++)
             if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r)) {
                 n++;
-                yes += like(frame + ((size_t)i * W + j) * 3, colour);
+                yes += same_hue(frame + ((size_t)i * W + j) * 3, colour);
             }
     return n ? (float)yes / (float)n : 0.0f;
 }
@@ -517,11 +528,11 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     if (t->hidden && t->has_occ) t->keep = KEEP;   /* out from behind a screen: drawn as it went in for a while */
     found_at(t, b->x, b->y, nvx, nvy);
     t->r = r;
-    /* smaller than when seen whole, or its middle not mostly its colour: a
+    /* smaller than when seen whole, or its middle not mostly its hue: a
      * screen or the edge cuts it, and its sprite would be cut too; found so
      * for longer than KEEP frames, that is how it looks now */
     int whole = r >= PART * t->rfull &&
-                (t->colour[0] < -999 || like_share(o, frame, b->x, b->y, 0.8f * r, t->colour) >= WHOLE);
+                (t->colour[0] < -999 || hue_share(o, frame, b->x, b->y, 0.8f * r, t->colour) >= WHOLE);
     t->cut_frames = whole ? 0 : t->cut_frames + 1;
     if (t->cut_frames > KEEP) whole = 1, t->cut_frames = 0, t->rfull = r;
     if (whole) t->rfull += 0.3f * (r - t->rfull);
