@@ -29,19 +29,26 @@ static int failures;
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 enum { W = 64, H = 64, FLOOR = 50 };
+static const float G = 9.81f * 64 / 625;   /* px per frame squared: 9.81 frame heights per s^2 at 25 fps */
 static const float WALL[3] = { 100, 150, 200 }, GROUND[3] = { 60, 70, 40 }, RED[3] = { 220, 40, 40 },
                    SCREEN[3] = { 90, 90, 90 };
 
 /* the scene: wall, floor from row FLOOR, the ball (r > 0, of colour col) anti-aliased, then the screen
  * [sx0, sx1) if any */
-/* a ball of colour col at (bx, by), anti-aliased over a pixel, over img */
+/* the share of pixel (i, j) a ball at (bx, by) covers, anti-aliased over a pixel */
+static float disc_cover(float bx, float by, float r, int i, int j)
+{
+    const float cov = r + 1 - hypotf(j + 0.5f - bx, i + 0.5f - by);
+    return cov < 0 ? 0 : cov > 1 ? 1 : cov;
+}
+
+/* a ball of colour col at (bx, by) over img */
 static void paint_ball(float *img, float bx, float by, float r, const float *col)
 {
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++) {
             float *p = img + ((size_t)i * W + j) * 3;
-            float cov = r + 1 - hypotf(j + 0.5f - bx, i + 0.5f - by);
-            cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
+            const float cov = disc_cover(bx, by, r, i, j);
             for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + col[c] * cov;
         }
 }
@@ -70,7 +77,7 @@ static const float *at(const float *img, float x, float y)
 static wm_objects *scene(void)
 {
     wm_objects_config cfg = wm_objects_default_config(W, H, 25);
-    CHECK(fabsf(cfg.gravity - 9.81f * 64 / 625) < 1e-5, "gravity 9.81 frame heights per s^2: %g px/frame^2",
+    CHECK(fabsf(cfg.gravity - G) < 1e-5, "gravity 9.81 frame heights per s^2: %g px/frame^2",
           (double)cfg.gravity);
     wm_error err = { 0 };
     wm_objects *o = wm_objects_new(&cfg, &err);
@@ -81,7 +88,7 @@ static wm_objects *scene(void)
 static void test_fall(void)
 {
     wm_objects *o = scene();
-    const float g = 9.81f * 64 / 625, r = 4;
+    const float g = G, r = 4;
     float img[W * H * 3], next[W * H * 3], y = 8, v = 0.5f, worst = 0;
     for (int t = 0; t < 8; t++) {
         draw(img, 20, y, r, 0, 0);
@@ -202,7 +209,7 @@ static void test_missed(void)
 static void test_seen_bounce(void)
 {
     wm_objects *o = scene();
-    const float g = 9.81f * 64 / 625, r = 4, e = 0.75f;
+    const float g = G, r = 4, e = 0.75f;
     float img[W * H * 3], next[W * H * 3], x = 18, vx = -3, y = 10, vy = 0;   /* x: 18, 15, 12, 9, 6, then 5 */
     for (int t = 0; t < 6; t++) {   /* in flight: no floor, no friction */
         draw(img, x, y, r, 0, 0);
@@ -225,7 +232,7 @@ static void test_seen_bounce(void)
 static void test_thrown_out(void)
 {
     wm_objects *o = scene();
-    const float g = 9.81f * 64 / 625, r = 4;
+    const float g = G, r = 4;
     float img[W * H * 3], next[W * H * 3], y = 40, v = -9, back_err = -1;
     int t = 0, out = 0;
     for (; t < 30 && back_err < 0; t++) {
@@ -254,7 +261,7 @@ static void test_thrown_out(void)
 static void test_imagined(void)
 {
     wm_objects *o = scene();
-    const float g = 9.81f * 64 / 625, r = 4, e = 0.75f;
+    const float g = G, r = 4, e = 0.75f;
     float img[W * H * 3], next[W * H * 3], x = 16, y = 20, vx = -3, vy = -1, worst = 0;
     for (int t = 0; t < 4; t++) {
         draw(img, x, y, r, 0, 0);
@@ -322,7 +329,7 @@ static void test_pillar(void)
             wm_objects_step(o, img, &b, 1, next);
             wm_objects_tracks(o, &tv, 1);
             x += vx;
-            vx -= 0.02f * 9.81f * 64 / 625;   /* the tracker's rolling friction */
+            vx -= 0.02f * G;   /* the tracker's rolling friction */
         }
         found[kind] = wm_objects_pillars(o, faces, 4);
         if (kind == 0) {
@@ -395,7 +402,7 @@ static void test_collide(void)
  * it, and its fall back is predicted to within half a pixel. */
 static void test_top_cut(void)
 {
-    const float g = 9.81f * 64 / 625, r = 5;
+    const float g = G, r = 5;
     float img[W * H * 3], next[W * H * 3], y = 14, v = -6.5f, worst = 0;
     wm_objects *o = scene();
     for (int t = 0; t < 14; t++) {
@@ -403,8 +410,8 @@ static void test_top_cut(void)
         double sy = 0, n = 0;   /* what shows of the disc */
         for (int i = 0; i < H; i++)
             for (int j = 0; j < W; j++) {
-                const float cov = r + 0.5f - hypotf(j + 0.5f - 30, i + 0.5f - y);
-                if (cov > 0) sy += (i + 0.5) * (cov > 1 ? 1 : cov), n += cov > 1 ? 1 : cov;
+                const float cov = disc_cover(30, y, r, i, j);
+                sy += (i + 0.5) * cov, n += cov;
             }
         wm_detection b = { 30, (float)(sy / (n > 0 ? n : 1)), sqrtf((float)n / 3.14159f), 1 };
         wm_objects_step(o, img, &b, n > 3 ? 1 : 0, next);
@@ -424,7 +431,7 @@ static void test_top_cut(void)
 static void test_many(void)
 {
     enum { N = 20 };
-    const float g = 9.81f * 64 / 625, r = 2;
+    const float g = G, r = 2;
     float img[W * H * 3], next[W * H * 3], y[2] = { 8, 24 }, v = 0.5f;
     wm_objects *o = scene();
     wm_track_view tv[N];
