@@ -496,14 +496,17 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
         return;
     }
     const float r = ball_radius(b);
-    /* a hidden track coasted to (x, y) frame by frame: the step is from there */
     float nvx = b->x - t->x, nvy = b->y - t->y;
     /* found where the prediction put it: the predicted velocity, which knows
      * the bounce the step went through, corrected by part of the miss (an
-     * alpha-beta filter); otherwise the step it made */
+     * alpha-beta filter); otherwise the step it made.  A hidden track
+     * coasted frame by frame: the miss built up over the frames it was
+     * unseen, and only that share of it is this step's (a whole miss taken
+     * as one step throws a ball found again off at the speed of the gap) */
     const float ex = b->x - t->px, ey = b->y - t->py;
     const float beta = t->age >= ESTABLISHED ? BETA : 1.0f;
     if (!t->hidden && t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
+    if (t->hidden) nvx = t->pvx + ex / (float)(t->hidden + 1), nvy = t->pvy + ey / (float)(t->hidden + 1);
     if (!t->hidden) {
         push(t->dy, &t->ndy, b->y - t->y);
         push(t->dx, &t->ndx, b->x - t->x);
