@@ -606,13 +606,22 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
     /* detections to tracks, nearest first */
     enum { MAX_PAIRS = WM_OBJECTS_MAX_TRACKS * WM_OBJECTS_MAX_TRACKS };
     int pair_t[MAX_PAIRS], pair_d[MAX_PAIRS], order[MAX_PAIRS], np = 0;
-    float pair_dist[MAX_PAIRS];
+    float pair_dist[MAX_PAIRS], found[WM_OBJECTS_MAX_TRACKS][3];
+    for (int k = 0; k < n; k++)   /* each find's colour: the median of its disc's middle */
+        if (!disc_median(o, frame, balls[k].x, balls[k].y, 0.7f * ball_radius(&balls[k]), -1, 0, NULL, found[k]))
+            found[k][0] = -1000;
     for (int i = 0; i < o->ntracks; i++)
         for (int k = 0; k < n; k++) {
             const track *t = &o->tracks[i];
             const float d = hypotf(t->px - balls[k].x, t->py - balls[k].y);
-            /* a track seen once has no velocity yet: any step a thrown ball makes */
-            const float gate = t->age < 2 ? FIRST_STEP : 5 + 0.5f * hypotf(t->vx, t->vy) + 3.0f * (float)t->hidden;
+            /* a track seen once has no velocity yet: any step a thrown ball
+             * makes; one hidden or seen in part was last placed by a part of
+             * itself, off by up to its radius, and a find in its hue is
+             * looked for that much farther */
+            float gate = t->age < 2 ? FIRST_STEP : 5 + 0.5f * hypotf(t->vx, t->vy) + 3.0f * (float)t->hidden;
+            if (t->age >= 2 && (t->hidden || t->cut_frames > 0) && t->colour[0] > -999 && found[k][0] > -999 &&
+                same_hue(found[k], t->colour))
+                gate += t->rfull;
             if (d < gate) {
                 pair_t[np] = i;
                 pair_d[np] = k;
