@@ -603,13 +603,14 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
                 memcpy(o->bg + p * 3, f, 3 * sizeof(float));
         }
     }
+    float found[WM_OBJECTS_MAX_TRACKS][3];   /* each find's colour: the median of its disc's middle */
+    for (int k = 0; k < n; k++)
+        if (!disc_median(o, frame, balls[k].x, balls[k].y, 0.7f * ball_radius(&balls[k]), -1, 0, NULL, found[k]))
+            found[k][0] = -1000;
     /* detections to tracks, nearest first */
     enum { MAX_PAIRS = WM_OBJECTS_MAX_TRACKS * WM_OBJECTS_MAX_TRACKS };
     int pair_t[MAX_PAIRS], pair_d[MAX_PAIRS], order[MAX_PAIRS], np = 0;
-    float pair_dist[MAX_PAIRS], found[WM_OBJECTS_MAX_TRACKS][3];
-    for (int k = 0; k < n; k++)   /* each find's colour: the median of its disc's middle */
-        if (!disc_median(o, frame, balls[k].x, balls[k].y, 0.7f * ball_radius(&balls[k]), -1, 0, NULL, found[k]))
-            found[k][0] = -1000;
+    float pair_dist[MAX_PAIRS];
     for (int i = 0; i < o->ntracks; i++)
         for (int k = 0; k < n; k++) {
             const track *t = &o->tracks[i];
