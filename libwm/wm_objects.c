@@ -572,7 +572,7 @@ static int coast(wm_objects *o, track *t, const float *frame)
              t->y >= o->cfg.height + t->r);
 }
 
-static void draw_next(wm_objects *o, const float *frame, float *next);
+static void draw_next(wm_objects *o, const float *frame, float *next, int seen);
 
 void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *balls, int n, float *next)
 {
@@ -664,7 +664,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
     o->tracks = o->spare;
     o->spare = swap;
     o->ntracks = kept;
-    draw_next(o, frame, next);
+    draw_next(o, frame, next, 1);
 }
 
 void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
@@ -686,13 +686,14 @@ void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
         o->tracks[kept++] = *t;
     }
     o->ntracks = kept;
-    draw_next(o, frame, next);
+    draw_next(o, frame, next, 0);
 }
 
 /* The next frame: this one with the balls taken out (the background where
  * they are), then the tracks that will show; what is not a ball (a sliding
- * screen, a real scene) is predicted not to change. */
-static void draw_next(wm_objects *o, const float *frame, float *next)
+ * screen, a real scene) is predicted not to change.  seen: the frame is a
+ * real one, whose balls the detector found. */
+static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     const size_t npx = (size_t)W * H;
@@ -703,7 +704,9 @@ static void draw_next(wm_objects *o, const float *frame, float *next)
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
         t->drawn = !t->hidden;
-        if (t->hidden && t->left_frame) {   /* nothing hid it: it comes back as soon as it shows */
+        if (seen && t->hidden && !t->moving) {   /* it cannot come out by moving: the detector finds it if it shows */
+            t->drawn = 0;
+        } else if (t->hidden && t->left_frame) {   /* nothing hid it: it comes back as soon as it shows */
             t->drawn = t->py + t->r > 1 && t->px + t->r > 1 && t->px - t->r < (float)W - 1;
         } else if (t->hidden && t->has_occ) {
             float here[3];

@@ -496,6 +496,43 @@ static void test_keep(void)
                "%dth)\n", yellow_at);
 }
 
+/* A still find (a ball at rest, or a screen's corner the detector took
+ * for one) that a sliding screen covers and then uncovers empty: with real
+ * frames it is not drawn while hidden (it cannot have come out by moving;
+ * the detector would find it), but a rollout, which has no detector, draws
+ * it when its place shows something other than what covered it. */
+static void test_still_hidden(void)
+{
+    const float r = 4, x = 30, y = FLOOR - r;
+    float img[W * H * 3], next[W * H * 3];
+    const int before = failures;
+    for (int imagine = 0; imagine <= 1; imagine++) {
+        wm_objects *o = scene();
+        int drawn_real = 0, drawn_dream = 0;
+        for (int t = 0; t < 8; t++) {
+            /* seen 3 frames, then under the screen 2, then the screen is gone and so is the ball */
+            draw(img, x, y, t < 3 ? r : 0, t >= 3 && t < 5 ? 20 : 0, t >= 3 && t < 5 ? 44 : 0);
+            wm_detection b = { x, y, r, 1 };
+            if (imagine && t >= 5) wm_objects_step_imagined(o, img, next);
+            else wm_objects_step(o, img, &b, t < 3 ? 1 : 0, next);
+            wm_track_view tv;
+            if (t < 4 || wm_objects_tracks(o, &tv, 1) != 1 || !tv.hidden) continue;
+            if (tv.drawn) *(imagine && t >= 5 ? &drawn_dream : &drawn_real) += 1;
+        }
+        if (!imagine) {
+            const float *p = at(next, x, y);
+            CHECK(drawn_real == 0 && fabsf(p[0] - WALL[0]) < 1 && fabsf(p[2] - WALL[2]) < 1,
+                  "a still track hidden on real frames is not drawn (%d times; its place (%g, %g, %g))", drawn_real,
+                  (double)p[0], (double)p[1], (double)p[2]);
+        } else {
+            CHECK(drawn_dream > 0, "a still track hidden is drawn in a rollout when its place changes (%d times)",
+                  drawn_dream);
+        }
+        wm_objects_free(&o);
+    }
+    if (failures == before) printf("ok - a still track hidden is drawn only in a rollout, where no detector would find it\n");
+}
+
 int main(void)
 {
     test_fall();
@@ -511,6 +548,7 @@ int main(void)
     test_keep();
     test_many();
     test_top_cut();
+    test_still_hidden();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
