@@ -15,7 +15,7 @@
 #define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
 #define ESTABLISHED 4                   /* frames seen before the filter smooths (until then: the whole miss) */
 #define STABLE 12.0f                    /* levels a background pixel may change by between frames */
-#define EMERGED 30.0f                   /* levels away from the colour that hid a track: it is out */
+#define EMERGED 25.0f                   /* levels away from the colour that hid a track: it is out */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
 #define NEVER_MOVED 0.6f                /* px: a track that never went this far from where it was first seen */
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
