@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The development sets for changes to the scorer and the object prior's
+# tracker (docs/scoring.md): matched wm-synth pairs of four seeds that are
+# neither trained on nor benchmarked (make bench-physics uses 31337):
+#   6000  30 pairs per category
+#   9001  20 pairs per category, constancy and permanence only
+#   4242  10 pairs per category (the calibration set of calibrate-score.sh)
+#   777   10 pairs per category
+# 340 pairs in all.  Each set is generated and encoded once (frames kept,
+# for the baselines) into build/dev/; every run scores them with the
+# current bin/ and model, and prints each set's overall pairwise accuracy
+# and AUROC (bench/physics.py report) and the right pairs over all sets.
+# Choose on these; report make bench-physics.  The horizon's development
+# set is `SEED=6262 CLIPS=80 make bench-horizon`.
+#   MODEL   the model (default models/wm-default.safetensors)
+#   SCORE   extra wm-score-coherence options, e.g. "--prior-weight 1"
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="$ROOT/bin:$PATH"
+MODEL=${MODEL:-$ROOT/models/wm-default.safetensors}
+D=$ROOT/build/dev
+PY=/usr/bin/python3
+mkdir -p "$D"
+# the encoded sets depend on the tokenizer only: kept while its tensors are the same
+tok=$($PY -c '
+import hashlib, json, struct, sys
+f = open(sys.argv[1], "rb")
+n = struct.unpack("<Q", f.read(8))[0]
+head = json.loads(f.read(n))
+data = f.read()
+h = hashlib.sha256()
+for k in sorted(k for k in head if k.startswith("tokenizer.")):
+    a, b = head[k]["data_offsets"]
+    h.update(k.encode() + data[a:b])
+print(h.hexdigest()[:16])' "$MODEL")
+[ "$(cat "$D/tokenizer" 2>/dev/null)" = "$tok" ] || rm -f "$D"/enc-*.wms
+echo "$tok" > "$D/tokenizer"
+sets=("6000 30 all" "9001 20 constancy,permanence" "4242 10 all" "777 10 all")
+for s in "${sets[@]}"; do
+    read -r seed pairs cats <<<"$s"
+    [ -s "$D/enc-$seed.wms" ] && continue
+    cat_opt=()
+    [ "$cats" = all ] || cat_opt=(--category "$cats")
+    wm-synth -q --pairs "$pairs" --seed "$seed" "${cat_opt[@]}" > "$D/pairs-$seed.wms"
+    # the tokenizer's model is fixed for these: encoded once, reused by every run
+    wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" "$D/pairs-$seed.wms" > "$D/enc-$seed.wms.tmp"
+    mv "$D/enc-$seed.wms.tmp" "$D/enc-$seed.wms"
+done
+for s in "${sets[@]}"; do
+    read -r seed _ <<<"$s"
+    # shellcheck disable=SC2086  # SCORE holds several options
+    wm-step -q --model "$MODEL" < "$D/enc-$seed.wms" | wm-score-coherence -q --json ${SCORE:-} > "$D/scores-$seed.jsonl" &
+done
+wait
+total=0 n=0
+for s in "${sets[@]}"; do
+    read -r seed _ <<<"$s"
+    line=$($PY "$ROOT/bench/physics.py" report --set model="$D/scores-$seed.jsonl" --frames "$D/pairs-$seed.wms" |
+           grep '^| \*\*overall')
+    # | **overall** | pairs | acc% / auroc | ...
+    pairs=$(awk -F'|' '{gsub(/ /, "", $3); print $3}' <<<"$line")
+    acc=$(awk -F'|' '{split($4, a, "%"); gsub(/ /, "", a[1]); print a[1]}' <<<"$line")
+    auroc=$(awk -F'|' '{split($4, a, "/"); gsub(/ /, "", a[2]); print a[2]}' <<<"$line")
+    printf 'seed %-5s %3s pairs  %5s%% / %s\n' "$seed" "$pairs" "$acc" "$auroc"
+    total=$($PY -c "print($total + $acc * $pairs / 100)")
+    n=$((n + pairs))
+done
+printf 'right pairs %s of %s\n' "$($PY -c "print(round($total, 1))")" "$n"
