@@ -231,6 +231,13 @@ static int disc_median(wm_objects *o, const float *frame, float x, float y, floa
     return 1;
 }
 
+/* A ball's own colour: the median of its disc's middle (within 0.7 r of
+ * (x, y)); -1000 in every channel when no pixel of it is in the frame. */
+static void ball_colour(wm_objects *o, const float *frame, float x, float y, float r, float out[3])
+{
+    if (!disc_median(o, frame, x, y, 0.7f * r, -1, 0, NULL, out)) out[0] = out[1] = out[2] = -1000;
+}
+
 /* The floor: the row below the strongest horizontal edge of the background
  * in the lower part of the frame. */
 static float floor_from_edges(const wm_objects *o)
@@ -317,8 +324,7 @@ static void find_pillars(wm_objects *o)
 static void cut_sprite(wm_objects *o, track *t, const float *frame)
 {
     const int W = o->cfg.width, H = o->cfg.height;
-    if (!disc_median(o, frame, t->x, t->y, 0.7f * t->r, -1, 0, NULL, t->colour))
-        t->colour[0] = t->colour[1] = t->colour[2] = -1000;
+    ball_colour(o, frame, t->x, t->y, t->r, t->colour);
     t->sx = t->x;
     t->sy = t->y;
     t->sx0 = (int)floorf(t->x) - SPRITE_HALF;
@@ -496,17 +502,18 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
         return;
     }
     const float r = ball_radius(b);
-    float nvx = b->x - t->x, nvy = b->y - t->y;
-    /* found where the prediction put it: the predicted velocity, which knows
-     * the bounce the step went through, corrected by part of the miss (an
-     * alpha-beta filter); otherwise the step it made.  A hidden track
-     * coasted frame by frame: the miss built up over the frames it was
-     * unseen, and only that share of it is this step's (a whole miss taken
-     * as one step throws a ball found again off at the speed of the gap) */
+    /* A hidden track coasted frame by frame: the miss built up over the
+     * frames it was unseen, and only that share of it is this step's (a
+     * whole miss taken as one step throws a ball found again off at the
+     * speed of the gap).  One found where the prediction put it: the
+     * predicted velocity, which knows the bounce the step went through,
+     * corrected by part of the miss (an alpha-beta filter); otherwise the
+     * step it made. */
     const float ex = b->x - t->px, ey = b->y - t->py;
     const float beta = t->age >= ESTABLISHED ? BETA : 1.0f;
-    if (!t->hidden && t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
+    float nvx = b->x - t->x, nvy = b->y - t->y;
     if (t->hidden) nvx = t->pvx + ex / (float)(t->hidden + 1), nvy = t->pvy + ey / (float)(t->hidden + 1);
+    else if (t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
     if (!t->hidden) {
         push(t->dy, &t->ndy, b->y - t->y);
         push(t->dx, &t->ndx, b->x - t->x);
@@ -603,10 +610,8 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
                 memcpy(o->bg + p * 3, f, 3 * sizeof(float));
         }
     }
-    float found[WM_OBJECTS_MAX_TRACKS][3];   /* each find's colour: the median of its disc's middle */
-    for (int k = 0; k < n; k++)
-        if (!disc_median(o, frame, balls[k].x, balls[k].y, 0.7f * ball_radius(&balls[k]), -1, 0, NULL, found[k]))
-            found[k][0] = -1000;
+    float found[WM_OBJECTS_MAX_TRACKS][3];   /* each find's colour */
+    for (int k = 0; k < n; k++) ball_colour(o, frame, balls[k].x, balls[k].y, ball_radius(&balls[k]), found[k]);
     /* detections to tracks, nearest first */
     enum { MAX_PAIRS = WM_OBJECTS_MAX_TRACKS * WM_OBJECTS_MAX_TRACKS };
     int pair_t[MAX_PAIRS], pair_d[MAX_PAIRS], order[MAX_PAIRS], np = 0;
