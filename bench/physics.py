@@ -141,25 +141,32 @@ def measures(pairs, key):
     return res
 
 
+def load_pairs(path):
+    """The scores of a JSON Lines file as ({(seed, category, pair): {possible:
+    surprise_mean, ("id", possible): clip id}}, clips scored with an error)."""
+    pairs = collections.defaultdict(dict)
+    errors = 0
+    for line in open(path):
+        row = __import__("json").loads(line)
+        lab = labels_of(row)
+        if not lab:
+            continue
+        if "error" in row:
+            errors += 1
+            continue
+        key = (lab.get("seed", "real"), lab["category"], lab["pair"])
+        # plausibility is a decreasing function of surprise_mean; ranking by
+        # surprise_mean keeps the order where the logistic saturates in floats
+        pairs[key][lab["possible"]] = row["surprise_mean"]
+        pairs[key][("id", lab["possible"])] = row["clip"]
+    return pairs, errors
+
+
 def report(sets, frame_paths):
     base = baselines(frame_paths)
     columns = []
     for name, path in sets:
-        pairs = collections.defaultdict(dict)
-        errors = 0
-        for line in open(path):
-            row = __import__("json").loads(line)
-            lab = labels_of(row)
-            if not lab:
-                continue
-            if "error" in row:
-                errors += 1
-                continue
-            key = (lab.get("seed", "real"), lab["category"], lab["pair"])
-            # plausibility is a decreasing function of surprise_mean; ranking by
-            # surprise_mean keeps the order where the logistic saturates in floats
-            pairs[key][lab["possible"]] = row["surprise_mean"]
-            pairs[key][("id", lab["possible"])] = row["clip"]
+        pairs, errors = load_pairs(path)
         columns.append((name, measures(pairs, name), errors))
         if name == sets[0][0]:
             for bi, bname in enumerate(["max frame difference", "max constant-velocity error"]):

@@ -7,9 +7,10 @@
 #   4242  10 pairs per category (the calibration set of calibrate-score.sh)
 #   777   10 pairs per category
 # 340 pairs in all.  Each set is generated and encoded once (frames kept,
-# for the baselines) into build/dev/; every run scores them with the
-# current bin/ and model, and prints each set's overall pairwise accuracy
-# and AUROC (bench/physics.py report) and the right pairs over all sets.
+# as make bench-physics scores them) into build/dev/; every run scores
+# them with the current bin/ and model, and prints each set's overall
+# pairwise accuracy and AUROC (bench/physics.py's measures) and the right
+# pairs over all sets.
 # Choose on these; report make bench-physics.  The horizon's development
 # set is `SEED=6262 CLIPS=80 make bench-horizon`.
 #   MODEL   the model (default models/wm-default.safetensors)
@@ -41,9 +42,8 @@ for s in "${sets[@]}"; do
     [ -s "$D/enc-$seed.wms" ] && continue
     cat_opt=()
     [ "$cats" = all ] || cat_opt=(--category "$cats")
-    wm-synth -q --pairs "$pairs" --seed "$seed" "${cat_opt[@]}" > "$D/pairs-$seed.wms"
-    # the tokenizer's model is fixed for these: encoded once, reused by every run
-    wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" "$D/pairs-$seed.wms" > "$D/enc-$seed.wms.tmp"
+    wm-synth -q --pairs "$pairs" --seed "$seed" "${cat_opt[@]}" |
+        wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" > "$D/enc-$seed.wms.tmp"
     mv "$D/enc-$seed.wms.tmp" "$D/enc-$seed.wms"
 done
 for s in "${sets[@]}"; do
@@ -52,17 +52,17 @@ for s in "${sets[@]}"; do
     wm-step -q --model "$MODEL" < "$D/enc-$seed.wms" | wm-score-coherence -q --json ${SCORE:-} > "$D/scores-$seed.jsonl" &
 done
 wait
-total=0 n=0
-for s in "${sets[@]}"; do
-    read -r seed _ <<<"$s"
-    line=$($PY "$ROOT/bench/physics.py" report --set model="$D/scores-$seed.jsonl" --frames "$D/pairs-$seed.wms" |
-           grep '^| \*\*overall')
-    # | **overall** | pairs | acc% / auroc | ...
-    pairs=$(awk -F'|' '{gsub(/ /, "", $3); print $3}' <<<"$line")
-    acc=$(awk -F'|' '{split($4, a, "%"); gsub(/ /, "", a[1]); print a[1]}' <<<"$line")
-    auroc=$(awk -F'|' '{split($4, a, "/"); gsub(/ /, "", a[2]); print a[2]}' <<<"$line")
-    printf 'seed %-5s %3s pairs  %5s%% / %s\n' "$seed" "$pairs" "$acc" "$auroc"
-    total=$($PY -c "print($total + $acc * $pairs / 100)")
-    n=$((n + pairs))
-done
-printf 'right pairs %s of %s\n' "$($PY -c "print(round($total, 1))")" "$n"
+$PY - "$ROOT/bench" "$D" "${sets[@]}" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import physics
+right = n = 0
+for s in sys.argv[3:]:
+    seed = s.split()[0]
+    pairs, errors = physics.load_pairs(f"{sys.argv[2]}/scores-{seed}.jsonl")
+    acc, auroc, k = physics.measures(pairs, seed)["overall"]
+    print(f"seed {seed:<5} {k:3d} pairs  {acc * 100:5.1f}% / {auroc:.3f}" + (f"  ({errors} clips with an error)" if errors else ""))
+    right += acc * k
+    n += k
+print(f"right pairs {right:g} of {n}")
+EOF
