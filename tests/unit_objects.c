@@ -2,20 +2,21 @@
  * wall over a darker floor, a red ball, a grey screen in front.  Free fall
  * is predicted exactly; a ball rolling on the floor is drawn where it will
  * be (less a rolling friction of 0.02 g), and the place it left shows the
- * background; a fall is bounced off the floor the background shows; a ball behind a screen is kept, not
- * drawn while the screen hides it, and drawn where it comes out; a ball the
- * detector missed once is not painted into the background; reset forgets
- * the clip; a ball seen just after a wall bounce keeps the velocity the
- * bounce gave it (not its step); a ball thrown fast out of the top of the
- * frame is tracked from its first step, kept while outside, and drawn
- * falling back in; imagining (wm_objects_step_imagined)
- * carries a thrown ball on through a wall bounce and draws it where it
- * flies; twenty balls falling together are all predicted to fall; a ball
- * thrown out of the top and found cut (its centroid pulled in) falls back
- * where predicted.  (The
- * prototype this was ported from, in numpy, drew the same
- * frames to within a rounding on 1,240 frames of the bench pairs, before
- * the occluder's colour learnt to leave out the ball's own pixels.) */
+ * background; a fall is bounced off the floor the background shows; a ball
+ * behind a screen is kept, not drawn while the screen hides it, and drawn
+ * where it comes out; a ball the detector missed once is not painted into
+ * the background; reset forgets the clip; a ball seen just after a wall
+ * bounce keeps the velocity the bounce gave it (not its step); a ball
+ * thrown fast out of the top of the frame is tracked from its first step,
+ * kept while outside, and drawn falling back in; imagining
+ * (wm_objects_step_imagined) carries a thrown ball on through a wall
+ * bounce and draws it where it flies; twenty balls falling together are
+ * all predicted to fall; a ball thrown out of the top and found cut (its
+ * centroid pulled in) falls back where predicted; a still track hidden is
+ * drawn only in a rollout.  (The prototype this was ported from, in numpy,
+ * drew the same frames to within a rounding on 1,240 frames of the bench
+ * pairs, before the occluder's colour learnt to leave out the ball's own
+ * pixels.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
