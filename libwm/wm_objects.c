@@ -23,6 +23,9 @@
 #define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
 #define WHOLE 0.8f                      /* share of a ball's disc in its hue when nothing cuts it */
 #define SAME_HUE 0.06f                  /* chromaticity (a channel's share of the sum) off a ball's: still its hue */
+#define RING_IN 1.15f                   /* the ring around a find, in its radii: from */
+#define RING_OUT 1.5f                   /* to */
+#define ROUND 0.1f                      /* share of that ring in the find's hue, below which it is round */
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
@@ -43,6 +46,7 @@ typedef struct track {
     int keep;                           /* frames its sprite is kept before it is cut again */
     float rfull;                        /* its radius when seen whole */
     int cut_frames;                     /* frames in a row it was found smaller than that */
+    float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
     float px, py, pvx, pvy;             /* the prediction for the next frame */
     float colour[3];                    /* the ball's own colour (the median of its disc's middle) */
     int has_occ;
@@ -190,15 +194,17 @@ static int same_hue(const float *p, const float *colour)
            fabsf(p[2] / sp - colour[2] / sc) <= SAME_HUE;
 }
 
-/* The share of the frame's pixels within r of (x, y) that have colour's
- * hue (0 when there are none). */
-static float hue_share(const wm_objects *o, const float *frame, float x, float y, float r, const float *colour)
+/* The share of the frame's pixels within r of (x, y), and not within inner
+ * (inner < 0: none excluded), that have colour's hue (0 when there are
+ * none). */
+static float hue_share(const wm_objects *o, const float *frame, float x, float y, float r, float inner,
+                       const float *colour)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     int n = 0, yes = 0;
     for (int i = (int)floorf(y - r) - 1; i <= (int)ceilf(y + r); i++)
         for (int j = (int)floorf(x - r) - 1; j <= (int)ceilf(x + r); j++)
-            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r)) {
+            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r) && !(inner >= 0 && in_disc(i, j, x, y, inner))) {
                 n++;
                 yes += same_hue(frame + ((size_t)i * W + j) * 3, colour);
             }
@@ -399,7 +405,8 @@ static void push(float *hist, int *n, float v)
  * is the frame's height.  A track seen once (no velocity yet) stays where
  * it is, out of the world.  One that has not yet gone MOVED pixels in
  * three steady steps knocks no ball and no ball knocks it (it may be no
- * ball at all: a screen's pattern), and one that never moved feels no
+ * ball at all: a screen's pattern) unless it lies on the floor, whole and
+ * round (then it is hit, and moves on), and one that never moved feels no
  * gravity (it stands on something the scene does not know).  One lying
  * still on the floor rests there and rolls with friction.  A hidden one
  * coasts on its typical step, not its last (a ball going behind a screen
@@ -418,9 +425,10 @@ static void predict_tracks(wm_objects *o)
     for (int p = 0; p < o->npillars; p++) wm_world_add_pillar(&w, o->pillar[p][0] / H, o->pillar[p][1] / H);
     int in_world[WM_OBJECTS_MAX_TRACKS];
     float from[WM_OBJECTS_MAX_TRACKS][2];
+    int lying[WM_OBJECTS_MAX_TRACKS];
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
-        in_world[i] = -1;
+        in_world[i] = -1, lying[i] = 0;
         t->px = t->x, t->py = t->y, t->pvx = t->vx, t->pvy = t->vy;
         if (t->age < 2 && !t->hidden) continue;
         const int resting = t->ndy >= 2 && fabsf(t->dy[t->ndy - 1]) < STILL && fabsf(t->dy[t->ndy - 2]) < STILL &&
@@ -443,8 +451,11 @@ static void predict_tracks(wm_objects *o)
         if (b < 0) continue;
         in_world[i] = b;
         w.balls[b].resting = resting;
+        /* seen whole, lying still on the floor, and round (nothing of its hue
+         * just around it): a ball no one has pushed yet, which a ball hits */
+        lying[i] = !t->moving && t->age >= 3 && !t->hidden && t->cut_frames == 0 && resting && t->ring < ROUND;
         if (!t->moving) {   /* no ball of the world yet: it knocks none, and falls only once it moved */
-            w.balls[b].collide &= ~(unsigned)WM_COLLIDE_BALLS;
+            if (!lying[i]) w.balls[b].collide &= ~(unsigned)WM_COLLIDE_BALLS;
             if (t->moved < NEVER_MOVED) w.balls[b].gscale = 0, w.balls[b].resting = 0;
         }
         from[i][0] = x, from[i][1] = y;
@@ -458,6 +469,7 @@ static void predict_tracks(wm_objects *o)
         t->px = t->x + ((float)(b->x * H) - from[i][0]), t->py = t->y + ((float)(b->y * H) - from[i][1]);
         t->pvx = (float)(b->vx / k), t->pvy = (float)(b->vy / k);
         if (!b->resting && b->gscale > 0) t->pvy -= 0.5f * o->cfg.gravity;   /* back to a step's velocity */
+        if (lying[i] && (b->contacts & WM_HIT_BALL) && b->hit_speed / k > STILL) t->moving = 1;   /* knocked */
     }
 }
 
@@ -542,7 +554,10 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * screen or the edge cuts it, and its sprite would be cut too; found so
      * for longer than KEEP frames, that is how it looks now */
     int whole = r >= PART * t->rfull &&
-                (t->colour[0] < -999 || hue_share(o, frame, b->x, b->y, 0.8f * r, t->colour) >= WHOLE);
+                (t->colour[0] < -999 || hue_share(o, frame, b->x, b->y, 0.8f * r, -1, t->colour) >= WHOLE);
+    /* a ball stands out from what is around it; a screen found as a ball
+     * goes on past the disc found in it */
+    t->ring = t->colour[0] < -999 ? 1 : hue_share(o, frame, b->x, b->y, RING_OUT * r, RING_IN * r, t->colour);
     t->cut_frames = whole ? 0 : t->cut_frames + 1;
     if (t->cut_frames > KEEP) whole = 1, t->cut_frames = 0, t->rfull = r;
     if (whole) t->rfull += 0.3f * (r - t->rfull);
@@ -663,6 +678,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         t->y = t->y0 = balls[k].y;
         t->r = t->rfull = ball_radius(&balls[k]);
         t->age = 1;
+        t->ring = 1;
         cut_sprite(o, t, frame);
     }
     track *swap = o->tracks;

@@ -32,7 +32,7 @@ static int failures;
 enum { W = 64, H = 64, FLOOR = 50 };
 static const float G = 9.81f * 64 / 625;   /* px per frame squared: 9.81 frame heights per s^2 at 25 fps */
 static const float WALL[3] = { 100, 150, 200 }, GROUND[3] = { 60, 70, 40 }, RED[3] = { 220, 40, 40 },
-                   SCREEN[3] = { 90, 90, 90 };
+                   SCREEN[3] = { 90, 90, 90 }, SCREEN_YELLOW[3] = { 240, 220, 30 };
 
 /* the scene: wall, floor from row FLOOR, the ball (r > 0, of colour col) anti-aliased, then the screen
  * [sx0, sx1) if any */
@@ -363,20 +363,27 @@ static void draw_balls(float *img, const float *xs, int n, float r)
 }
 
 /* Two balls rolling at each other 2.5 px a frame are predicted to meet and
- * bounce back (no overlap, each short of half its free roll); a ball
- * that never moved (a screen's pattern, as far as the scene knows) knocks
- * no ball: one rolling through its place rolls on. */
+ * bounce back (no overlap, each short of half its free roll); a ball lying
+ * still on the floor is hit in the same way, and pushed on; but a square
+ * of a ball's colour found as a ball that never moved (a screen, as far
+ * as the scene can tell) knocks no ball: one rolling through its place
+ * rolls on. */
 static void test_collide(void)
 {
     const float r = 4;
     float img[W * H * 3], next[W * H * 3];
-    for (int still = 0; still < 2; still++) {
+    const int before = failures;
+    for (int still = 0; still < 3; still++) {   /* 0: both roll; 1: the second lies still; 2: it is a square */
         wm_objects *o = scene();
         float xs[2] = { 14, 44 }, vs[2] = { 2.5f, still ? 0.0f : -2.5f };
         wm_track_view tv[2] = { { 0 } };
         int n = 0;
         for (int t = 0; t < 12; t++) {   /* until the next step makes them touch */
-            draw_balls(img, xs, 2, r);
+            draw_balls(img, xs, still == 2 ? 1 : 2, r);
+            if (still == 2)
+                for (int i = (int)(FLOOR - 2 * r - 1); i < FLOOR; i++)
+                    for (int j = (int)(xs[1] - r - 1); j <= (int)(xs[1] + r + 1); j++)
+                        memcpy(img + ((size_t)i * W + j) * 3, SCREEN_YELLOW, sizeof SCREEN_YELLOW);
             wm_detection b[2] = { { xs[0], FLOOR - r, r, 1 }, { xs[1], FLOOR - r, r, 1 } };
             wm_objects_step(o, img, b, 2, next);
             n = wm_objects_tracks(o, tv, 2);
@@ -384,17 +391,20 @@ static void test_collide(void)
             for (int k = 0; k < 2; k++) xs[k] += vs[k], vs[k] -= vs[k] > 0 ? 0.02f : vs[k] < 0 ? -0.02f : 0;
         }
         const float gap = tv[1].px - tv[0].px;
-        if (!still)
-            CHECK(n == 2 && tv[0].px < tv[0].x + 1 && tv[1].px > tv[1].x - 1 && gap >= 2 * r - 1e-3f,
-                  "rolling at each other they bounce apart: from %g and %g to %g and %g", (double)tv[0].x,
-                  (double)tv[1].x, (double)tv[0].px, (double)tv[1].px);
+        if (still < 2)
+            CHECK(n == 2 && tv[0].px < tv[0].x + 1 && tv[1].px > tv[1].x - 1 + still && gap >= 2 * r - 1e-3f,
+                  "%s: from %g and %g to %g and %g", still ? "a ball lying still is hit and pushed on" :
+                  "rolling at each other they bounce apart", (double)tv[0].x, (double)tv[1].x, (double)tv[0].px,
+                  (double)tv[1].px);
         else
             CHECK(n == 2 && tv[0].px > tv[0].x + 2 && tv[1].px == tv[1].x,
-                  "a ball that never moved knocks none: from %g to %g past it at %g", (double)tv[0].x,
+                  "a square found as a ball knocks none: from %g to %g past it at %g", (double)tv[0].x,
                   (double)tv[0].px, (double)tv[1].x);
         wm_objects_free(&o);
     }
-    if (!failures) printf("ok - two balls rolling at each other bounce apart; a ball that never moved knocks none\n");
+    if (failures == before)
+        printf("ok - two balls rolling at each other bounce apart, a ball lying still is hit and pushed on; "
+               "a still square found as a ball knocks none\n");
 }
 
 /* A ball thrown up out of the top of the frame, found as the detector
