@@ -9,7 +9,7 @@
 #define SPRITE_SIDE (2 * SPRITE_HALF + 1)
 #define HIST 4                          /* displacements kept per track */
 #define STILL 0.35f                     /* a displacement this small is no motion */
-#define ROLL_FRICTION 0.02f             /* a ball rolling on the floor slows by this share of g (wm-synth: 0.01-0.036) */
+#define ROLL_FRICTION 0.023f            /* a ball rolling on the floor slows by this share of g (wm-synth: 0.010-0.036, mean 0.023) */
 #define FIRST_STEP 12.0f                /* px: the farthest a ball seen once is looked for the next frame */
 #define CONFIRMED 1.5f                  /* px: a ball found this near its prediction confirms it */
 #define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
