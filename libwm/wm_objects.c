@@ -26,6 +26,10 @@
 #define RING_IN 1.15f                   /* the ring around a find, in its radii: from */
 #define RING_OUT 1.5f                   /* to */
 #define ROUND 0.1f                      /* share of that ring in the find's hue, below which it is round */
+#define MEASURE 0.25f                   /* px: the error of the step between two finds */
+#define PLACE 1.0f                      /* px: how far off the floor's row may be */
+#define E_FLOOR_SD 0.1f                 /* the spread of a scene's floor restitution (wm-synth's: 0.45-0.8) */
+#define MIN_BOUNCE 3.0f                 /* px/frame: a bounce this fast measures the restitution */
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
@@ -35,6 +39,18 @@ _Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fi
 #define PILLAR_COLUMN 0.35f             /* share of rows in which a column of a pillar has its own colour */
 #define PILLAR_ROWS 0.9f                /* share of rows in which some column of the band has */
 #define PILLAR_SAMPLES 128              /* rows looked at, and pixels of a row each is compared with, at most */
+
+/* A bounce off the floor the tracker predicted, to be measured by the two
+ * finds after it. */
+typedef struct bounce_probe {
+    int phase;                          /* 1: the last prediction bounced the track; 2: found once since; else 0 */
+    float tau, speed;                   /* when in that step (0..1), at what speed down (px/frame) */
+    float first;                        /* the row of the first find after it */
+} bounce_probe;
+
+/* The restitution this clip's bounces showed, with the default as one more
+ * measure: the sums of the measures and of their weights (1 / variance). */
+typedef struct restitution { float sum, weight; } restitution;
 
 typedef struct track {
     float x, y, r, vx, vy;
@@ -47,6 +63,7 @@ typedef struct track {
     float rfull;                        /* its radius when seen whole */
     int cut_frames;                     /* frames in a row it was found smaller than that */
     float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
+    bounce_probe floor_bounce;
     float px, py, pvx, pvy;             /* the prediction for the next frame */
     float colour[3];                    /* the ball's own colour (the median of its disc's middle) */
     int has_occ;
@@ -70,6 +87,7 @@ struct wm_objects {
     int npillars;
     float pillar[MAX_PILLARS][2];       /* solid columns, floor to top: left and right face, px */
     float *column;                      /* w values */
+    restitution e_floor;                /* the floor's, measured in this clip */
 };
 
 wm_objects_config wm_objects_default_config(int width, int height, double fps)
@@ -134,6 +152,7 @@ void wm_objects_reset(wm_objects *o)
     o->ntracks = 0;
     o->floor = NAN;
     o->npillars = 0;
+    o->e_floor = (restitution){ o->cfg.restitution_floor / (E_FLOOR_SD * E_FLOOR_SD), 1 / (E_FLOOR_SD * E_FLOOR_SD) };
 }
 
 void wm_objects_set_fps(wm_objects *o, double fps) { wm_objects_config_fps(&o->cfg, fps); }
@@ -418,7 +437,7 @@ static void predict_tracks(wm_objects *o)
     const double g = (double)o->cfg.gravity * fps * k;
     wm_world w;
     wm_world_init(&w, o->cfg.width / H, isnan(o->floor) ? 1e3 : o->floor / H, g);
-    w.e_floor = o->cfg.restitution_floor;
+    w.e_floor = o->e_floor.sum / o->e_floor.weight;   /* the default, moved by what this clip's bounces showed */
     w.e_wall = o->cfg.restitution_wall;
     w.e_ball = o->cfg.restitution_ball;
     w.roll_friction = ROLL_FRICTION * g;
@@ -459,6 +478,14 @@ static void predict_tracks(wm_objects *o)
             if (t->moved < NEVER_MOVED) w.balls[b].gscale = 0, w.balls[b].resting = 0;
         }
         from[i][0] = x, from[i][1] = y;
+        /* a bounce off the floor inside the step: when, and how fast */
+        bounce_probe *fb = &t->floor_bounce;
+        if (fb->phase == 1 || t->hidden) fb->phase = 0;
+        if (t->moving && !t->hidden && !resting && !isnan(o->floor) && fb->phase == 0) {
+            const float gp = o->cfg.gravity, d = o->floor - r - y, disc = vy * vy + 2 * gp * d;
+            const float tau = gp > 0 && d >= 0 && disc >= 0 ? (-vy + sqrtf(disc)) / gp : -1;
+            if (tau >= 0 && tau < 1) *fb = (bounce_probe){ 1, tau, vy + gp * tau, 0 };
+        }
     }
     wm_world_advance(&w, 1 / fps, (int)ceil(SUBSTEP_HZ / fps));
     for (int i = 0; i < o->ntracks; i++) {
@@ -504,6 +531,26 @@ static void take_prediction(track *t, int step)
     found_at(t, t->px, t->py, t->pvx, t->pvy);
 }
 
+/* The two finds after a bounce off the floor measure its restitution:
+ * between them the ball rose for (1 - tau) and (2 - tau) frames since the
+ * bounce, y2 - y1 = -e speed + g (1.5 - tau).  Each measure weighs as the
+ * inverse square of its error: MEASURE / speed, and tau's from a floor
+ * PLACE px off. */
+static void measure_bounce(bounce_probe *p, float y, float g, restitution *e)
+{
+    if (p->phase == 1) {
+        p->phase = 2, p->first = y;
+        return;
+    }
+    if (p->phase != 2) return;
+    p->phase = 0;
+    const float sp = p->speed, m = (g * (1.5f - p->tau) - (y - p->first)) / sp;
+    if (sp < MIN_BOUNCE || !(m > 0.3f && m < 0.95f)) return;   /* too slow to tell, or something else happened */
+    const float err = MEASURE + g * PLACE / sp, w = sp * sp / (err * err);
+    e->sum += w * m;
+    e->weight += w;
+}
+
 static void matched(wm_objects *o, track *t, const wm_detection *b, const float *frame)
 {
     if (t->age >= 2 && (cut_by_edge(o, t->px, t->py, t->r) || cut_by_edge(o, b->x, b->y, t->r))) {
@@ -514,6 +561,8 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
         return;
     }
     const float r = ball_radius(b);
+    if (r < PART * t->rfull || t->hidden) t->floor_bounce.phase = 0;
+    measure_bounce(&t->floor_bounce, b->y, o->cfg.gravity, &o->e_floor);
     /* A hidden track coasted frame by frame: the miss built up over the
      * frames it was unseen, and only that share of it is this step's (a
      * whole miss taken as one step throws a ball found again off at the
