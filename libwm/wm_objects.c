@@ -9,7 +9,7 @@
 #define SPRITE_SIDE (2 * SPRITE_HALF + 1)
 #define HIST 4                          /* displacements kept per track */
 #define STILL 0.35f                     /* a displacement this small is no motion */
-#define ROLL_FRICTION 0.023f            /* a ball rolling on the floor slows by this share of g (wm-synth: 0.010-0.036, mean 0.023) */
+#define ROLL_FRICTION 0.023f            /* a rolling ball slows by this share of g (wm-synth's mean; 0.010-0.036) */
 #define FIRST_STEP 12.0f                /* px: the farthest a ball seen once is looked for the next frame */
 #define CONFIRMED 1.5f                  /* px: a ball found this near its prediction confirms it */
 #define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
@@ -223,7 +223,8 @@ static float hue_share(const wm_objects *o, const float *frame, float x, float y
     int n = 0, yes = 0;
     for (int i = (int)floorf(y - r) - 1; i <= (int)ceilf(y + r); i++)
         for (int j = (int)floorf(x - r) - 1; j <= (int)ceilf(x + r); j++)
-            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r) && !(inner >= 0 && in_disc(i, j, x, y, inner))) {
+            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r) &&
+                !(inner >= 0 && in_disc(i, j, x, y, inner))) {
                 n++;
                 yes += same_hue(frame + ((size_t)i * W + j) * 3, colour);
             }
@@ -605,8 +606,9 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     int whole = r >= PART * t->rfull &&
                 (t->colour[0] < -999 || hue_share(o, frame, b->x, b->y, 0.8f * r, -1, t->colour) >= WHOLE);
     /* a ball stands out from what is around it; a screen found as a ball
-     * goes on past the disc found in it */
-    t->ring = t->colour[0] < -999 ? 1 : hue_share(o, frame, b->x, b->y, RING_OUT * r, RING_IN * r, t->colour);
+     * goes on past the disc found in it (asked only of a still track) */
+    if (!t->moving)
+        t->ring = t->colour[0] < -999 ? 1 : hue_share(o, frame, b->x, b->y, RING_OUT * r, RING_IN * r, t->colour);
     t->cut_frames = whole ? 0 : t->cut_frames + 1;
     if (t->cut_frames > KEEP) whole = 1, t->cut_frames = 0, t->rfull = r;
     if (whole) t->rfull += 0.3f * (r - t->rfull);
