@@ -23,6 +23,7 @@
 #define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
 #define WHOLE 0.8f                      /* share of a ball's disc in its hue when nothing cuts it */
 #define SAME_HUE 0.06f                  /* chromaticity (a channel's share of the sum) off a ball's: still its hue */
+#define OTHER_HUE 0.2f                  /* chromaticity this far off a ball's (in some channel): another thing */
 #define RING_IN 1.15f                   /* the ring around a find, in its radii: from */
 #define RING_OUT 1.5f                   /* to */
 #define ROUND 0.1f                      /* share of that ring in the find's hue, below which it is round */
@@ -60,6 +61,7 @@ typedef struct track {
     int age, hidden, drawn;
     int moving;                         /* it moved off, in steady steps: a ball of the world, not a stray find */
     int keep;                           /* frames its sprite is kept before it is cut again */
+    int out;                            /* it came out from behind a screen, and was not cut since */
     float rfull;                        /* its radius when seen whole */
     int cut_frames;                     /* frames in a row it was found smaller than that */
     float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
@@ -203,15 +205,19 @@ static float median(float *v, size_t n)
     return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* whether a pixel has colour's hue: each channel's share of the sum
- * within SAME_HUE of colour's (a ball's shading darkens it, most of its
- * highlight aside, and keeps its hue; a screen's pattern does not) */
-static int same_hue(const float *p, const float *colour)
+/* whether a pixel's chromaticity (each channel's share of the sum) is
+ * within tol of colour's in every channel */
+static int near_hue(const float *p, const float *colour, float tol)
 {
     const float sp = p[0] + p[1] + p[2] + 1, sc = colour[0] + colour[1] + colour[2] + 1;
-    return fabsf(p[0] / sp - colour[0] / sc) <= SAME_HUE && fabsf(p[1] / sp - colour[1] / sc) <= SAME_HUE &&
-           fabsf(p[2] / sp - colour[2] / sc) <= SAME_HUE;
+    return fabsf(p[0] / sp - colour[0] / sc) <= tol && fabsf(p[1] / sp - colour[1] / sc) <= tol &&
+           fabsf(p[2] / sp - colour[2] / sc) <= tol;
 }
+
+/* whether a pixel has colour's hue: within SAME_HUE (a ball's shading
+ * darkens it, most of its highlight aside, and keeps its hue; a screen's
+ * pattern does not) */
+static int same_hue(const float *p, const float *colour) { return near_hue(p, colour, SAME_HUE); }
 
 /* The share of the frame's pixels within r of (x, y), and not within inner
  * (inner < 0: none excluded), that have colour's hue (0 when there are
@@ -351,6 +357,7 @@ static void cut_sprite(wm_objects *o, track *t, const float *frame)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     ball_colour(o, frame, t->x, t->y, t->r, t->colour);
+    t->out = 0;
     t->sx = t->x;
     t->sy = t->y;
     t->sx0 = (int)floorf(t->x) - SPRITE_HALF;
@@ -597,7 +604,8 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
             (isnan(o->floor) || b->y + r > o->floor - 6))   /* it came to rest: on the floor */
             o->floor = b->y + r;
     }
-    if (t->hidden && t->has_occ) t->keep = KEEP;   /* out from behind a screen: drawn as it went in for a while */
+    if (t->hidden && t->has_occ)   /* out from behind a screen: drawn as it went in for a while */
+        t->keep = KEEP, t->out = 1;
     found_at(t, b->x, b->y, nvx, nvy);
     t->r = r;
     /* smaller than when seen whole, or its middle not mostly its hue: a
@@ -694,7 +702,12 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
             if (t->age >= 2 && (t->hidden || t->cut_frames > 0) && t->colour[0] > -999 && found[k][0] > -999 &&
                 same_hue(found[k], t->colour))
                 gate += t->rfull;
-            if (d < gate) {
+            /* a ball in plain view keeps its hue: a find of a clearly other
+             * one is not it (a screen's pattern where it goes in); one out
+             * from behind a screen may have changed, until it is cut again */
+            const int other = t->age >= 2 && !t->hidden && !t->out && t->moving && t->colour[0] > -999 &&
+                              found[k][0] > -999 && !near_hue(found[k], t->colour, OTHER_HUE);
+            if (d < gate && !other) {
                 pair_t[np] = i;
                 pair_d[np] = k;
                 pair_dist[np] = d;
