@@ -699,14 +699,12 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
              * itself, off by up to its radius, and a find in its hue is
              * looked for that much farther */
             float gate = t->age < 2 ? FIRST_STEP : 5 + 0.5f * hypotf(t->vx, t->vy) + 3.0f * (float)t->hidden;
-            if (t->age >= 2 && (t->hidden || t->cut_frames > 0) && t->colour[0] > -999 && found[k][0] > -999 &&
-                same_hue(found[k], t->colour))
-                gate += t->rfull;
+            const int hues = t->age >= 2 && t->colour[0] > -999 && found[k][0] > -999;   /* both colours known */
+            if (hues && (t->hidden || t->cut_frames > 0) && same_hue(found[k], t->colour)) gate += t->rfull;
             /* a ball in plain view keeps its hue: a find of a clearly other
              * one is not it (a screen's pattern where it goes in); one out
              * from behind a screen may have changed, until it is cut again */
-            const int other = t->age >= 2 && !t->hidden && !t->out && t->moving && t->colour[0] > -999 &&
-                              found[k][0] > -999 && !near_hue(found[k], t->colour, OTHER_HUE);
+            const int other = hues && !t->hidden && !t->out && t->moving && !near_hue(found[k], t->colour, OTHER_HUE);
             if (d < gate && !other) {
                 pair_t[np] = i;
                 pair_d[np] = k;
