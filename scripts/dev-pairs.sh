@@ -46,12 +46,14 @@ for s in "${sets[@]}"; do
         wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" > "$D/enc-$seed.wms.tmp"
     mv "$D/enc-$seed.wms.tmp" "$D/enc-$seed.wms"
 done
+pids=()
 for s in "${sets[@]}"; do
     read -r seed _ <<<"$s"
     # shellcheck disable=SC2086  # SCORE holds several options
     wm-step -q --model "$MODEL" < "$D/enc-$seed.wms" | wm-score-coherence -q --json ${SCORE:-} > "$D/scores-$seed.jsonl" &
+    pids+=($!)
 done
-wait
+for p in "${pids[@]}"; do wait "$p"; done   # a scorer that fails stops the script (a bare wait would not)
 $PY - "$ROOT/bench" "$D" "${sets[@]}" <<'EOF'
 import sys
 sys.path.insert(0, sys.argv[1])
