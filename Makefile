@@ -38,11 +38,13 @@ FILTER_SRC := $(wildcard filters/wm-*.c)
 FILTERS := $(FILTER_SRC:filters/%.c=bin/%)
 UNIT_SRC := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test demo install clean bench-io bench-physics bench-zmq bench-synth fuzz fuzz-build lint bench-tokenizer model \
         bench-step bench-step-gpu bench-workers
 .SECONDARY:
-all: $(FILTERS) $(UNITS)
+all: $(FILTERS) $(UNITS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,6 +59,9 @@ bin/%: $(BUILD)/filters/%.o $(BUILD)/libwm.a
 	$(CC) $(LDFLAGS) $< $(BUILD)/libwm.a $(LIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libwm.a
+	$(CC) $(LDFLAGS) $< $(BUILD)/libwm.a $(LIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libwm.a
 	$(CC) $(LDFLAGS) $< $(BUILD)/libwm.a $(LIBS) -o $@
 
 # The CUDA backend (kernels/*.cu, behind libwm/wm_gpu.h) is always built,
@@ -115,7 +120,7 @@ fuzz: $(FUZZERS)
 	  [ $$rc -eq 0 ] || { echo "$$n found a crash: see tests/fuzz/out/$$n/"; exit 1; }; done
 
 # Static analysis with the checked-in configuration (.clang-tidy, cppcheck flags here).
-LINT_SRC ?= $(LIB_SRC) $(FILTER_SRC)
+LINT_SRC ?= $(LIB_SRC) $(FILTER_SRC) $(BENCH_SRC)
 lint:
 	cppcheck --std=c11 --enable=warning,performance,portability --inline-suppr --quiet \
 	  --error-exitcode=1 -Ilibwm -D_GNU_SOURCE $(LINT_SRC)

@@ -9,7 +9,11 @@
 # or appears (definition and detector: bench/horizon.py).  Medians over the
 # clips, beside the detector's ceiling (the real continuation through the
 # tokenizer) and the no-change baseline (the last context frame repeated).
-# Targets: >= 48 frames with one ball, >= 24 with three.
+# Targets: >= 48 frames with one ball, >= 24 with three.  Then the physics
+# ceiling of the same scenes (bench/horizon-ceiling.c): wm-synth's own
+# physics from the true state at the last context frame, with the constants
+# each scene draws and no frame shows (restitutions, friction, densities)
+# set to their means, as a model that saw only the context must guess them.
 #   MODEL=path  the model (default: the shipped one)
 #   CLIPS=n     clips per condition (default 40)
 #   FRAMES=n    frames per clip (default 72), CONTEXT=k (default 8)
@@ -78,4 +82,8 @@ for r in rows:
           f"baseline {r['baseline']['failures']}; detector centre error on real frames (balls inside the frame, at least half their disc showing): "
           f"mean {r['detector_centre_error_px']['mean']:.2f} px, p99 {r['detector_centre_error_px']['p99']:.2f} px")
 EOF
+{
+echo
+for balls in 1 3; do build/bench/horizon-ceiling "$SEED" "$CLIPS" "$balls" "$FRAMES" "$CONTEXT"; done
+} >> "$OUT/bench-horizon.txt"
 cat "$OUT/bench-horizon.txt"

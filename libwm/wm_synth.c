@@ -1138,6 +1138,8 @@ wm_status wm_synth_begin_pair(wm_synth *s, wm_synth_category c, int64_t k, int i
 
 const wm_synth_labels *wm_synth_get_labels(const wm_synth *s) { return &s->labels; }
 
+const wm_world *wm_synth_world(const wm_synth *s) { return &s->rn.world; }
+
 int wm_synth_next_frame(wm_synth *s, const uint8_t **rgb, const wm_synth_object **objects, int *n_objects)
 {
     if (s->rn.frame >= s->o.frames) return 0;

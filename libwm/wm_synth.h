@@ -28,6 +28,7 @@
 
 #include "wm_error.h"
 #include "wm_io.h"
+#include "wm_physics.h"
 
 /* ---- categories of violation */
 typedef enum wm_synth_category {
@@ -106,6 +107,11 @@ wm_status wm_synth_begin_pair(wm_synth *s, wm_synth_category category, int64_t k
                               wm_error *err);
 
 const wm_synth_labels *wm_synth_get_labels(const wm_synth *s);
+
+/* The world of the clip being written, as the next frame will draw it
+ * (after wm_synth_next_frame has drawn frames 0..k-1: frame k's), for
+ * benchmarks that replay its physics. */
+const wm_world *wm_synth_world(const wm_synth *s);
 
 /* Draws the next frame of the clip: returns 1 and sets *rgb (width *
  * height * 3 bytes) and the objects, or 0 after the last frame. */
