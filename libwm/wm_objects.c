@@ -32,6 +32,8 @@
 #define E_FLOOR_SD 0.1f                 /* the spread of a scene's floor restitution (wm-synth's: 0.45-0.8) */
 #define MIN_BOUNCE 3.0f                 /* px/frame: a bounce this fast measures the restitution */
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
+#define DEFY 2.0f                       /* px off its path, with nothing that could have pushed it: not how a ball moves */
+#define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
 _Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
@@ -65,6 +67,9 @@ typedef struct track {
     float rfull;                        /* its radius when seen whole */
     int cut_frames;                     /* frames in a row it was found smaller than that */
     float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
+    unsigned contacts;                  /* WM_HIT_* of the last prediction's step (WM_HIT_FLOOR too when it rolls) */
+    int defy;                           /* frames in a row found off its path with nothing to push it */
+    float dfx, dfy;                     /* the last of those finds */
     bounce_probe floor_bounce;
     float px, py, pvx, pvy;             /* the prediction for the next frame */
     float colour[3];                    /* the ball's own colour (the median of its disc's middle) */
@@ -505,6 +510,7 @@ static void predict_tracks(wm_objects *o)
         t->pvx = (float)(b->vx / k), t->pvy = (float)(b->vy / k);
         if (!b->resting && b->gscale > 0) t->pvy -= 0.5f * o->cfg.gravity;   /* back to a step's velocity */
         if (lying[i] && (b->contacts & WM_HIT_BALL) && b->hit_speed / k > STILL) t->moving = 1;   /* knocked */
+        t->contacts = b->contacts | (b->resting ? (unsigned)WM_HIT_FLOOR : 0u);
     }
 }
 
@@ -559,6 +565,28 @@ static void measure_bounce(bounce_probe *p, float y, float g, restitution *e)
     e->weight += w;
 }
 
+/* The part of a miss (ex, ey) of a track found at b that nothing explains:
+ * a ball changes its vertical motion only at the floor (or one the tracker
+ * has not placed: the lower part of the frame) and its horizontal motion
+ * only at a wall or a pillar, either by touching another ball, or, where
+ * the tracker knows no surface, by bouncing: one component turned back and
+ * the other kept. */
+static float unexplained(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey)
+{
+    const float W = (float)o->cfg.width, rr = t->r + 2.0f, sx = b->x - t->x, sy = b->y - t->y;
+    int vert = (t->contacts & (WM_HIT_FLOOR | WM_HIT_BALL)) != 0, horiz = (t->contacts & ~(unsigned)WM_HIT_FLOOR) != 0;
+    vert |= isnan(o->floor) ? t->py + t->r > 0.6f * (float)o->cfg.height : t->py + rr > o->floor;
+    vert |= t->pvy > -0.5f && sy < -0.3f && fabsf(sx - t->pvx) < 1.0f;   /* a bounce up */
+    horiz |= t->px - rr < 0 || t->px + rr > W;
+    horiz |= t->pvx * sx < 0 && fabsf(sy - t->pvy) < 1.0f;   /* a bounce back */
+    for (int p = 0; p < o->npillars; p++) horiz |= t->px + rr > o->pillar[p][0] && t->px - rr < o->pillar[p][1];
+    for (int j = 0; j < o->ntracks; j++) {
+        const track *u = &o->tracks[j];
+        if (u != t && hypotf(u->px - t->px, u->py - t->py) < t->r + u->r + 3.0f) vert = horiz = 1;
+    }
+    return hypotf(horiz ? 0 : ex, vert ? 0 : ey);
+}
+
 static void matched(wm_objects *o, track *t, const wm_detection *b, const float *frame)
 {
     if (t->age >= 2 && (cut_by_edge(o, t->px, t->py, t->r) || cut_by_edge(o, b->x, b->y, t->r))) {
@@ -579,8 +607,22 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * corrected by part of the miss (an alpha-beta filter); otherwise the
      * step it made. */
     const float ex = b->x - t->px, ey = b->y - t->py;
+    if (t->moving && !t->hidden && t->age >= ESTABLISHED && t->cut_frames == 0 && !t->out && r >= PART * t->rfull &&
+        t->defy < DEFY_FRAMES && hypotf(ex, ey) > DEFY && unexplained(o, t, b, ex, ey) > DEFY) {
+        /* off its path, and nothing pushed it: a ball does not do that (a
+         * find of something else, or a world that breaks inertia); for a
+         * while the track keeps its path, so the frames that show otherwise
+         * are surprising, and a find that strays once does not derail it */
+        t->defy++;
+        t->dfx = b->x, t->dfy = b->y;
+        take_prediction(t, 1);
+        return;
+    }
     const float beta = t->age >= ESTABLISHED ? BETA : 1.0f;
     float nvx = b->x - t->x, nvy = b->y - t->y;
+    if (t->defy > 0 && hypotf(ex, ey) > DEFY)   /* it went its own way: its step between the last finds */
+        nvx = b->x - t->dfx, nvy = b->y - t->dfy;
+    t->defy = 0;
     if (t->hidden) nvx = t->pvx + ex / (float)(t->hidden + 1), nvy = t->pvy + ey / (float)(t->hidden + 1);
     else if (t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
     if (!t->hidden) {

@@ -23,7 +23,9 @@
  *    screen) or, when it left across the frame's edge, once its predicted
  *    disc is back in; a track found with its disc cut by the frame's edge
  *    takes its predicted place (the cut ball's centre seems pulled in);
- *    an unmatched detection starts a track;
+ *    a moving ball found over 2 px off its path where nothing (floor,
+ *    wall, pillar, another ball, a bounce) explains it keeps its path for
+ *    up to 4 frames; an unmatched detection starts a track;
  * and draws the frame it predicts for t+1: frame t with the balls taken
  * out (the background where they are; whatever is not a ball is predicted
  * not to change), then every visible or re-emerging track's sprite at the

@@ -18,7 +18,8 @@
  * drawn only in a rollout; two balls rolling at each other bounce apart,
  * one lying still is hit, and a still square found as a ball is not; a
  * floor's restitution is measured at the first bounce and holds for the
- * next, imagined.  (The prototype this was ported from, in numpy,
+ * next, imagined; a ball in flight found off its path with nothing to push
+ * it keeps its path a while.  (The prototype this was ported from, in numpy,
  * drew the same frames to within a rounding on 1,240 frames of the bench
  * pairs, before the occluder's colour learnt to leave out the ball's own
  * pixels.) */
@@ -628,6 +629,39 @@ static void test_restitution(void)
                "%.2f px off (the default: %.2f)\n", (double)err, (double)err_default);
 }
 
+/* A ball in flight, far from the floor, the walls and other balls, is
+ * found off its path (a find that strays, or a world that breaks
+ * inertia): the track keeps its path for the next frame, and a find that
+ * strays once does not change its velocity. */
+static void test_defy(void)
+{
+    const float r = 4;
+    float img[W * H * 3], next[W * H * 3], path_x[12], path_y[12];
+    for (int t = 0; t < 12; t++) path_x[t] = 10 + 2.0f * t, path_y[t] = 25 - 2.5f * t + 0.5f * G * t * t;
+    wm_track_view tv;
+    float stop_err = 99, glitch_err = 99;
+    for (int glitch = 0; glitch < 2; glitch++) {
+        wm_objects *o = scene();
+        for (int t = 0; t < 9; t++) {
+            float x = path_x[t], y = path_y[t];
+            if (!glitch && t >= 6) x = path_x[5], y = path_y[5];   /* it stops dead in the air */
+            if (glitch && t == 6) x += 3;                         /* the detector strays once */
+            draw(img, x, y, r, 0, 0);
+            wm_detection b = { x, y, r, 1 };
+            wm_objects_step(o, img, &b, 1, next);
+            if (wm_objects_tracks(o, &tv, 1) < 1) break;
+            if (!glitch && t == 6) stop_err = hypotf(tv.px - path_x[7], tv.py - path_y[7]);
+            if (glitch && t == 7) glitch_err = hypotf(tv.px - path_x[8], tv.py - path_y[8]);
+        }
+        wm_objects_free(&o);
+    }
+    CHECK(stop_err < 0.01f, "found stopped in the air: predicted %g px off its path", (double)stop_err);
+    CHECK(glitch_err < 0.01f, "the frame after a find 3 px off: predicted %g px off its path", (double)glitch_err);
+    if (stop_err < 0.01f && glitch_err < 0.01f)
+        printf("ok - a ball in flight found off its path with nothing to push it keeps its path (%.1e px); a find "
+               "that strays once leaves it on its path (%.1e px)\n", (double)stop_err, (double)glitch_err);
+}
+
 int main(void)
 {
     test_fall();
@@ -646,6 +680,7 @@ int main(void)
     test_top_cut();
     test_still_hidden();
     test_restitution();
+    test_defy();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
