@@ -58,6 +58,7 @@ typedef struct restitution { float sum, weight; } restitution;
 typedef struct track {
     float x, y, r, vx, vy;
     float x0, y0, moved;                /* where it was first seen, and the farthest it went from there */
+    float fx, fy;                       /* where it was last found (or placed) */
     float dx[HIST], dy[HIST];           /* the last displacements seen, newest last */
     int ndx, ndy;
     int age, hidden, drawn;
@@ -528,6 +529,7 @@ static void found_at(track *t, float x, float y, float vx, float vy)
     const float far = hypotf(x - t->x0, y - t->y0);
     if (far > t->moved) t->moved = far;
     t->x = x, t->y = y, t->vx = vx, t->vy = vy;
+    t->fx = x, t->fy = y;
     t->age++;
     t->hidden = 0;
     t->left_frame = 0;
@@ -625,9 +627,16 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     t->defy = 0;
     if (t->hidden) nvx = t->pvx + ex / (float)(t->hidden + 1), nvy = t->pvy + ey / (float)(t->hidden + 1);
     else if (t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
+    const int missed_once = t->hidden == 1;   /* the detector missed it for a frame: its two steps, evened out */
+    for (int k = 0; k < 2 && missed_once; k++) {
+        push(t->dy, &t->ndy, 0.5f * (b->y - t->fy));
+        push(t->dx, &t->ndx, 0.5f * (b->x - t->fx));
+    }
     if (!t->hidden) {
         push(t->dy, &t->ndy, b->y - t->y);
         push(t->dx, &t->ndx, b->x - t->x);
+    }
+    if (!t->hidden || missed_once) {
         if (!t->moving && t->ndx >= 3 && t->ndy >= 3) {   /* falling, or rolling, MOVED px in 3 steady steps */
             int steady = 1;
             float sx = t->dx[t->ndx - 1], sy = t->dy[t->ndy - 1];
@@ -639,6 +648,8 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
             }
             t->moving = steady && hypotf(sx, sy) >= MOVED;
         }
+    }
+    if (!t->hidden) {
         if (t->moving && t->vy > 0.8f && nvy < -0.3f)   /* it bounced: the floor is under it */
             o->floor = isnan(o->floor) ? b->y + r + 0.5f * fabsf(nvy) : fmaxf(o->floor, b->y + r);
         if (t->ndy >= 3 && fabsf(t->dy[t->ndy - 1]) < STILL && fabsf(t->dy[t->ndy - 2]) < STILL &&
