@@ -569,10 +569,10 @@ static void measure_bounce(bounce_probe *p, float y, float g, restitution *e)
 
 /* The part of a miss (ex, ey) of a track found at b that nothing explains:
  * a ball changes its vertical motion only at the floor (or one the tracker
- * has not placed: the lower part of the frame) and its horizontal motion
- * only at a wall or a pillar, either by touching another ball, or, where
- * the tracker knows no surface, by bouncing: one component turned back and
- * the other kept. */
+ * has not placed: the lower part of the frame, or a bounce up with its
+ * horizontal motion kept, off a floor placed too low) and its horizontal
+ * motion only at a wall or a pillar (the tracker knows those), either by
+ * touching another ball. */
 static float unexplained(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey)
 {
     const float W = (float)o->cfg.width, rr = t->r + 2.0f, sx = b->x - t->x, sy = b->y - t->y;
@@ -580,7 +580,6 @@ static float unexplained(const wm_objects *o, const track *t, const wm_detection
     vert |= isnan(o->floor) ? t->py + t->r > 0.6f * (float)o->cfg.height : t->py + rr > o->floor;
     vert |= t->pvy > -0.5f && sy < -0.3f && fabsf(sx - t->pvx) < 1.0f;   /* a bounce up */
     horiz |= t->px - rr < 0 || t->px + rr > W;
-    horiz |= t->pvx * sx < 0 && fabsf(sy - t->pvy) < 1.0f;   /* a bounce back */
     for (int p = 0; p < o->npillars; p++) horiz |= t->px + rr > o->pillar[p][0] && t->px - rr < o->pillar[p][1];
     for (int j = 0; j < o->ntracks; j++) {
         const track *u = &o->tracks[j];

@@ -24,7 +24,7 @@
  *    disc is back in; a track found with its disc cut by the frame's edge
  *    takes its predicted place (the cut ball's centre seems pulled in);
  *    a moving ball found over 2 px off its path where nothing (floor,
- *    wall, pillar, another ball, a bounce) explains it keeps its path for
+ *    wall, pillar, another ball, a bounce up) explains it keeps its path for
  *    up to 4 frames; an unmatched detection starts a track;
  * and draws the frame it predicts for t+1: frame t with the balls taken
  * out (the background where they are; whatever is not a ball is predicted
