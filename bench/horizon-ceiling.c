@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wm_objects.h"
 #include "wm_physics.h"
 #include "wm_rng.h"
 #include "wm_synth.h"
@@ -30,10 +31,9 @@
 #define MAX_FRAMES 1000
 #define MAX_CLIPS 1000
 
-/* what a model that saw only the context assumes (wm_objects.c's defaults) */
-#define E_FLOOR 0.625
-#define E_WALL 0.75
-#define E_BALL 0.82
+/* rolling friction a model that saw only the context assumes: the mean of
+ * wm-synth's range, as wm_objects.c (its restitutions come from
+ * wm_objects_default_config) */
 #define FRICTION (0.023 * 9.81)
 
 enum { V_TRUE, V_FLOOR, V_WALL, V_BALL, V_FRICTION, V_MASS, V_ALL, V_ALL_NOISE, V_COUNT };
@@ -51,10 +51,11 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 
 static void apply(wm_world *w, int v, wm_rng *rng)
 {
+    const wm_objects_config guess = wm_objects_default_config(SIZE, SIZE, 25);
     const int all = v >= V_ALL;
-    if (v == V_FLOOR || all) w->e_floor = E_FLOOR;
-    if (v == V_WALL || all) w->e_wall = E_WALL;
-    if (v == V_BALL || all) w->e_ball = E_BALL;
+    if (v == V_FLOOR || all) w->e_floor = guess.restitution_floor;
+    if (v == V_WALL || all) w->e_wall = guess.restitution_wall;
+    if (v == V_BALL || all) w->e_ball = guess.restitution_ball;
     if (v == V_FRICTION || all) w->roll_friction = FRICTION;
     for (int i = 0; i < w->n_balls; i++) {
         wm_ball *b = &w->balls[i];
