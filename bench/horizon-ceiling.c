@@ -31,10 +31,6 @@
 #define MAX_FRAMES 1000
 #define MAX_CLIPS 1000
 
-/* rolling friction a model that saw only the context assumes: the mean of
- * wm-synth's range, as wm_objects.c (its restitutions come from
- * wm_objects_default_config) */
-#define FRICTION (0.023 * 9.81)
 
 enum { V_TRUE, V_FLOOR, V_WALL, V_BALL, V_FRICTION, V_MASS, V_ALL, V_ALL_NOISE, V_COUNT };
 static const char *const variant_names[V_COUNT] = {
@@ -51,12 +47,12 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 
 static void apply(wm_world *w, int v, wm_rng *rng)
 {
-    const wm_objects_config guess = wm_objects_default_config(SIZE, SIZE, 25);
+    const wm_objects_config guess = wm_objects_default_config(SIZE, SIZE, 25);   /* what the tracker assumes */
     const int all = v >= V_ALL;
     if (v == V_FLOOR || all) w->e_floor = guess.restitution_floor;
     if (v == V_WALL || all) w->e_wall = guess.restitution_wall;
     if (v == V_BALL || all) w->e_ball = guess.restitution_ball;
-    if (v == V_FRICTION || all) w->roll_friction = FRICTION;
+    if (v == V_FRICTION || all) w->roll_friction = guess.roll_friction * w->gravity;
     for (int i = 0; i < w->n_balls; i++) {
         wm_ball *b = &w->balls[i];
         if (v == V_MASS || all) b->m = b->r * b->r;

@@ -9,7 +9,6 @@
 #define SPRITE_SIDE (2 * SPRITE_HALF + 1)
 #define HIST 4                          /* displacements kept per track */
 #define STILL 0.35f                     /* a displacement this small is no motion */
-#define ROLL_FRICTION 0.023f            /* a rolling ball slows by this share of g (wm-synth's mean; 0.010-0.036) */
 #define FIRST_STEP 12.0f                /* px: the farthest a ball seen once is looked for the next frame */
 #define CONFIRMED 1.5f                  /* px: a ball found this near its prediction confirms it */
 #define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
@@ -100,8 +99,9 @@ struct wm_objects {
 
 wm_objects_config wm_objects_default_config(int width, int height, double fps)
 {
+    /* near the means of wm-synth's ranges: floor 0.45-0.8, walls 0.6-0.9, balls 0.7-0.95, rolling 0.010-0.036 g */
     wm_objects_config c = { .width = width, .height = height, .restitution_floor = 0.625f, .restitution_wall = 0.75f,
-                            .restitution_ball = 0.82f, .max_hidden = 30 };
+                            .restitution_ball = 0.82f, .roll_friction = 0.023f, .max_hidden = 30 };
     wm_objects_config_fps(&c, fps);
     return c;
 }
@@ -454,7 +454,7 @@ static void predict_tracks(wm_objects *o)
     w.e_floor = o->e_floor.sum / o->e_floor.weight;   /* the default, moved by what this clip's bounces showed */
     w.e_wall = o->cfg.restitution_wall;
     w.e_ball = o->cfg.restitution_ball;
-    w.roll_friction = ROLL_FRICTION * g;
+    w.roll_friction = o->cfg.roll_friction * g;
     for (int p = 0; p < o->npillars; p++) wm_world_add_pillar(&w, o->pillar[p][0] / H, o->pillar[p][1] / H);
     int in_world[WM_OBJECTS_MAX_TRACKS];
     float from[WM_OBJECTS_MAX_TRACKS][2];

@@ -56,6 +56,7 @@ typedef struct wm_objects_config {
     float restitution_floor;      /* a bounce keeps this share of the speed */
     float restitution_wall;       /* off the frame's sides and the pillars */
     float restitution_ball;       /* between balls */
+    float roll_friction;          /* a ball rolling on the floor slows by this share of gravity */
     int max_hidden;               /* frames a track coasts unseen before it is dropped */
 } wm_objects_config;
 
