@@ -626,11 +626,12 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     t->defy = 0;
     if (t->hidden) nvx = t->pvx + ex / (float)(t->hidden + 1), nvy = t->pvy + ey / (float)(t->hidden + 1);
     else if (t->age >= 2 && hypotf(ex, ey) < CONFIRMED) nvx = t->pvx + beta * ex, nvy = t->pvy + beta * ey;
-    const int missed_once = t->hidden == 1;   /* the detector missed it for a frame: its two steps, evened out */
-    for (int k = 0; k < 2 && missed_once; k++) {
-        push(t->dy, &t->ndy, 0.5f * (b->y - t->fy));
-        push(t->dx, &t->ndx, 0.5f * (b->x - t->fx));
-    }
+    const int missed_once = t->hidden == 1;
+    if (missed_once)   /* the detector missed it for a frame: its two steps, evened out */
+        for (int k = 0; k < 2; k++) {
+            push(t->dy, &t->ndy, 0.5f * (b->y - t->fy));
+            push(t->dx, &t->ndx, 0.5f * (b->x - t->fx));
+        }
     if (!t->hidden) {
         push(t->dy, &t->ndy, b->y - t->y);
         push(t->dx, &t->ndx, b->x - t->x);

@@ -7,23 +7,22 @@
  * where it comes out, even when the detector finds a blob of the screen
  * instead of it as it goes in; a ball the detector missed once is not
  * painted into the background; reset forgets the clip; a ball seen just
- * after a wall bounce keeps the velocity the bounce gave it (not its
- * step); a ball
- * thrown fast out of the top of the frame is tracked from its first step,
- * kept while outside, and drawn falling back in; imagining
- * (wm_objects_step_imagined) carries a thrown ball on through a wall
- * bounce and draws it where it flies; twenty balls falling together are
- * all predicted to fall; a ball thrown out of the top and found cut (its
+ * after a wall bounce keeps the velocity the bounce gave it (not its step);
+ * a ball thrown fast out of the top of the frame is tracked from its first
+ * step, kept while outside, and drawn falling back in; imagining
+ * (wm_objects_step_imagined) carries a thrown ball on through a wall bounce
+ * and draws it where it flies; twenty balls falling together are all
+ * predicted to fall; a ball thrown out of the top and found cut (its
  * centroid pulled in) falls back where predicted; a still track hidden is
  * drawn only in a rollout; two balls rolling at each other bounce apart,
  * one lying still is hit, and a still square found as a ball is not; a
  * floor's restitution is measured at the first bounce and holds for the
  * next, imagined; a ball in flight found off its path with nothing to push
  * it keeps its path a while; a ball the detector missed once, then hidden
- * for good behind a screen, is drawn where it should come out.  (The prototype this was ported from, in numpy,
- * drew the same frames to within a rounding on 1,240 frames of the bench
- * pairs, before the occluder's colour learnt to leave out the ball's own
- * pixels.) */
+ * for good behind a screen, is drawn where it should come out.  (The
+ * prototype this was ported from, in numpy, drew the same frames to within
+ * a rounding on 1,240 frames of the bench pairs, before the occluder's
+ * colour learnt to leave out the ball's own pixels.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -674,8 +673,7 @@ static void test_missed_then_hidden(void)
     int drawn_out = 0;
     float at_x = -1;
     for (int t = 0; t < 16; t++, x -= 3) {
-        draw(img, x, y, r, 16, 40);
-        if (t >= 5) draw(img, 0, 0, 0, 16, 40);   /* behind the screen from frame 5, and never out again */
+        draw(img, x, y, t < 5 ? r : 0, 16, 40);   /* behind the screen from frame 5, and never out again */
         wm_detection b = { x, y, r, 1 };
         wm_objects_step(o, img, &b, t == 2 || t >= 5 ? 0 : 1, next);
         wm_track_view tv[4];
