@@ -14,7 +14,13 @@
 #define BETA 0.5f                       /* share of that miss taken into the velocity, once established */
 #define ESTABLISHED 4                   /* frames seen before the filter smooths (until then: the whole miss) */
 #define STABLE 12.0f                    /* levels a background pixel may change by between frames */
-#define EMERGED 25.0f                   /* levels away from the colour that hid a track: it is out */
+#define EMERGED 25.0f                   /* levels away from the colours that hid a track: not the screen */
+#define OCC_COLOURS 8                   /* colours kept of what hid a track */
+#define OCC_SHARE 0.2f                  /* share of that disc a colour covers to be one of them */
+#define BG_FIND 0.9f                    /* share of a find's middle that is the background there: not a ball */
+#define COVERED 0.5f                    /* share of a hidden track's disc in those colours: still hidden */
+#define AROUND 0.4f                     /* share of the ring around a ball in one colour: what is around it */
+#define PLAIN 0.25f                     /* share of it in other colours than around the ball, below which nothing hid it */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
 #define NEVER_MOVED 0.6f                /* px: a track that never went this far from where it was first seen */
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
@@ -33,6 +39,7 @@
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
 #define DEFY 2.0f                       /* px off its path, with nothing that could have pushed it: not how a ball moves */
 #define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
+#define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
 _Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
@@ -73,8 +80,11 @@ typedef struct track {
     bounce_probe floor_bounce;
     float px, py, pvx, pvy;             /* the prediction for the next frame */
     float colour[3];                    /* the ball's own colour (the median of its disc's middle) */
-    int has_occ;
-    float occ[3];                       /* the colour that covered it when it went unseen */
+    int has_occ;                        /* colours in occ */
+    float occ[OCC_COLOURS][3];          /* the colours that covered it when it went unseen (a screen's pattern) */
+    int has_around;
+    float around[3];                    /* the colour around it when last seen whole */
+    int plain;                          /* unseen where nothing hid it: what shows there is what was around it */
     int left_frame;                     /* it went unseen across an edge of the frame */
     float sprite[SPRITE_SIDE * SPRITE_SIDE * 4];   /* premultiplied RGB and alpha */
     int sx0, sy0;                       /* the frame pixel of the sprite's corner */
@@ -194,10 +204,13 @@ static int in_disc(int i, int j, float x, float y, float r)
     return dx * dx + dy * dy <= r * r;
 }
 
-static int like(const float *p, const float *colour)
+/* whether p is within tol levels of q in every channel */
+static int within(const float *p, const float *q, float tol)
 {
-    return fabsf(p[0] - colour[0]) <= UNLIKE && fabsf(p[1] - colour[1]) <= UNLIKE && fabsf(p[2] - colour[2]) <= UNLIKE;
+    return fabsf(p[0] - q[0]) <= tol && fabsf(p[1] - q[1]) <= tol && fabsf(p[2] - q[2]) <= tol;
 }
+
+static int like(const float *p, const float *colour) { return within(p, colour, UNLIKE); }
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -267,6 +280,35 @@ static int disc_median(wm_objects *o, const float *frame, float x, float y, floa
         out[c] = median(o->scratch, n);
     }
     return 1;
+}
+
+/* The colours of the frame's pixels within r of (x, y), not within inner
+ * (inner < 0: none excluded) and not like ball's: grouped into up to
+ * max_groups colours, each EMERGED levels from those before it (the first
+ * pixel of a group stands for it), leaving out those within EMERGED of skip
+ * (NULL: none).  Returns the pixels not like ball's; *grouped: those in a
+ * group, count[k]: in group k. */
+static int colour_groups(const wm_objects *o, const float *frame, float x, float y, float r, float inner,
+                         const float *ball, const float *skip, float (*groups)[3], int *count, int max_groups,
+                         int *ngroups, int *grouped)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    int n = 0, k;
+    *ngroups = *grouped = 0;
+    for (int i = (int)floorf(y - r) - 1; i <= (int)ceilf(y + r); i++)
+        for (int j = (int)floorf(x - r) - 1; j <= (int)ceilf(x + r); j++) {
+            if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, x, y, r) || (inner >= 0 && in_disc(i, j, x, y, inner)))
+                continue;
+            const float *p = frame + ((size_t)i * W + j) * 3;
+            if (like(p, ball)) continue;
+            n++;
+            if (skip && within(p, skip, EMERGED)) continue;
+            ++*grouped;
+            for (k = 0; k < *ngroups && !within(p, groups[k], EMERGED); k++) {}
+            if (k < *ngroups) count[k]++;
+            else if (*ngroups < max_groups) count[k] = 1, memcpy(groups[(*ngroups)++], p, sizeof groups[0]);
+        }
+    return n;
 }
 
 /* A ball's own colour: the median of its disc's middle (within 0.7 r of
@@ -363,6 +405,18 @@ static void cut_sprite(wm_objects *o, track *t, const float *frame)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     ball_colour(o, frame, t->x, t->y, t->r, t->colour);
+    t->has_around = 0;
+    if (t->colour[0] > -999) {   /* what is around it: the colour of most of a ring just outside it */
+        float groups[OCC_COLOURS][3];
+        int count[OCC_COLOURS], ng, grouped, best = 0;
+        colour_groups(o, frame, t->x, t->y, t->r + 4.0f, t->r + 1.0f, t->colour, NULL, groups, count, OCC_COLOURS, &ng,
+                      &grouped);
+        for (int k = 1; k < ng; k++) best = count[k] > count[best] ? k : best;
+        if (ng && (float)count[best] >= AROUND * (float)grouped) {
+            memcpy(t->around, groups[best], sizeof t->around);
+            t->has_around = 1;
+        }
+    }
     t->out = 0;
     t->sx = t->x;
     t->sy = t->y;
@@ -534,6 +588,7 @@ static void found_at(track *t, float x, float y, float vx, float vy)
     t->hidden = 0;
     t->left_frame = 0;
     t->has_occ = 0;
+    t->plain = 0;
 }
 
 /* The track is where it was predicted, at the predicted velocity (the step
@@ -691,6 +746,62 @@ static void mark_cover(wm_objects *o, const wm_detection *balls, int n)
     }
 }
 
+/* the disc of a hidden track's pixels, a little inside its rim */
+static float hidden_radius(const track *t) { return t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f; }
+
+/* What hid a track where it went unseen: the colours of a share of the
+ * frame's pixels in its disc that are neither the ball's nor what was
+ * around it (the stripes of a patterned screen, not one median); or, when
+ * hardly any pixel is other than what was around it, nothing: it went
+ * unseen in plain view. */
+static void occ_colours(wm_objects *o, const float *frame, track *t)
+{
+    int count[OCC_COLOURS], kept = 0, grouped;
+    const int n = colour_groups(o, frame, t->x, t->y, hidden_radius(t), -1, t->colour, t->has_around ? t->around : NULL,
+                                t->occ, count, OCC_COLOURS, &t->has_occ, &grouped);
+    t->plain = (float)grouped < PLAIN * (float)n;   /* what was around it when seen whole: nothing hid it (yet) */
+    if (t->plain) {
+        t->has_occ = 0;
+        return;
+    }
+    for (int k = 0; k < t->has_occ; k++)   /* the colours of a share of the disc; a sliver beside the screen is not it */
+        if ((float)count[k] >= OCC_SHARE * (float)grouped) memmove(t->occ[kept++], t->occ[k], sizeof t->occ[0]);
+    t->has_occ = kept;
+}
+
+/* The share of the pixels of a hidden track's predicted disc in the
+ * colours that hid it (-1: none of the disc is in the frame). */
+static float occ_share(const wm_objects *o, const float *frame, const track *t)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float r = hidden_radius(t);
+    int n = 0, yes = 0;
+    for (int i = (int)floorf(t->py - r) - 1; i <= (int)ceilf(t->py + r); i++)
+        for (int j = (int)floorf(t->px - r) - 1; j <= (int)ceilf(t->px + r); j++) {
+            if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, r)) continue;
+            const float *p = frame + ((size_t)i * W + j) * 3;
+            int hid = 0;
+            for (int k = 0; k < t->has_occ && !hid; k++) hid = within(p, t->occ[k], EMERGED);
+            n++, yes += hid;
+        }
+    return n ? (float)yes / (float)n : -1.0f;
+}
+
+/* The share of a find's disc (its middle) whose pixels are the background's. */
+static float bg_share(const wm_objects *o, const float *frame, const wm_detection *b)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float r = 0.8f * ball_radius(b);
+    int n = 0, yes = 0;
+    for (int i = (int)floorf(b->y - r) - 1; i <= (int)ceilf(b->y + r); i++)
+        for (int j = (int)floorf(b->x - r) - 1; j <= (int)ceilf(b->x + r); j++) {
+            if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, b->x, b->y, r)) continue;
+            const size_t p = ((size_t)i * W + j) * 3;
+            n++, yes += within(frame + p, o->bg + p, STABLE);
+        }
+    return n ? (float)yes / (float)n : 0.0f;
+}
+
 /* A track not seen this frame coasts to its predicted state; 0 when it is
  * to be dropped (gone too long, never established, or out of the frame). */
 static int coast(wm_objects *o, track *t, const float *frame)
@@ -700,8 +811,8 @@ static int coast(wm_objects *o, track *t, const float *frame)
     t->ndy = 0;
     if (t->hidden == 1)   /* unseen across an edge of the frame */
         t->left_frame = t->y < t->r || t->x < t->r || t->x > (float)o->cfg.width - t->r;
-    if (!t->has_occ)   /* what shows where it went: the pixels of its disc that are not the ball */
-        t->has_occ = disc_median(o, frame, t->x, t->y, t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f, -1, 0, t->colour, t->occ);
+    if (!t->has_occ)   /* what shows where it went: the colours of its disc that are not the ball */
+        occ_colours(o, frame, t);
     return !(t->hidden > o->cfg.max_hidden || t->age < 2 || t->x <= -t->r || t->x >= o->cfg.width + t->r ||
              t->y >= o->cfg.height + t->r);
 }
@@ -713,6 +824,13 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
     const int W = o->cfg.width, H = o->cfg.height;
     const size_t npx = (size_t)W * H;
     if (n > WM_OBJECTS_MAX_TRACKS) n = WM_OBJECTS_MAX_TRACKS;
+    wm_detection kept_finds[WM_OBJECTS_MAX_TRACKS];
+    if (o->started) {   /* a find that looks like the background there is part of it */
+        int m = 0;
+        for (int k = 0; k < n; k++)
+            if (bg_share(o, frame, &balls[k]) < BG_FIND) kept_finds[m++] = balls[k];
+        balls = kept_finds, n = m;
+    }
     mark_cover(o, balls, n);
     /* the background */
     if (!o->started) {
@@ -758,10 +876,16 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
              * one is not it (a screen's pattern where it goes in); one out
              * from behind a screen may have changed, until it is cut again */
             const int other = hues && !t->hidden && !t->out && t->moving && !near_hue(found[k], t->colour, OTHER_HUE);
-            if (d < gate && !other) {
+            /* a ball in plain view lost by its gate (a bounce off a floor
+             * placed a little low) takes a find of its hue a little
+             * farther, once no track claims it within its gate */
+            const int wide = d >= gate && d < WIDE * gate && hues && t->moving &&
+                             !t->hidden && t->age >= ESTABLISHED && same_hue(found[k], t->colour) &&
+                             unexplained(o, t, &balls[k], balls[k].x - t->px, balls[k].y - t->py) <= DEFY;
+            if ((d < gate || wide) && !other) {
                 pair_t[np] = i;
                 pair_d[np] = k;
-                pair_dist[np] = d;
+                pair_dist[np] = d + (wide ? 1e4f : 0.0f);
                 np++;
             }
         }
@@ -844,11 +968,11 @@ static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
             t->drawn = 0;
         } else if (t->hidden && t->left_frame) {   /* nothing hid it: it comes back as soon as it shows */
             t->drawn = t->py + t->r > 1 && t->px + t->r > 1 && t->px - t->r < (float)W - 1;
+        } else if (t->hidden && t->plain) {   /* nothing hid it, and a ball does not vanish: where it went */
+            t->drawn = 1;
         } else if (t->hidden && t->has_occ) {
-            float here[3];
-            if (disc_median(o, frame, t->px, t->py, t->r - 0.5f > 1 ? t->r - 0.5f : 1.0f, -1, 0, NULL, here))
-                t->drawn = fabsf(here[0] - t->occ[0]) > EMERGED || fabsf(here[1] - t->occ[1]) > EMERGED ||
-                           fabsf(here[2] - t->occ[2]) > EMERGED;
+            const float share = occ_share(o, frame, t);
+            if (share >= 0) t->drawn = share < COVERED;
         }
         if (t->drawn) paste(t, next, t->px, t->py, W, H);
     }
