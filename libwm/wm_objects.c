@@ -20,7 +20,7 @@
 #define BG_FIND 0.9f                    /* share of a find's middle that is the background there: not a ball */
 #define COVERED 0.5f                    /* share of a hidden track's disc in those colours: still hidden */
 #define AROUND 0.4f                     /* share of the ring around a ball in one colour: what is around it */
-#define PLAIN 0.25f                     /* share of it in other colours than around the ball, below which nothing hid it */
+#define PLAIN 0.25f                     /* share of it in other colours than around the ball: below, nothing hid it */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
 #define NEVER_MOVED 0.6f                /* px: a track that never went this far from where it was first seen */
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
@@ -38,6 +38,9 @@
 #define MIN_BOUNCE 3.0f                 /* px/frame: a bounce this fast measures the restitution */
 #define STEADY 1.5f                     /* px: two steps in a row this alike (but for gravity) are a ball's motion */
 #define DEFY 2.0f                       /* px off its path, with nothing that could have pushed it: not how a ball moves */
+#define DEFY_MIN 1.0f                   /* px: that, for a ball whose finds keep to its predictions */
+#define DEFY_MISSES 3.0f                /* that, in its finds' rms misses */
+#define MISS_ALPHA 0.3f                 /* weight of the newest squared miss in that mean */
 #define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
@@ -76,6 +79,7 @@ typedef struct track {
     float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
     unsigned contacts;                  /* WM_HIT_* of the last prediction's step (WM_HIT_FLOOR too when it rolls) */
     int defy;                           /* frames in a row found off its path with nothing to push it */
+    float miss2;                        /* the mean squared miss of its recent finds, px^2 */
     float dfx, dfy;                     /* the last of those finds */
     bounce_probe floor_bounce;
     float px, py, pvx, pvy;             /* the prediction for the next frame */
@@ -663,8 +667,12 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * corrected by part of the miss (an alpha-beta filter); otherwise the
      * step it made. */
     const float ex = b->x - t->px, ey = b->y - t->py;
+    /* off its path by more than its finds have missed lately (3 times
+     * their rms), 1 to 2 px: a ball rolling steadily in the open that
+     * stops dead, at 1.6 px a frame, is off by less than 2 px */
+    const float defy_at = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2)));
     if (t->moving && !t->hidden && t->age >= ESTABLISHED && t->cut_frames == 0 && !t->out && r >= PART * t->rfull &&
-        t->defy < DEFY_FRAMES && hypotf(ex, ey) > DEFY && unexplained(o, t, b, ex, ey) > DEFY) {
+        t->defy < DEFY_FRAMES && hypotf(ex, ey) > defy_at && unexplained(o, t, b, ex, ey) > defy_at) {
         /* off its path, and nothing pushed it: a ball does not do that (a
          * find of something else, or a world that breaks inertia); for a
          * while the track keeps its path, so the frames that show otherwise
@@ -676,6 +684,8 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     }
     const float beta = t->age >= ESTABLISHED ? BETA : 1.0f;
     float nvx = b->x - t->x, nvy = b->y - t->y;
+    if (!t->hidden && t->age >= 2 && t->cut_frames == 0 && r >= PART * t->rfull)
+        t->miss2 += MISS_ALPHA * (ex * ex + ey * ey - t->miss2);
     if (t->defy > 0 && hypotf(ex, ey) > DEFY)   /* it went its own way: its step between the last finds */
         nvx = b->x - t->dfx, nvy = b->y - t->dfy;
     t->defy = 0;
@@ -759,12 +769,13 @@ static void occ_colours(wm_objects *o, const float *frame, track *t)
     int count[OCC_COLOURS], kept = 0, grouped;
     const int n = colour_groups(o, frame, t->x, t->y, hidden_radius(t), -1, t->colour, t->has_around ? t->around : NULL,
                                 t->occ, count, OCC_COLOURS, &t->has_occ, &grouped);
-    t->plain = (float)grouped < PLAIN * (float)n;   /* what was around it when seen whole: nothing hid it (yet) */
+    /* it went unseen at once, not bit by bit, and what shows is what was around it: nothing hid it (yet) */
+    t->plain = t->cut_frames == 0 && (float)grouped < PLAIN * (float)n;
     if (t->plain) {
         t->has_occ = 0;
         return;
     }
-    for (int k = 0; k < t->has_occ; k++)   /* the colours of a share of the disc; a sliver beside the screen is not it */
+    for (int k = 0; k < t->has_occ; k++)   /* those of a share of the disc; a sliver beside the screen is not it */
         if ((float)count[k] >= OCC_SHARE * (float)grouped) memmove(t->occ[kept++], t->occ[k], sizeof t->occ[0]);
     t->has_occ = kept;
 }
@@ -918,6 +929,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         t->r = t->rfull = ball_radius(&balls[k]);
         t->age = 1;
         t->ring = 1;
+        t->miss2 = DEFY * DEFY;
         cut_sprite(o, t, frame);
     }
     track *swap = o->tracks;
