@@ -164,34 +164,43 @@ static void test_bounce(void)
            (double)tv.py, FLOOR);
 }
 
-static void test_screen(void)
+typedef void (*draw_fn)(float *img, float bx, float by, float r, int sx0, int sx1);
+
+/* A ball rolling at 2.5 px a frame behind the screen [sx0, sx1) that draw
+ * paints, found while its centre shows: the frames it was drawn while the
+ * screen hides it wholly, and the first frame it is drawn coming out (and
+ * how far off; -1 if never). */
+static void pass_behind(draw_fn paint, int sx0, int sx1, int frames, int *hidden_drawn, int *came_out, float *out_err)
 {
     wm_objects *o = scene();
-    const float r = 4, y = FLOOR - r, sx0 = 26, sx1 = 42;
+    const float r = 4, y = FLOOR - r;
     float img[W * H * 3], next[W * H * 3], x = 6;
-    int hidden_drawn = 0, came_out = -1;
-    float out_err = 0;
-    for (int t = 0; t < 16; t++, x += 2.5f) {
-        draw(img, x, y, r, (int)sx0, (int)sx1);
-        const int seen = x < sx0 || x >= sx1;   /* a detector finds a ball whose centre shows */
-        const int behind = x - r - 1 > sx0 && x + r + 1 < sx1;               /* wholly behind it */
+    *hidden_drawn = 0, *came_out = -1, *out_err = 0;
+    for (int t = 0; t < frames; t++, x += 2.5f) {
+        paint(img, x, y, r, sx0, sx1);
+        const int seen = x < (float)sx0 || x >= (float)sx1;   /* a detector finds a ball whose centre shows */
+        const int behind = x - r - 1 > (float)sx0 && x + r + 1 < (float)sx1;   /* wholly behind it */
         wm_detection b = { x, y, r, 1 };
         wm_objects_step(o, img, &b, seen ? 1 : 0, next);
         wm_track_view tv;
         const int n = wm_objects_tracks(o, &tv, 1);
         CHECK(n == 1, "the ball is kept while hidden (t = %d: %d tracks)", t, n);
         const float nx = x + 2.5f;
-        const int next_behind = nx - r - 1 > sx0 && nx + r + 1 < sx1;
-        if (n && tv.hidden && next_behind && tv.drawn) hidden_drawn++;
-        if (n && tv.hidden && tv.drawn && came_out < 0 && !behind) {
-            came_out = t + 1;
-            out_err = fabsf(tv.px - nx);
-        }
+        const int next_behind = nx - r - 1 > (float)sx0 && nx + r + 1 < (float)sx1;
+        if (n && tv.hidden && next_behind && tv.drawn) ++*hidden_drawn;
+        if (n && tv.hidden && tv.drawn && *came_out < 0 && !behind) *came_out = t + 1, *out_err = fabsf(tv.px - nx);
     }
+    wm_objects_free(&o);
+}
+
+static void test_screen(void)
+{
+    int hidden_drawn, came_out;
+    float out_err;
+    pass_behind(draw, 26, 42, 16, &hidden_drawn, &came_out, &out_err);
     CHECK(hidden_drawn == 0, "drawn %d times while the screen hides it", hidden_drawn);
     CHECK(came_out > 0 && out_err < 0.5f, "drawn coming out from behind the screen: frame %d, %g px off", came_out,
           (double)out_err);
-    wm_objects_free(&o);
     printf("ok - a ball behind a screen is kept, not drawn while hidden, and drawn coming out at frame %d (%.2f px "
            "off)\n", came_out, (double)out_err);
 }
@@ -706,24 +715,11 @@ static void draw_striped(float *img, float bx, float by, float r, int sx0, int s
 
 static void test_striped_screen(void)
 {
-    wm_objects *o = scene();
-    const float r = 4, y = FLOOR - r, sx0 = 20, sx1 = 44;
-    float img[W * H * 3], next[W * H * 3], x = 6;
-    int hidden_drawn = 0, came_out = -1;
-    float out_err = 0;
-    for (int t = 0; t < 20; t++, x += 2.5f) {
-        draw_striped(img, x, y, r, (int)sx0, (int)sx1);
-        wm_detection b = { x, y, r, 1 };
-        wm_objects_step(o, img, &b, x < sx0 || x >= sx1 ? 1 : 0, next);
-        wm_track_view tv;
-        if (wm_objects_tracks(o, &tv, 1) != 1) { CHECK(0, "the ball is kept while hidden (t = %d)", t); break; }
-        const float nx = x + 2.5f;
-        if (tv.hidden && tv.drawn && nx - r - 1 > sx0 && nx + r + 1 < sx1) hidden_drawn++;
-        if (tv.hidden && tv.drawn && came_out < 0 && nx + r + 1 >= sx1) came_out = t + 1, out_err = fabsf(tv.px - nx);
-    }
+    int hidden_drawn, came_out;
+    float out_err;
+    pass_behind(draw_striped, 20, 44, 20, &hidden_drawn, &came_out, &out_err);
     CHECK(hidden_drawn == 0, "drawn %d times while the striped screen hides it", hidden_drawn);
     CHECK(came_out > 0 && out_err < 0.5f, "drawn coming out: frame %d, %g px off", came_out, (double)out_err);
-    wm_objects_free(&o);
     if (!hidden_drawn && came_out > 0 && out_err < 0.5f)
         printf("ok - a ball behind a striped screen is not drawn while the stripes hide it, and drawn coming out at "
                "frame %d (%.2f px off)\n", came_out, (double)out_err);
