@@ -42,6 +42,7 @@
 #define DEFY_MISSES 3.0f                /* that, in its finds' rms misses */
 #define MISS_ALPHA 0.3f                 /* weight of the newest squared miss in that mean */
 #define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
+#define EDGE 2.0f                       /* px: a ball born this near the frame's edges came in across it */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
@@ -80,6 +81,7 @@ typedef struct track {
     unsigned contacts;                  /* WM_HIT_* of the last prediction's step (WM_HIT_FLOOR too when it rolls) */
     int defy;                           /* frames in a row found off its path with nothing to push it */
     float miss2;                        /* the mean squared miss of its recent finds, px^2 */
+    int doubt;                          /* real frames it is not drawn yet: it appeared from nowhere */
     float dfx, dfy;                     /* the last of those finds */
     bounce_probe floor_bounce;
     float px, py, pvx, pvy;             /* the prediction for the next frame */
@@ -98,6 +100,7 @@ typedef struct track {
 struct wm_objects {
     wm_objects_config cfg;
     int started;
+    int frame_no;                       /* real frames seen */
     float floor;                        /* NAN: unknown */
     float *bg, *prev;                   /* [h, w, 3] */
     unsigned char *cover;               /* [h, w] */
@@ -115,7 +118,7 @@ wm_objects_config wm_objects_default_config(int width, int height, double fps)
 {
     /* near the means of wm-synth's ranges: floor 0.45-0.8, walls 0.6-0.9, balls 0.7-0.95, rolling 0.010-0.036 g */
     wm_objects_config c = { .width = width, .height = height, .restitution_floor = 0.625f, .restitution_wall = 0.75f,
-                            .restitution_ball = 0.82f, .roll_friction = 0.023f, .max_hidden = 30 };
+                            .restitution_ball = 0.82f, .roll_friction = 0.023f, .max_hidden = 30, .doubt = 10 };
     wm_objects_config_fps(&c, fps);
     return c;
 }
@@ -171,6 +174,7 @@ void wm_objects_free(wm_objects **op)
 void wm_objects_reset(wm_objects *o)
 {
     o->started = 0;
+    o->frame_no = 0;
     o->ntracks = 0;
     o->floor = NAN;
     o->npillars = 0;
@@ -178,6 +182,8 @@ void wm_objects_reset(wm_objects *o)
 }
 
 void wm_objects_set_fps(wm_objects *o, double fps) { wm_objects_config_fps(&o->cfg, fps); }
+
+void wm_objects_set_doubt(wm_objects *o, int frames) { o->cfg.doubt = frames > 0 ? frames : 0; }
 
 float wm_objects_floor(const wm_objects *o) { return o->floor; }
 
@@ -930,20 +936,30 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         t->age = 1;
         t->ring = 1;
         t->miss2 = DEFY * DEFY;
+        /* one that shows, whole, from the third frame on, away from the
+         * frame's edges came from nowhere a ball could have been: a ball
+         * does not appear, and the prior does not draw it for a while */
+        if (o->frame_no >= 2 && balls[k].x - t->r > EDGE && balls[k].x + t->r < (float)W - EDGE &&
+            balls[k].y - t->r > EDGE)
+            t->doubt = o->cfg.doubt;
         cut_sprite(o, t, frame);
     }
     track *swap = o->tracks;
     o->tracks = o->spare;
     o->spare = swap;
     o->ntracks = kept;
+    o->frame_no++;
     draw_next(o, frame, next, 1);
 }
 
 void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
 {
-    /* the balls are where the last prediction drew them */
+    /* the balls are where the last prediction drew them (one the prior
+     * doubted, as it appeared from nowhere, is there all the same) */
     wm_detection drawn[WM_OBJECTS_MAX_TRACKS];
     int n = 0;
+    for (int i = 0; i < o->ntracks; i++)
+        if (o->tracks[i].doubt > 0) o->tracks[i].doubt = 0, o->tracks[i].drawn = !o->tracks[i].hidden;
     for (int i = 0; i < o->ntracks; i++)
         if (o->tracks[i].drawn) drawn[n++] = (wm_detection){ o->tracks[i].px, o->tracks[i].py, o->tracks[i].r, 1.0f };
     mark_cover(o, drawn, n);
@@ -976,6 +992,11 @@ static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
         t->drawn = !t->hidden;
+        if (seen && t->doubt > 0) {
+            t->doubt--;
+            t->drawn = 0;
+            continue;
+        }
         if (seen && t->hidden && !t->moving) {   /* it cannot come out by moving: the detector finds it if it shows */
             t->drawn = 0;
         } else if (t->hidden && t->left_frame) {   /* nothing hid it: it comes back as soon as it shows */

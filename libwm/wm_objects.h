@@ -58,11 +58,13 @@ typedef struct wm_objects_config {
     float restitution_ball;       /* between balls */
     float roll_friction;          /* a ball rolling on the floor slows by this share of gravity */
     int max_hidden;               /* frames a track coasts unseen before it is dropped */
+    int doubt;                    /* real frames a ball that appeared from nowhere is not drawn (0: at once) */
 } wm_objects_config;
 
 /* gravity 9.81 frame heights per s² at fps (wm-synth's world: a frame is
  * one unit high; 25 fps when fps <= 0, with no gravity), restitutions 0.6,
- * 0.75 and 0.82 (the middles of wm-synth's ranges), 30 frames of coasting. */
+ * 0.75 and 0.82 (the middles of wm-synth's ranges), 30 frames of coasting,
+ * 10 real frames of doubt. */
 wm_objects_config wm_objects_default_config(int width, int height, double fps);
 /* Sets fps and the gravity it gives, as wm_objects_default_config does. */
 void wm_objects_config_fps(wm_objects_config *c, double fps);
@@ -75,6 +77,8 @@ void wm_objects_free(wm_objects **o);
 void wm_objects_reset(wm_objects *o);
 /* A clip's own frame rate (and the gravity it gives), from now on. */
 void wm_objects_set_fps(wm_objects *o, double fps);
+/* cfg.doubt from now on (rollouts take the balls they saw: 0). */
+void wm_objects_set_doubt(wm_objects *o, int frames);
 
 /* Frame t (RGB, 0..255 as floats, [height, width, 3]) and the n balls
  * found in it; writes the predicted frame t+1 into next (the same layout). */

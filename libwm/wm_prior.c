@@ -91,6 +91,11 @@ void wm_prior_free(wm_prior **pp)
     *pp = NULL;
 }
 
+void wm_prior_set_doubt(wm_prior *p, int frames)
+{
+    for (int l = 0; l < p->lanes; l++) wm_objects_set_doubt(p->scene[l], frames);
+}
+
 void wm_prior_reset(wm_prior *p, int lane, double fps)
 {
     for (int l = 0; l < p->lanes; l++)

@@ -41,6 +41,11 @@ void wm_prior_free(wm_prior **p);
  * the one it had. */
 void wm_prior_reset(wm_prior *p, int lane, double fps);
 
+/* Every lane's doubt of a ball that appears from nowhere, in real frames
+ * it is not drawn (wm_objects_config.doubt; 0: drawn at once, as a rollout
+ * wants the balls its context showed). */
+void wm_prior_set_doubt(wm_prior *p, int frames);
+
 /* The prior means [n, h, w, C] of the next latents of lanes 0..n-1 from
  * their latents z [n, h, w, C] now. */
 wm_status wm_prior_step(wm_prior *p, int n, const float *z, float *prior, wm_error *err);

@@ -313,6 +313,7 @@ static wm_status prior_start(wm_step_stage *s, const int *lanes_of, int L, int h
         wm_prior_free(&s->prior);
         s->prior = wm_prior_new(s->o.prior->tk, s->o.prior->det, L, h, w, 0, NULL, err);
         if (!s->prior) return err->code;
+        if (s->o.rollout > 0) wm_prior_set_doubt(s->prior, 0);   /* a rollout goes on from the balls it saw */
         s->prior_lanes = L;
         s->prior_h = h;
         s->prior_w = w;

@@ -24,7 +24,8 @@
  * the background it was before is no ball; a ball gone where nothing hides
  * it is drawn on its path; a ball bouncing off a floor a little higher
  * than the background shows stays one track; a ball rolling steadily
- * that stops dead keeps its path, though it is off by less than 2 px.  (The
+ * that stops dead keeps its path, though it is off by less than 2 px; a
+ * ball that appears from nowhere is not drawn for 10 frames.  (The
  * prototype this was ported from, in numpy, drew the same frames to within
  * a rounding on 1,240 frames of the bench pairs, before the occluder's
  * colour learnt to leave out the ball's own pixels.) */
@@ -816,6 +817,29 @@ static void test_stop_rolling(void)
                "(%.2f px off)\n", (double)err);
 }
 
+static void test_appear(void)
+{
+    float img[W * H * 3], next[W * H * 3];
+    int undrawn[2] = { 0, 0 };
+    for (int doubt = 0; doubt < 2; doubt++) {
+        wm_objects *o = scene();
+        if (!doubt) wm_objects_set_doubt(o, 0);
+        for (int t = 0; t < 16; t++) {
+            const int there = t >= 4;   /* a ball lying in the open from frame 4 on, from nowhere */
+            draw(img, 30, FLOOR - 4, there ? 4 : 0, 0, 0);
+            wm_detection b = { 30, FLOOR - 4, 4, 1 };
+            wm_objects_step(o, img, &b, there, next);
+            wm_track_view tv;
+            if (there && wm_objects_tracks(o, &tv, 1) == 1 && !tv.drawn) undrawn[doubt]++;
+        }
+        wm_objects_free(&o);
+    }
+    CHECK(undrawn[1] == 10 && undrawn[0] == 0, "a ball from nowhere: not drawn %d frames (10 asked), %d without doubt",
+          undrawn[1], undrawn[0]);
+    if (undrawn[1] == 10 && !undrawn[0])
+        printf("ok - a ball that appears from nowhere is not drawn for the 10 frames of doubt (0 with none)\n");
+}
+
 int main(void)
 {
     test_fall();
@@ -841,6 +865,7 @@ int main(void)
     test_plain_vanish();
     test_low_floor_bounce();
     test_stop_rolling();
+    test_appear();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
