@@ -248,11 +248,13 @@ static int near_hue(const float *p, const float *colour, float tol)
  * pattern does not) */
 static int same_hue(const float *p, const float *colour) { return near_hue(p, colour, SAME_HUE); }
 
+/* whether pixel p (its index in the frame) passes a test, given ctx */
+typedef int (*pixel_test)(const wm_objects *o, const float *frame, size_t p, const void *ctx);
+
 /* The share of the frame's pixels within r of (x, y), and not within inner
- * (inner < 0: none excluded), that have colour's hue (0 when there are
- * none). */
-static float hue_share(const wm_objects *o, const float *frame, float x, float y, float r, float inner,
-                       const float *colour)
+ * (inner < 0: none excluded), that pass test (-1 when there are none). */
+static float disc_share(const wm_objects *o, const float *frame, float x, float y, float r, float inner,
+                        pixel_test test, const void *ctx)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     int n = 0, yes = 0;
@@ -261,9 +263,23 @@ static float hue_share(const wm_objects *o, const float *frame, float x, float y
             if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r) &&
                 !(inner >= 0 && in_disc(i, j, x, y, inner))) {
                 n++;
-                yes += same_hue(frame + ((size_t)i * W + j) * 3, colour);
+                yes += test(o, frame, (size_t)i * W + j, ctx);
             }
-    return n ? (float)yes / (float)n : 0.0f;
+    return n ? (float)yes / (float)n : -1.0f;
+}
+
+static int has_hue(const wm_objects *o, const float *frame, size_t p, const void *colour)
+{
+    (void)o;
+    return same_hue(frame + p * 3, colour);
+}
+
+/* the share of the pixels within r of (x, y), not within inner, that
+ * have colour's hue (0 when there are none) */
+static float hue_share(const wm_objects *o, const float *frame, float x, float y, float r, float inner,
+                       const float *colour)
+{
+    return fmaxf(0.0f, disc_share(o, frame, x, y, r, inner, has_hue, colour));
 }
 
 /* The per-channel median of the frame over the pixels within r of (x, y)
@@ -786,37 +802,32 @@ static void occ_colours(wm_objects *o, const float *frame, track *t)
     t->has_occ = kept;
 }
 
+static int hid_by(const wm_objects *o, const float *frame, size_t p, const void *track_)
+{
+    (void)o;
+    const track *t = track_;
+    for (int k = 0; k < t->has_occ; k++)
+        if (within(frame + p * 3, t->occ[k], EMERGED)) return 1;
+    return 0;
+}
+
 /* The share of the pixels of a hidden track's predicted disc in the
  * colours that hid it (-1: none of the disc is in the frame). */
 static float occ_share(const wm_objects *o, const float *frame, const track *t)
 {
-    const int W = o->cfg.width, H = o->cfg.height;
-    const float r = hidden_radius(t);
-    int n = 0, yes = 0;
-    for (int i = (int)floorf(t->py - r) - 1; i <= (int)ceilf(t->py + r); i++)
-        for (int j = (int)floorf(t->px - r) - 1; j <= (int)ceilf(t->px + r); j++) {
-            if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, r)) continue;
-            const float *p = frame + ((size_t)i * W + j) * 3;
-            int hid = 0;
-            for (int k = 0; k < t->has_occ && !hid; k++) hid = within(p, t->occ[k], EMERGED);
-            n++, yes += hid;
-        }
-    return n ? (float)yes / (float)n : -1.0f;
+    return disc_share(o, frame, t->px, t->py, hidden_radius(t), -1, hid_by, t);
+}
+
+static int is_background(const wm_objects *o, const float *frame, size_t p, const void *ctx)
+{
+    (void)ctx;
+    return within(frame + p * 3, o->bg + p * 3, STABLE);
 }
 
 /* The share of a find's disc (its middle) whose pixels are the background's. */
 static float bg_share(const wm_objects *o, const float *frame, const wm_detection *b)
 {
-    const int W = o->cfg.width, H = o->cfg.height;
-    const float r = 0.8f * ball_radius(b);
-    int n = 0, yes = 0;
-    for (int i = (int)floorf(b->y - r) - 1; i <= (int)ceilf(b->y + r); i++)
-        for (int j = (int)floorf(b->x - r) - 1; j <= (int)ceilf(b->x + r); j++) {
-            if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, b->x, b->y, r)) continue;
-            const size_t p = ((size_t)i * W + j) * 3;
-            n++, yes += within(frame + p, o->bg + p, STABLE);
-        }
-    return n ? (float)yes / (float)n : 0.0f;
+    return fmaxf(0.0f, disc_share(o, frame, b->x, b->y, 0.8f * ball_radius(b), -1, is_background, NULL));
 }
 
 /* A track not seen this frame coasts to its predicted state; 0 when it is
@@ -936,9 +947,10 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         t->age = 1;
         t->ring = 1;
         t->miss2 = DEFY * DEFY;
-        /* one that shows, whole, from the third frame on, away from the
-         * frame's edges came from nowhere a ball could have been: a ball
-         * does not appear, and the prior does not draw it for a while */
+        /* one that shows from the third frame on, away from the frame's
+         * edges, and that no hidden track took came from nowhere a ball
+         * could have been: a ball does not appear, and the prior does not
+         * draw it for a while */
         if (o->frame_no >= 2 && balls[k].x - t->r > EDGE && balls[k].x + t->r < (float)W - EDGE &&
             balls[k].y - t->r > EDGE)
             t->doubt = o->cfg.doubt;

@@ -16,16 +16,24 @@
  *    cut from the frame (the ball's disc, anti-aliased) whenever the ball
  *    is seen whole (its radius near the one it had, most of its middle in
  *    its own colour) but for 4 frames after it comes out from behind a
- *    screen (it is expected as it went in), and whether it is hidden.  Detections are matched to the tracks' predicted places,
- *    nearest first; a track that is not found coasts on its prediction,
- *    remembers the colour that covered it, and is drawn again once its
- *    predicted place shows another colour (it came out from behind the
- *    screen) or, when it left across the frame's edge, once its predicted
- *    disc is back in; a track found with its disc cut by the frame's edge
+ *    screen (it is expected as it went in), and whether it is hidden.
+ *    A detection whose middle is the background there is no ball; the
+ *    others are matched to the tracks' predicted places, nearest first (a
+ *    moving ball in plain view takes one up to twice its gate away when a
+ *    contact explains the miss); a track that is not found coasts on its
+ *    prediction, remembers the colours that covered it (not the ball's,
+ *    not those around it when last seen whole), and is drawn again once
+ *    half its predicted place shows other colours (it came out from
+ *    behind the screen), when it left across the frame's edge once its
+ *    predicted disc is back in, and at once when it went unseen where
+ *    nothing hid it; a track found with its disc cut by the frame's edge
  *    takes its predicted place (the cut ball's centre seems pulled in);
- *    a moving ball found over 2 px off its path where nothing (floor,
- *    wall, pillar, another ball, a bounce up) explains it keeps its path for
- *    up to 4 frames; an unmatched detection starts a track;
+ *    a moving ball found off its path (by three times its recent rms
+ *    miss, 1 to 2 px) where nothing (floor, wall, pillar, another ball, a
+ *    bounce up) explains it keeps its path for up to 4 frames; an
+ *    unmatched detection starts a track, not drawn for cfg.doubt real
+ *    frames when it appeared from nowhere (away from the frame's edges,
+ *    after the first two frames);
  * and draws the frame it predicts for t+1: frame t with the balls taken
  * out (the background where they are; whatever is not a ball is predicted
  * not to change), then every visible or re-emerging track's sprite at the
