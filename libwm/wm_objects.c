@@ -26,6 +26,7 @@
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
 #define KEEP 4                          /* frames a ball out from behind a screen keeps the sprite it went in with */
 #define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
+#define FULL 0.95f                      /* a ball found at least this share of its whole radius: none of it is cut */
 #define WHOLE 0.8f                      /* share of a ball's disc in its hue when nothing cuts it */
 #define SAME_HUE 0.06f                  /* chromaticity (a channel's share of the sum) off a ball's: still its hue */
 #define OTHER_HUE 0.2f                  /* chromaticity this far off a ball's (in some channel): another thing */
@@ -44,6 +45,8 @@
 #define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
 #define EDGE 2.0f                       /* px: a ball born this near the frame's edges came in across it */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
+#define FRONT_IN 1.5f                   /* px inside a hidden ball's rim: the pixels that surely hid it */
+#define FRONT_SAME 12.0f                /* levels: a pixel this near a neighbour in front is the same screen */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
 _Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
@@ -77,6 +80,8 @@ typedef struct track {
     int out;                            /* it came out from behind a screen, and was not cut since */
     float rfull;                        /* its radius when seen whole */
     int cut_frames;                     /* frames in a row it was found smaller than that */
+    float wvx;                          /* its horizontal velocity when last found full-size (NAN: never) */
+    int unwhole;                        /* finds since then (smaller) */
     float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
     unsigned contacts;                  /* WM_HIT_* of the last prediction's step (WM_HIT_FLOOR too when it rolls) */
     int defy;                           /* frames in a row found off its path with nothing to push it */
@@ -104,6 +109,8 @@ struct wm_objects {
     float floor;                        /* NAN: unknown */
     float *bg, *prev;                   /* [h, w, 3] */
     unsigned char *cover;               /* [h, w] */
+    unsigned char *front;               /* [h, w]: seen to hide a ball (a screen's): balls are drawn behind it */
+    unsigned char *behind;              /* [h, w]: a ball was seen in front of it: never in front */
     float *scratch;                     /* h * w values, for medians */
     track *tracks;                      /* WM_OBJECTS_MAX_TRACKS */
     int ntracks;
@@ -142,12 +149,15 @@ wm_objects *wm_objects_new(const wm_objects_config *cfg, wm_error *err)
         o->bg = malloc(px * 3 * sizeof(float));
         o->prev = malloc(px * 3 * sizeof(float));
         o->cover = malloc(px);
+        o->front = malloc(px);
+        o->behind = malloc(px);
         o->scratch = malloc(px * sizeof(float));
         o->column = malloc((size_t)cfg->width * sizeof(float));
         o->tracks = malloc(WM_OBJECTS_MAX_TRACKS * sizeof(track));
         o->spare = malloc(WM_OBJECTS_MAX_TRACKS * sizeof(track));
     }
-    if (!o || !o->bg || !o->prev || !o->cover || !o->scratch || !o->column || !o->tracks || !o->spare) {
+    if (!o || !o->bg || !o->prev || !o->cover || !o->front || !o->behind || !o->scratch || !o->column || !o->tracks ||
+        !o->spare) {
         wm_objects_free(&o);
         wm_error_set(err, WM_E_SYSTEM, "out of memory for a %dx%d scene", cfg->width, cfg->height);
         return NULL;
@@ -163,6 +173,8 @@ void wm_objects_free(wm_objects **op)
     free(o->bg);
     free(o->prev);
     free(o->cover);
+    free(o->front);
+    free(o->behind);
     free(o->scratch);
     free(o->column);
     free(o->tracks);
@@ -425,8 +437,24 @@ static void find_pillars(wm_objects *o)
     }
 }
 
-/* Cuts a track's sprite: the frame inside the ball's anti-aliased disc;
- * and notes the ball's colour. */
+/* Where a pixel in front (a screen's) covered the ball when its sprite was
+ * cut, the sprite shows the screen: there it takes the ball's own colour. */
+static void sprite_unscreen(const wm_objects *o, track *t)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    if (t->colour[0] < -999) return;
+    for (int a = 0; a < SPRITE_SIDE; a++)
+        for (int b = 0; b < SPRITE_SIDE; b++) {
+            const int i = t->sy0 + a, j = t->sx0 + b;
+            float *sp = t->sprite + ((size_t)a * SPRITE_SIDE + b) * 4;
+            if (i >= 0 && i < H && j >= 0 && j < W && sp[3] > 0 && o->front[(size_t)i * W + j])
+                for (int c = 0; c < 3; c++) sp[c] = t->colour[c] * sp[3];
+        }
+}
+
+/* Cuts a track's sprite: the frame inside the ball's anti-aliased disc
+ * (the ball's colour where a screen covers it); and notes the ball's
+ * colour. */
 static void cut_sprite(wm_objects *o, track *t, const float *frame)
 {
     const int W = o->cfg.width, H = o->cfg.height;
@@ -461,6 +489,7 @@ static void cut_sprite(wm_objects *o, track *t, const float *frame)
             for (int c = 0; c < 3; c++) s[c] = al > 0 ? frame[((size_t)i * W + j) * 3 + c] * al : 0.0f;
             s[3] = al;
         }
+    sprite_unscreen(o, t);
 }
 
 /* the sprite's premultiplied value at continuous pixel index (u, v) of the frame, bilinear, zero outside */
@@ -481,8 +510,9 @@ static void sprite_sample(const track *t, float u, float v, float out[4])
 }
 
 /* Draws a track's sprite onto img with its centre at (x, y). */
-static void paste(const track *t, float *img, float x, float y, int W, int H)
+static void paste(const wm_objects *o, const track *t, float *img, float x, float y)
 {
+    const int W = o->cfg.width, H = o->cfg.height;
     const float dx = x - t->sx, dy = y - t->sy;
     int i0 = (int)floorf((float)t->sy0 + dy) - 1, i1 = (int)ceilf((float)t->sy0 + dy) + SPRITE_SIDE + 1;
     int j0 = (int)floorf((float)t->sx0 + dx) - 1, j1 = (int)ceilf((float)t->sx0 + dx) + SPRITE_SIDE + 1;
@@ -494,7 +524,7 @@ static void paste(const track *t, float *img, float x, float y, int W, int H)
         for (int j = j0; j <= j1; j++) {
             float s[4];
             sprite_sample(t, (float)j - dx, (float)i - dy, s);
-            if (!(s[3] > 0)) continue;
+            if (!(s[3] > 0) || o->front[(size_t)i * W + j]) continue;   /* behind a screen */
             const float al = s[3] > 1 ? 1 : s[3];
             float *p = img + ((size_t)i * W + j) * 3;
             for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - al) + s[c];
@@ -551,6 +581,9 @@ static void predict_tracks(wm_objects *o)
             float tmp[HIST];
             memcpy(tmp, t->dx, (size_t)t->ndx * sizeof *tmp);
             vx = median(tmp, (size_t)t->ndx);
+            /* it went in bit by bit, and what showed of it seemed to slow:
+             * it goes on as it went when last seen whole */
+            if (t->unwhole > 0 && !isnan(t->wvx) && t->wvx * vx > 0 && fabsf(t->wvx) > fabsf(vx)) vx = t->wvx;
         }
         /* inside the walls and above the floor (a radius or a place a
          * little off would have the world push it out) */
@@ -758,6 +791,9 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     if (!t->moving)
         t->ring = t->colour[0] < -999 ? 1 : hue_share(o, frame, b->x, b->y, RING_OUT * r, RING_IN * r, t->colour);
     t->cut_frames = whole ? 0 : t->cut_frames + 1;
+    const int full = whole && r >= FULL * t->rfull;   /* no part of it cut at all */
+    t->unwhole = full ? 0 : t->unwhole + 1;
+    if (full && t->moving) t->wvx = nvx;
     if (t->cut_frames > KEEP) whole = 1, t->cut_frames = 0, t->rfull = r;
     if (whole) t->rfull += 0.3f * (r - t->rfull);
     if (t->keep > 0) t->keep--;
@@ -845,6 +881,100 @@ static int coast(wm_objects *o, track *t, const float *frame)
              t->y >= o->cfg.height + t->r);
 }
 
+/* ---- what is in front ---- */
+
+/* whether pixel (i, j) is of the floor or a pillar: solid, which no ball
+ * goes behind (one that seems to is going through it) */
+static int solid(const wm_objects *o, int i, int j)
+{
+    if (!isnan(o->floor) && (float)i + 0.5f >= o->floor) return 1;
+    for (int p = 0; p < o->npillars; p++)
+        if ((float)j + 0.5f >= o->pillar[p][0] && (float)j + 0.5f <= o->pillar[p][1]) return 1;
+    return 0;
+}
+
+/* The pixels of a track's predicted disc that go on from a pixel in front
+ * (4-neighbours, of the same still colour, not what was around the ball)
+ * are in front too: the rest of the screen a hidden ball is behind, and
+ * the screen's next pixels where a ball is drawn going behind it. */
+static void grow_front(wm_objects *o, const float *frame, const track *t)
+{
+    static const int di[4] = { -1, 1, 0, 0 }, dj[4] = { 0, 0, -1, 1 };
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float x = t->px, y = t->py, r = t->r + 1.0f;
+    int i0 = (int)floorf(y - r) - 1, i1 = (int)ceilf(y + r) + 1, j0 = (int)floorf(x - r) - 1, j1 = (int)ceilf(x + r) + 1;
+    if (i0 < 0) i0 = 0;
+    if (j0 < 0) j0 = 0;
+    if (i1 > H - 1) i1 = H - 1;
+    if (j1 > W - 1) j1 = W - 1;
+    for (int grew = 1, pass = 0; grew && pass <= 2 * (int)ceilf(r); pass++) {
+        grew = 0;
+        for (int i = i0; i <= i1; i++)
+            for (int j = j0; j <= j1; j++) {
+                const size_t p = (size_t)i * W + j;
+                const float *f = frame + p * 3;
+                if (o->front[p] || o->behind[p] || !in_disc(i, j, x, y, r) || solid(o, i, j) ||
+                    !within(f, o->bg + p * 3, STABLE) || (t->has_around && within(f, t->around, EMERGED)))
+                    continue;
+                for (int d = 0; d < 4; d++) {
+                    const int a = i + di[d], b = j + dj[d];
+                    const size_t q = (size_t)a * W + b;
+                    if (a >= 0 && a < H && b >= 0 && b < W && o->front[q] &&
+                        within(o->bg + p * 3, o->bg + q * 3, FRONT_SAME)) {
+                        o->front[p] = 1, grew = 1;
+                        break;
+                    }
+                }
+            }
+    }
+}
+
+/* What a real frame shows of depth.  Where a ball shows, nothing is in
+ * front of it.  Where a ball established on its path is hidden, in part
+ * (found cut, not by the frame's edge) or whole (coasting behind colours
+ * that hid it), the pixels of its predicted disc, well inside its rim,
+ * that show the still background (neither the ball nor what was around
+ * it) are in front of it: a screen's.  Of a ball found cut, only the side
+ * of its predicted disc away from its find (the find is the middle of what
+ * shows of it). */
+static void mark_front(wm_objects *o, const float *frame)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    for (int k = 0; k < o->ntracks; k++) {
+        const track *t = &o->tracks[k];
+        if (t->hidden || t->colour[0] < -999) continue;
+        const float r = t->r - 1.0f;
+        for (int i = (int)floorf(t->y - r) - 1; i <= (int)ceilf(t->y + r); i++)
+            for (int j = (int)floorf(t->x - r) - 1; j <= (int)ceilf(t->x + r); j++) {
+                if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->x, t->y, r)) continue;
+                const size_t p = (size_t)i * W + j;
+                if (same_hue(frame + p * 3, t->colour)) o->behind[p] = 1, o->front[p] = 0;
+            }
+    }
+    for (int k = 0; k < o->ntracks; k++) {
+        const track *t = &o->tracks[k];
+        const int part = !t->hidden && t->cut_frames > 0, whole = t->hidden > 0 && t->has_occ;
+        const float ax = t->px - t->x, ay = t->py - t->y;   /* from the find to the prediction */
+        if (!t->moving || t->age < ESTABLISHED || !(part || whole) || t->colour[0] < -999 ||
+            (part && hypotf(ax, ay) < 0.5f) || cut_by_edge(o, t->px, t->py, t->rfull))
+            continue;
+        const float r = t->rfull - FRONT_IN;
+        for (int i = (int)floorf(t->py - r) - 1; i <= (int)ceilf(t->py + r); i++)
+            for (int j = (int)floorf(t->px - r) - 1; j <= (int)ceilf(t->px + r); j++) {
+                if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, r)) continue;
+                if (part && ((float)j + 0.5f - t->px) * ax + ((float)i + 0.5f - t->py) * ay <= 0) continue;
+                const size_t p = (size_t)i * W + j;
+                const float *f = frame + p * 3;
+                if (!o->behind[p] && !solid(o, i, j) && within(f, o->bg + p * 3, STABLE) && !like(f, t->colour) &&
+                    !same_hue(f, t->colour) && !(t->has_around && within(f, t->around, EMERGED)) &&
+                    (!whole || hid_by(o, frame, p, t)))
+                    o->front[p] = 1;
+            }
+        grow_front(o, frame, t);
+    }
+    for (int k = 0; k < o->ntracks; k++) sprite_unscreen(o, &o->tracks[k]);
+}
+
 static void draw_next(wm_objects *o, const float *frame, float *next, int seen);
 
 void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *balls, int n, float *next)
@@ -863,6 +993,8 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
     /* the background */
     if (!o->started) {
         memcpy(o->bg, frame, npx * 3 * sizeof(float));
+        memset(o->front, 0, npx);
+        memset(o->behind, 0, npx);
         o->floor = floor_from_edges(o);
         for (int k = 0; k < n; k++) {   /* under each ball: the colour around it */
             const float r = ball_radius(&balls[k]) + 2.5f;
@@ -881,6 +1013,8 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
             const float *f = frame + p * 3, *q = o->prev + p * 3;
             if (fabsf(f[0] - q[0]) < STABLE && fabsf(f[1] - q[1]) < STABLE && fabsf(f[2] - q[2]) < STABLE)
                 memcpy(o->bg + p * 3, f, 3 * sizeof(float));
+            else   /* what was in front there moved (a sliding screen), or was never there */
+                o->front[p] = o->behind[p] = 0;
         }
     }
     float found[WM_OBJECTS_MAX_TRACKS][3];   /* each find's colour */
@@ -947,6 +1081,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         t->age = 1;
         t->ring = 1;
         t->miss2 = DEFY * DEFY;
+        t->wvx = NAN;
         /* one that shows from the third frame on, away from the frame's
          * edges, and that no hidden track took came from nowhere a ball
          * could have been: a ball does not appear, and the prior does not
@@ -961,6 +1096,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
     o->spare = swap;
     o->ntracks = kept;
     o->frame_no++;
+    mark_front(o, frame);
     draw_next(o, frame, next, 1);
 }
 
@@ -1019,7 +1155,10 @@ static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
             const float share = occ_share(o, frame, t);
             if (share >= 0) t->drawn = share < COVERED;
         }
-        if (t->drawn) paste(t, next, t->px, t->py, W, H);
+        if (t->drawn) {
+            grow_front(o, frame, t);
+            paste(o, t, next, t->px, t->py);
+        }
     }
     for (size_t p = 0; p < npx * 3; p++) next[p] = next[p] < 0 ? 0 : next[p] > 255 ? 255 : next[p];
     memcpy(o->prev, frame, npx * 3 * sizeof(float));

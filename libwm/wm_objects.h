@@ -12,6 +12,11 @@
  *    of that first background to the floor, whose colour, row after row,
  *    shows nowhere else in the row (a wall's pattern repeats along a row;
  *    a screen stops short of the top);
+ *  - what is in front: the still pixels (not the floor's, not a pillar's)
+ *    a ball was seen going behind, where its predicted disc was hidden
+ *    (whole, or the far side of a cut find), and those of the same colour
+ *    that go on from them; a pixel a ball showed in front of never is, and
+ *    one that changes is forgotten (a sliding screen);
  *  - tracks: position, velocity (the last displacement), radius, a sprite
  *    cut from the frame (the ball's disc, anti-aliased) whenever the ball
  *    is seen whole (its radius near the one it had, most of its middle in
@@ -37,7 +42,11 @@
  * and draws the frame it predicts for t+1: frame t with the balls taken
  * out (the background where they are; whatever is not a ball is predicted
  * not to change), then every visible or re-emerging track's sprite at the
- * place its dynamics give.  The dynamics are wm-synth's own (wm_physics.h,
+ * place its dynamics give, behind the pixels in front (a sprite cut where
+ * a screen covered part of the ball takes the ball's colour there).  A
+ * track that went behind a screen bit by bit coasts at the speed it had
+ * when last found full-size (what shows of a ball going in seems to
+ * slow).  The dynamics are wm-synth's own (wm_physics.h,
  * one unit the frame's height): the tracks advance one frame together
  * under gravity, with exact bounces off the floor, the frame's sides, the
  * pillars and each other, at fixed restitutions; a ball lying on the

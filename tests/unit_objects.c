@@ -840,6 +840,68 @@ static void test_appear(void)
         printf("ok - a ball that appears from nowhere is not drawn for the 10 frames of doubt (0 with none)\n");
 }
 
+/* A ball rolling at 2.5 px a frame behind the screen [26, 42) and out,
+ * found while its centre shows: from the frame it is seen going in, the
+ * prior draws it behind the screen (the screen's pixels stay the
+ * screen's), and as it comes out, what shows of it beside the screen is
+ * drawn in its colour (not the screen's, which its sprite took in as it
+ * went in). */
+static void test_drawn_behind(void)
+{
+    wm_objects *o = scene();
+    const float r = 4, y = FLOOR - r, sx0 = 26, sx1 = 42;
+    float img[W * H * 3], next[W * H * 3], x = 6;
+    int over = 0, shown = 0, beside = 0;
+    for (int t = 0; t < 18; t++, x += 2.5f) {
+        draw(img, x, y, r, (int)sx0, (int)sx1);
+        wm_detection b = { x, y, r, 1 };
+        wm_objects_step(o, img, &b, x < sx0 || x >= sx1, next);
+        const float nx = x + 2.5f;
+        if (x < sx0 || nx - r - 1 > sx1) continue;   /* not yet seen going in, or out */
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                const float *p = next + ((size_t)i * W + j) * 3;
+                if (disc_cover(nx, y, r, i, j) < 1) continue;
+                if (j >= (int)sx0 && j < (int)sx1) over += fabsf(p[0] - SCREEN[0]) > 30;
+                else beside++, shown += fabsf(p[0] - RED[0]) < 30 && fabsf(p[1] - RED[1]) < 30;
+            }
+    }
+    wm_objects_free(&o);
+    CHECK(over == 0, "a ball behind a screen is drawn behind it: %d of the screen's pixels painted", over);
+    CHECK(beside > 0 && shown >= beside * 8 / 10, "what shows of it coming out is drawn: %d of %d pixels", shown,
+          beside);
+    if (over == 0 && shown >= beside * 8 / 10)
+        printf("ok - a ball behind a screen is drawn behind it, and what shows of it coming out in its colour (%d of "
+               "%d pixels)\n", shown, beside);
+}
+
+/* A ball rolling at 1 px a frame into a screen, found as it goes in
+ * where what shows of it is (the middle of a shrinking sliver, which
+ * seems to move at half its speed): hidden, it goes on at the speed it had
+ * when seen whole. */
+static void test_sliver_speed(void)
+{
+    wm_objects *o = scene();
+    const float r = 4, y = FLOOR - r, sx0 = 26, sx1 = 50, v = 1.0f;
+    float img[W * H * 3], next[W * H * 3], x = 12, step = -1;
+    for (int t = 0; t < 30; t++, x += v) {
+        draw(img, x, y, r, (int)sx0, (int)sx1);
+        const float left = x - r, width = sx0 - left;   /* what shows of it going in: [left, sx0) */
+        wm_detection b = { x, y, r, 1 };
+        int n = x + r < sx0;
+        if (!n && width >= 2) b = (wm_detection){ 0.5f * (left + sx0), y, 0.5f * width, 1 }, n = 1;
+        wm_objects_step(o, img, &b, n, next);
+        wm_track_view tv;
+        if (wm_objects_tracks(o, &tv, 1) == 1 && tv.hidden == 3) step = tv.px - tv.x;
+    }
+    wm_objects_free(&o);
+    CHECK(fabsf(step - v) < 0.1f, "a ball seen going in as a slowing sliver coasts at %g px a frame (it rolled at %g)",
+          (double)step, (double)v);
+    if (fabsf(step - v) < 0.1f)
+        printf("ok - a ball seen going in as a slowing sliver coasts at its whole speed (%.2f px a frame)\n",
+               (double)step);
+}
+
 int main(void)
 {
     test_fall();
@@ -866,6 +928,8 @@ int main(void)
     test_low_floor_bounce();
     test_stop_rolling();
     test_appear();
+    test_drawn_behind();
+    test_sliver_speed();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
