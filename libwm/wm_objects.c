@@ -18,7 +18,7 @@
 #define OCC_COLOURS 8                   /* colours kept of what hid a track */
 #define OCC_SHARE 0.2f                  /* share of that disc a colour covers to be one of them */
 #define BG_FIND 0.9f                    /* share of a find's middle that is the background there: not a ball */
-#define COVERED 0.5f                    /* share of a hidden track's disc in those colours: still hidden */
+#define COVERED 0.65f                   /* share of a hidden track's disc in those colours: still hidden */
 #define AROUND 0.4f                     /* share of the ring around a ball in one colour: what is around it */
 #define PLAIN 0.25f                     /* share of it in other colours than around the ball: below, nothing hid it */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
@@ -47,6 +47,8 @@
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define FRONT_IN 1.5f                   /* px inside a hidden ball's rim: the pixels that surely hid it */
 #define FRONT_SAME 12.0f                /* levels: a pixel this near a neighbour in front is the same screen */
+#define EDGE_SHOWS 3                    /* pixels of a cut ball in its hue, and of the still background */
+#define EDGE_HIDDEN 6                   /*   hiding it, to place the edge of what hides it */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
 _Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
@@ -82,6 +84,8 @@ typedef struct track {
     int cut_frames;                     /* frames in a row it was found smaller than that */
     float wvx;                          /* its horizontal velocity when last found full-size (NAN: never) */
     int unwhole;                        /* finds since then (smaller) */
+    int has_edge;                       /* found cut: what hides it goes on past n . p > c (next frame only) */
+    float edge_n[2], edge_c;
     float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
     unsigned contacts;                  /* WM_HIT_* of the last prediction's step (WM_HIT_FLOOR too when it rolls) */
     int defy;                           /* frames in a row found off its path with nothing to push it */
@@ -929,14 +933,66 @@ static void grow_front(wm_objects *o, const float *frame, const track *t)
     }
 }
 
+/* The edge of what hides a ball found cut, for drawing it next frame:
+ * from the middle of what shows of it (its hue, within its predicted disc)
+ * toward the middle of what hides it (still background there, neither the
+ * ball nor the floor or a pillar), just past the farthest pixel of it that
+ * shows.  A screen's edge is straight, and the screen goes on past it
+ * where the ball goes next. */
+static void find_edge(const wm_objects *o, const float *frame, track *t)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float R = t->rfull;
+    float sx = 0, sy = 0, hx = 0, hy = 0;
+    int ns = 0, nh = 0;
+    t->has_edge = 0;
+    for (int i = (int)floorf(t->py - R) - 1; i <= (int)ceilf(t->py + R); i++)
+        for (int j = (int)floorf(t->px - R) - 1; j <= (int)ceilf(t->px + R); j++) {
+            if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, R - 1.0f)) continue;
+            const size_t p = (size_t)i * W + j;
+            const float *f = frame + p * 3;
+            if (same_hue(f, t->colour)) sx += (float)j, sy += (float)i, ns++;
+            else if (within(f, o->bg + p * 3, STABLE) && !like(f, t->colour) && !solid(o, i, j))
+                hx += (float)j, hy += (float)i, nh++;
+        }
+    if (ns < EDGE_SHOWS || nh < EDGE_HIDDEN) return;
+    float nx = hx / (float)nh - sx / (float)ns, ny = hy / (float)nh - sy / (float)ns;
+    const float len = hypotf(nx, ny);
+    if (!(len > 0.5f)) return;
+    nx /= len, ny /= len;
+    float c = -INFINITY;
+    for (int i = (int)floorf(t->py - R) - 1; i <= (int)ceilf(t->py + R); i++)
+        for (int j = (int)floorf(t->px - R) - 1; j <= (int)ceilf(t->px + R); j++)
+            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, t->px, t->py, R) &&
+                same_hue(frame + ((size_t)i * W + j) * 3, t->colour))
+                c = fmaxf(c, nx * ((float)j + 0.5f) + ny * ((float)i + 0.5f));
+    t->has_edge = 1, t->edge_n[0] = nx, t->edge_n[1] = ny, t->edge_c = c + 0.5f;
+}
+
+/* The pixels of a track's predicted disc past the edge of what hid it
+ * (find_edge) that show the still background, not the ball: in front of
+ * it, and kept so as the others are. */
+static void mask_past_edge(wm_objects *o, const float *frame, const track *t)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float R = t->r + 1.0f;
+    for (int i = (int)floorf(t->py - R) - 1; i <= (int)ceilf(t->py + R); i++)
+        for (int j = (int)floorf(t->px - R) - 1; j <= (int)ceilf(t->px + R); j++) {
+            if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, R)) continue;
+            const size_t p = (size_t)i * W + j;
+            const float *f = frame + p * 3;
+            if (t->edge_n[0] * ((float)j + 0.5f) + t->edge_n[1] * ((float)i + 0.5f) > t->edge_c && !o->behind[p] &&
+                !solid(o, i, j) && within(f, o->bg + p * 3, STABLE) && !like(f, t->colour) && !same_hue(f, t->colour))
+                o->front[p] = 1;
+        }
+}
+
 /* What a real frame shows of depth.  Where a ball shows, nothing is in
  * front of it.  Where a ball established on its path is hidden, in part
  * (found cut, not by the frame's edge) or whole (coasting behind colours
  * that hid it), the pixels of its predicted disc, well inside its rim,
  * that show the still background (neither the ball nor what was around
- * it) are in front of it: a screen's.  Of a ball found cut, only the side
- * of its predicted disc away from its find (the find is the middle of what
- * shows of it). */
+ * it) are in front of it: a screen's. */
 static void mark_front(wm_objects *o, const float *frame)
 {
     const int W = o->cfg.width, H = o->cfg.height;
@@ -952,17 +1008,17 @@ static void mark_front(wm_objects *o, const float *frame)
             }
     }
     for (int k = 0; k < o->ntracks; k++) {
-        const track *t = &o->tracks[k];
+        track *t = &o->tracks[k];
         const int part = !t->hidden && t->cut_frames > 0, whole = t->hidden > 0 && t->has_occ;
-        const float ax = t->px - t->x, ay = t->py - t->y;   /* from the find to the prediction */
+        t->has_edge = 0;
         if (!t->moving || t->age < ESTABLISHED || !(part || whole) || t->colour[0] < -999 ||
-            (part && hypotf(ax, ay) < 0.5f) || cut_by_edge(o, t->px, t->py, t->rfull))
+            cut_by_edge(o, t->px, t->py, t->rfull))
             continue;
+        if (part) find_edge(o, frame, t);
         const float r = t->rfull - FRONT_IN;
         for (int i = (int)floorf(t->py - r) - 1; i <= (int)ceilf(t->py + r); i++)
             for (int j = (int)floorf(t->px - r) - 1; j <= (int)ceilf(t->px + r); j++) {
                 if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, r)) continue;
-                if (part && ((float)j + 0.5f - t->px) * ax + ((float)i + 0.5f - t->py) * ay <= 0) continue;
                 const size_t p = (size_t)i * W + j;
                 const float *f = frame + p * 3;
                 if (!o->behind[p] && !solid(o, i, j) && within(f, o->bg + p * 3, STABLE) && !like(f, t->colour) &&
@@ -1155,6 +1211,8 @@ static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
             const float share = occ_share(o, frame, t);
             if (share >= 0) t->drawn = share < COVERED;
         }
+        if (t->drawn && t->has_edge && !t->hidden) mask_past_edge(o, frame, t);
+        t->has_edge = 0;   /* for the drawing after the frame it was found in only */
         if (t->drawn) {
             grow_front(o, frame, t);
             paste(o, t, next, t->px, t->py);
