@@ -897,6 +897,15 @@ static int solid(const wm_objects *o, int i, int j)
     return 0;
 }
 
+/* whether pixel (i, j) of frame shows the still background there and not
+ * the ball of colour (nor its hue), and is not solid: what may hide it */
+static int still_not_ball(const wm_objects *o, const float *frame, int i, int j, const float *colour)
+{
+    const size_t p = (size_t)i * o->cfg.width + j;
+    const float *f = frame + p * 3;
+    return !solid(o, i, j) && within(f, o->bg + p * 3, STABLE) && !like(f, colour) && !same_hue(f, colour);
+}
+
 /* The pixels of a track's predicted disc that go on from a pixel in front
  * (4-neighbours, of the same still colour, not what was around the ball)
  * are in front too: the rest of the screen a hidden ball is behind, and
@@ -949,11 +958,8 @@ static void find_edge(const wm_objects *o, const float *frame, track *t)
     for (int i = (int)floorf(t->py - R) - 1; i <= (int)ceilf(t->py + R); i++)
         for (int j = (int)floorf(t->px - R) - 1; j <= (int)ceilf(t->px + R); j++) {
             if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, R - 1.0f)) continue;
-            const size_t p = (size_t)i * W + j;
-            const float *f = frame + p * 3;
-            if (same_hue(f, t->colour)) sx += (float)j, sy += (float)i, ns++;
-            else if (within(f, o->bg + p * 3, STABLE) && !like(f, t->colour) && !solid(o, i, j))
-                hx += (float)j, hy += (float)i, nh++;
+            if (same_hue(frame + ((size_t)i * W + j) * 3, t->colour)) sx += (float)j, sy += (float)i, ns++;
+            else if (still_not_ball(o, frame, i, j, t->colour)) hx += (float)j, hy += (float)i, nh++;
         }
     if (ns < EDGE_SHOWS || nh < EDGE_HIDDEN) return;
     float nx = hx / (float)nh - sx / (float)ns, ny = hy / (float)nh - sy / (float)ns;
@@ -980,9 +986,8 @@ static void mask_past_edge(wm_objects *o, const float *frame, const track *t)
         for (int j = (int)floorf(t->px - R) - 1; j <= (int)ceilf(t->px + R); j++) {
             if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, R)) continue;
             const size_t p = (size_t)i * W + j;
-            const float *f = frame + p * 3;
             if (t->edge_n[0] * ((float)j + 0.5f) + t->edge_n[1] * ((float)i + 0.5f) > t->edge_c && !o->behind[p] &&
-                !solid(o, i, j) && within(f, o->bg + p * 3, STABLE) && !like(f, t->colour) && !same_hue(f, t->colour))
+                still_not_ball(o, frame, i, j, t->colour))
                 o->front[p] = 1;
         }
 }
@@ -1021,9 +1026,8 @@ static void mark_front(wm_objects *o, const float *frame)
                 if (i < 0 || i >= H || j < 0 || j >= W || !in_disc(i, j, t->px, t->py, r)) continue;
                 const size_t p = (size_t)i * W + j;
                 const float *f = frame + p * 3;
-                if (!o->behind[p] && !solid(o, i, j) && within(f, o->bg + p * 3, STABLE) && !like(f, t->colour) &&
-                    !same_hue(f, t->colour) && !(t->has_around && within(f, t->around, EMERGED)) &&
-                    (!whole || hid_by(o, frame, p, t)))
+                if (!o->behind[p] && still_not_ball(o, frame, i, j, t->colour) &&
+                    !(t->has_around && within(f, t->around, EMERGED)) && (!whole || hid_by(o, frame, p, t)))
                     o->front[p] = 1;
             }
         grow_front(o, frame, t);

@@ -14,9 +14,11 @@
  *    a screen stops short of the top);
  *  - what is in front: the still pixels (not the floor's, not a pillar's)
  *    a ball was seen going behind, where its predicted disc was hidden
- *    (whole, or the far side of a cut find), and those of the same colour
- *    that go on from them; a pixel a ball showed in front of never is, and
- *    one that changes is forgotten (a sliding screen);
+ *    (whole, or the part a cut find does not show), those of the same
+ *    colour that go on from them, and, where a cut ball is drawn next,
+ *    those past the edge of what shows of it; a pixel a ball showed in
+ *    front of never is, and one that changes is forgotten (a sliding
+ *    screen);
  *  - tracks: position, velocity (the last displacement), radius, a sprite
  *    cut from the frame (the ball's disc, anti-aliased) whenever the ball
  *    is seen whole (its radius near the one it had, most of its middle in

@@ -709,9 +709,10 @@ static void test_missed_then_hidden(void)
 }
 
 /* a screen [sx0, sx1) from row 20 down, in upright stripes 2 px wide of two colours */
+static const float DARK[3] = { 40, 40, 110 };   /* a striped screen's other stripes */
+
 static void draw_striped(float *img, float bx, float by, float r, int sx0, int sx1)
 {
-    static const float DARK[3] = { 40, 40, 110 };
     draw(img, bx, by, r, 0, 0);
     for (int i = 20; i < H; i++)
         for (int j = sx0; j < sx1; j++) memcpy(img + ((size_t)i * W + j) * 3, (j - sx0) / 2 % 2 ? DARK : SCREEN, 12);
@@ -898,8 +899,7 @@ static void test_going_in(void)
             for (int i = 0; i < H; i++)
                 for (int j = (int)sx0; j < (int)sx1; j++) {
                     if (disc_cover(nx, y, r, i, j) < 1) continue;
-                    float bare[3];
-                    memcpy(bare, (j - (int)sx0) / 2 % 2 ? (const float[3]){ 40, 40, 110 } : SCREEN, sizeof bare);
+                    const float *bare = (j - (int)sx0) / 2 % 2 ? DARK : SCREEN;
                     const float *p = next + ((size_t)i * W + j) * 3;
                     checked++;
                     over += fabsf(p[0] - bare[0]) > 30 || fabsf(p[1] - bare[1]) > 30 || fabsf(p[2] - bare[2]) > 30;
