@@ -1015,7 +1015,6 @@ static void mark_front(wm_objects *o, const float *frame)
     for (int k = 0; k < o->ntracks; k++) {
         track *t = &o->tracks[k];
         const int part = !t->hidden && t->cut_frames > 0, whole = t->hidden > 0 && t->has_occ;
-        t->has_edge = 0;
         if (!t->moving || t->age < ESTABLISHED || !(part || whole) || t->colour[0] < -999 ||
             cut_by_edge(o, t->px, t->py, t->rfull))
             continue;
@@ -1200,6 +1199,8 @@ static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
     for (int i = 0; i < o->ntracks; i++) {
         track *t = &o->tracks[i];
         t->drawn = !t->hidden;
+        const int edge = t->has_edge;
+        t->has_edge = 0;   /* for the drawing after the frame it was found in only */
         if (seen && t->doubt > 0) {
             t->doubt--;
             t->drawn = 0;
@@ -1215,8 +1216,7 @@ static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
             const float share = occ_share(o, frame, t);
             if (share >= 0) t->drawn = share < COVERED;
         }
-        if (t->drawn && t->has_edge && !t->hidden) mask_past_edge(o, frame, t);
-        t->has_edge = 0;   /* for the drawing after the frame it was found in only */
+        if (t->drawn && edge && !t->hidden) mask_past_edge(o, frame, t);
         if (t->drawn) {
             grow_front(o, frame, t);
             paste(o, t, next, t->px, t->py);
