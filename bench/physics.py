@@ -2,7 +2,8 @@
 """The physics benchmark's tooling (make bench-physics; not the product path).
 
   physics.py realpairs OUT.wms STREAM...   matched pairs from real footage
-  physics.py report --set NAME=SCORES.jsonl... --frames PAIRS.wms...
+  physics.py report --set NAME=SCORES.jsonl... [--frames PAIRS.wms...]
+  physics.py relabel PAIRS.wms SCORES.jsonl   labels onto scores of files
 
 realpairs cuts segments of SEG frames (every STRIDE frames) from each frame
 stream (wm-decode output) where something moves, and writes each as a possible clip and an
@@ -19,9 +20,17 @@ largest error of constant-velocity extrapolation in pixels,
 f_t ~ 2 f_{t-1} - f_{t-2}), and prints per category and overall the
 pairwise accuracy (share of pairs whose impossible clip is the less
 plausible; a tie counts half) and the single-clip AUROC (impossible against
-possible clips over the whole set, no pairing).
+possible clips over the whole set, no pairing).  Without --frames it
+leaves the baselines out.
+
+relabel reads the score rows `pipelines/score` made of the pairs written
+as files by `wm-mux -o DIR/c_%03d.EXT PAIRS.wms` (the Nth clip of the
+stream is file N) and prints them with the stream's labels added, so
+report can pair them.
 """
 import collections
+import json
+import re
 import sys
 
 import msgpack
@@ -147,7 +156,7 @@ def load_pairs(path):
     pairs = collections.defaultdict(dict)
     errors = 0
     for line in open(path):
-        row = __import__("json").loads(line)
+        row = json.loads(line)
         lab = labels_of(row)
         if not lab:
             continue
@@ -168,7 +177,7 @@ def report(sets, frame_paths):
     for name, path in sets:
         pairs, errors = load_pairs(path)
         columns.append((name, measures(pairs, name), errors))
-        if name == sets[0][0]:
+        if name == sets[0][0] and frame_paths:
             for bi, bname in enumerate(["max frame difference", "max constant-velocity error"]):
                 bp = collections.defaultdict(dict)
                 for k, v in pairs.items():
@@ -190,7 +199,24 @@ def report(sets, frame_paths):
         print("\nclips scored with an error (left out): " + ", ".join(errs))
 
 
+def relabel(stream, scores):
+    labels = []
+    for msg in msgpack.Unpacker(open(stream, "rb"), raw=False, max_buffer_size=1 << 30):
+        if msg.get("kind") == "clip":
+            labels.append({k: msg[k] for k in ("synth", "glitch") if k in msg})
+    for line in open(scores):
+        row = json.loads(line)
+        m = re.search(r"c_(\d+)\.[^/]*$", row.get("source", ""))
+        if not m or int(m.group(1)) >= len(labels):
+            raise SystemExit(f"physics.py: {row.get('source')!r} is not one of the {len(labels)} clips of {stream}")
+        row.update(labels[int(m.group(1))])
+        print(json.dumps(row))
+
+
 def main(argv):
+    if len(argv) == 4 and argv[1] == "relabel":
+        relabel(argv[2], argv[3])
+        return 0
     if len(argv) >= 3 and argv[1] == "realpairs":
         realpairs(argv[2], argv[3:])
         return 0
