@@ -88,6 +88,7 @@ typedef struct track {
     float edge_n[2], edge_c;
     float ring;                         /* share of the ring just around its last find in its hue (1: unknown) */
     unsigned contacts;                  /* WM_HIT_* of the last prediction's step (WM_HIT_FLOOR too when it rolls) */
+    unsigned was_contacts;              /* those of the step before */
     int defy;                           /* frames in a row found off its path with nothing to push it */
     float miss2;                        /* the mean squared miss of its recent finds, px^2 */
     int doubt;                          /* real frames it is not drawn yet: it appeared from nowhere */
@@ -628,6 +629,7 @@ static void predict_tracks(wm_objects *o)
         t->pvx = (float)(b->vx / k), t->pvy = (float)(b->vy / k);
         if (!b->resting && b->gscale > 0) t->pvy -= 0.5f * o->cfg.gravity;   /* back to a step's velocity */
         if (lying[i] && (b->contacts & WM_HIT_BALL) && b->hit_speed / k > STILL) t->moving = 1;   /* knocked */
+        t->was_contacts = t->contacts;
         t->contacts = b->contacts | (b->resting ? (unsigned)WM_HIT_FLOOR : 0u);
     }
 }
@@ -694,7 +696,10 @@ static void measure_bounce(bounce_probe *p, float y, float g, restitution *e)
 static float unexplained(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey)
 {
     const float W = (float)o->cfg.width, rr = t->r + 2.0f, sx = b->x - t->x, sy = b->y - t->y;
-    int vert = (t->contacts & (WM_HIT_FLOOR | WM_HIT_BALL)) != 0, horiz = (t->contacts & ~(unsigned)WM_HIT_FLOOR) != 0;
+    /* a knock from another ball (its mass and restitution guessed) still
+     * shows in the step after it */
+    const unsigned c = t->contacts | (t->was_contacts & (unsigned)WM_HIT_BALL);
+    int vert = (c & (WM_HIT_FLOOR | WM_HIT_BALL)) != 0, horiz = (c & ~(unsigned)WM_HIT_FLOOR) != 0;
     vert |= isnan(o->floor) ? t->py + t->r > 0.6f * (float)o->cfg.height : t->py + rr > o->floor;
     vert |= t->pvy > -0.5f && sy < -0.3f && fabsf(sx - t->pvx) < 1.0f;   /* a bounce up */
     horiz |= t->px - rr < 0 || t->px + rr > W;
@@ -728,9 +733,12 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     const float ex = b->x - t->px, ey = b->y - t->py;
     /* off its path by more than its finds have missed lately (3 times
      * their rms), 1 to 2 px: a ball rolling steadily in the open that
-     * stops dead, at 1.6 px a frame, is off by less than 2 px */
+     * stops dead, at 1.6 px a frame, is off by less than 2 px.  Asked of
+     * a find of (nearly) the ball's whole size, whatever its middle's hue:
+     * a shaded ball in the open fails the hue test one frame in three, and
+     * how the picture was made (resized, noise) decides which frames */
     const float defy_at = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2)));
-    if (t->moving && !t->hidden && t->age >= ESTABLISHED && t->cut_frames == 0 && !t->out && r >= PART * t->rfull &&
+    if (t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull &&
         t->defy < DEFY_FRAMES && hypotf(ex, ey) > defy_at && unexplained(o, t, b, ex, ey) > defy_at) {
         /* off its path, and nothing pushed it: a ball does not do that (a
          * find of something else, or a world that breaks inertia); for a
