@@ -97,13 +97,14 @@ int main(int argc, char **argv)
     wm_size size = { 0, 0 };
     wm_rational fps = { 0, 0 };
     int fit = WM_VDEC_FIT_CROP, scaler = WM_VDEC_SCALER_DEFAULT, gray = 0, frames = 0, threads = 0, first = 0;
-    double start = 0, duration = 0;
+    double start = 0, duration = 0, near_fps = 0;
     const char *id_prefix = "";
     const wm_opt opts[] = {
         { "size", 0, WM_OPT_SIZE, &size, "WxH", "output frame size (default: the source's, after rotation)", NULL, 0, 0 },
         { "fit", 0, WM_OPT_CHOICE, &fit, "MODE", "how --size meets another aspect ratio: cover and crop the centre, pad with black, or stretch",
           wm_vdec_fit_names, 0, 0 },
         { "fps", 0, WM_OPT_RATIONAL, &fps, "R", "resample to R frames/s by timestamps (frames dropped or repeated)", NULL, 0, 0 },
+        { "near-fps", 0, WM_OPT_DOUBLE, &near_fps, "R", "keep every k-th frame, k the whole number that brings the video's rate nearest R (a 50 or 60 frames/s video at 25: every 2nd; at 30 or less: every frame)", NULL, 1e-3, 1e6 },
         { "start", 0, WM_OPT_DOUBLE, &start, "T", "skip to T seconds from the start", NULL, 0, 1e9 },
         { "frames", 0, WM_OPT_INT, &frames, "N", "at most N frames per clip", NULL, 1, 2147483647 },
         { "duration", 0, WM_OPT_DOUBLE, &duration, "T", "at most T seconds per clip", NULL, 1e-6, 1e9 },
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
     vo.fit = (wm_vdec_fit)fit;
     vo.fps_num = fps.num;
     vo.fps_den = fps.den;
+    vo.near_fps = near_fps;
     vo.start = start;
     vo.max_frames = frames;
     vo.duration = duration;

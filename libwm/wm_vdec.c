@@ -241,6 +241,14 @@ static wm_status vdec_setup(wm_vdec *d, wm_error *err)
 
     AVRational avg = d->st->avg_frame_rate, rate = avg;
     if (rate.num <= 0 || rate.den <= 0) rate = d->st->r_frame_rate;
+    if (d->opts.near_fps > 0 && !(d->opts.fps_num > 0 && d->opts.fps_den > 0) && rate.num > 0 && rate.den > 0) {
+        /* every k-th frame, as the resampler below picks them at rate / k:
+         * steps stay even, where resampling to near_fps itself would drop
+         * one frame in six of a 30 frames/s video */
+        const double k = floor(av_q2d(rate) / d->opts.near_fps + 0.5);
+        if (k >= 2 && k <= 1e6)
+            av_reduce(&d->opts.fps_num, &d->opts.fps_den, rate.num, (int64_t)rate.den * (int64_t)k, INT32_MAX);
+    }
     if (d->opts.fps_num > 0 && d->opts.fps_den > 0) {
         in->fps_num = d->opts.fps_num;
         in->fps_den = d->opts.fps_den;

@@ -46,6 +46,9 @@ typedef struct wm_vdec_opts {
     int width, height;       /* output size after rotation; 0x0: the source's */
     wm_vdec_fit fit;
     int fps_num, fps_den;    /* resample to this rate; 0/0: every decoded frame */
+    double near_fps;         /* with fps 0/0: keep every k-th frame, k the whole number that
+                                brings the source's rate nearest this (50 or 60 frames/s at 25:
+                                every 2nd); 0: off */
     double start;            /* seconds from the stream start; earlier frames dropped */
     int64_t max_frames;      /* frames per clip; 0: no limit */
     double duration;         /* seconds per clip from its first frame; 0: no limit */

@@ -80,6 +80,25 @@ for spec in vfr.mkv:10 vfr.mkv:33 h264.mp4:24000/1001 cityCC0.mpg:7; do
 done
 ok "--fps resamples by timestamps as FFmpeg's fps filter does"
 
+# --near-fps: every k-th frame of the 30 fps video, k whole (0, 2, 4, ... at 15),
+# never resampled to a rate that would drop frames unevenly (every frame at 25)
+dec --size 32x24 --fit stretch "$(media h264.mp4)"; check raw "$T/s.wms" > "$T/all.raw"
+dec --size 32x24 --fit stretch --near-fps 15 "$(media h264.mp4)"
+[ "$(frames)" -eq 30 ] || fail "--near-fps 15: $(frames) frames, wanted 30"
+has "^clip id=0 .* fps=15/1 size=32x24\$"
+check raw "$T/s.wms" > "$T/near.raw"
+/usr/bin/python3 - "$T/all.raw" "$T/near.raw" <<'EOF' || fail "--near-fps 15: not frames 0, 2, 4, ..."
+import sys
+a, b, n = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), 32 * 24 * 3
+assert b == b"".join(a[i * n:(i + 1) * n] for i in range(0, 60, 2))
+EOF
+dec --size 16x16 --near-fps 25 "$(media h264.mp4)"
+[ "$(frames)" -eq 60 ] || fail "--near-fps 25: $(frames) frames, wanted all 60"
+has "^clip id=0 .* fps=30/1 size=16x16\$"
+dec --size 16x16 --near-fps 8 "$(media h264.mp4)"
+[ "$(frames)" -eq 15 ] || fail "--near-fps 8: $(frames) frames, wanted every 4th: 15"
+ok "--near-fps keeps every k-th frame, k whole"
+
 # --start seeks (and goes back when a seek lands late: MPEG-PS), --frames, --duration
 dec --size 32x24 --fit stretch "$(media h264.mp4)"; check raw "$T/s.wms" > "$T/all.raw"
 dec --size 32x24 --fit stretch --start 1 --frames 5 "$(media h264.mp4)"

@@ -47,6 +47,14 @@ if [ $dynamics = 1 ]; then
     [ "$(tail -n +2 "$T/out" | cut -d, -f1-2 | xargs)" = "$(printf '%s\n' $order | awk '{printf "%s,%d ", $0, NR - 1}' | xargs)" ] ||
         fail "score --csv --jobs 3: $(cat "$T/out")"
     ok "score --csv from a list on stdin"
+
+    # a 50 frames/s video is scored on every 2nd frame, unless --near-fps 0
+    wm-synth -q --clips 1 --frames 12 --fps 50 --seed 8 | wm-mux -q -o "$T/fast.mp4"
+    expect_exit 0 "$P/score" -q "$T/fast.mp4"
+    grep -q '"frames":6,' "$T/out" || fail "score of a 50 fps video: 6 frames wanted: $(cut -c1-120 "$T/out")"
+    expect_exit 0 "$P/score" -q --near-fps 0 "$T/fast.mp4"
+    grep -q '"frames":12,' "$T/out" || fail "score --near-fps 0: 12 frames wanted: $(cut -c1-120 "$T/out")"
+    ok "score --near-fps: a 50 fps video at 25 by default, every frame with 0"
 else
     fail "$model has no dynamics part: the shipped model must have one"
 fi
