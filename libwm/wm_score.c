@@ -491,7 +491,10 @@ static int latent_surprise(score_clip *c, int64_t index, int64_t pos, double pri
         return 0;
     }
     size_t am;
-    c->surprise[pos] = wm_score_topk(c->cells, cells, wm_score_k(cells), c->scratch, &am);
+    /* a frame predicted better than the model expected earns the clip
+     * nothing: a still, clean scene would otherwise pass for more
+     * plausible than one in motion (a ball that stops, or vanishes) */
+    c->surprise[pos] = fmax(0.0, wm_score_topk(c->cells, cells, wm_score_k(cells), c->scratch, &am));
     c->peak_cell[pos] = (int)am;
     return 1;
 }

@@ -101,7 +101,7 @@ def expected(msgs, warmup=3, center=9.38, scale=2.39, prior_weight=0.75):
                     if pos >= 2:
                         run += ((z - pr) ** 2).reshape(-1, C).mean(0)
                         n_run += 1
-                S.append(np.sort(cells)[::-1][:k_top].mean())
+                S.append(max(0.0, np.sort(cells)[::-1][:k_top].mean()))
                 peaks.append(int(np.argmax(cells)))
             T = len(S)
             frm = warmup + 1 if T - 1 > warmup else 1
