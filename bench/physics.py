@@ -4,6 +4,7 @@
   physics.py realpairs OUT.wms STREAM...   matched pairs from real footage
   physics.py report --set NAME=SCORES.jsonl... [--frames PAIRS.wms...]
   physics.py relabel PAIRS.wms SCORES.jsonl   labels onto scores of files
+  physics.py restamp PAIRS.wms STREAM.wms > OUT.wms   the same onto a stream
 
 realpairs cuts segments of SEG frames (every STRIDE frames) from each frame
 stream (wm-decode output) where something moves, and writes each as a possible clip and an
@@ -26,7 +27,8 @@ leaves the baselines out.
 relabel reads the score rows `pipelines/score` made of the pairs written
 as files by `wm-mux -o DIR/c_%03d.EXT PAIRS.wms` (the Nth clip of the
 stream is file N) and prints them with the stream's labels added, so
-report can pair them.
+report can pair them.  restamp does the same for the stream wm-decode
+made of those files (its Nth clip message gets the Nth clip's labels).
 """
 import collections
 import json
@@ -213,7 +215,24 @@ def relabel(stream, scores):
         print(json.dumps(row))
 
 
+def restamp(stream, decoded):
+    labels = [{k: m[k] for k in ("synth", "glitch") if k in m}
+              for m in msgpack.Unpacker(open(stream, "rb"), raw=False, max_buffer_size=1 << 30)
+              if m.get("kind") == "clip"]
+    out, n = sys.stdout.buffer, 0
+    for msg in msgpack.Unpacker(open(decoded, "rb"), raw=False, max_buffer_size=1 << 30):
+        if msg.get("kind") == "clip":
+            if n >= len(labels):
+                raise SystemExit(f"physics.py: {decoded} has more clips than the {len(labels)} of {stream}")
+            msg.update(labels[n])
+            n += 1
+        out.write(msgpack.packb(msg, use_bin_type=True))
+
+
 def main(argv):
+    if len(argv) == 4 and argv[1] == "restamp":
+        restamp(argv[2], argv[3])
+        return 0
     if len(argv) == 4 and argv[1] == "relabel":
         relabel(argv[2], argv[3])
         return 0
