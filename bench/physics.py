@@ -201,11 +201,15 @@ def report(sets, frame_paths):
         print("\nclips scored with an error (left out): " + ", ".join(errs))
 
 
+def clip_labels(stream):
+    """The labels of each clip of a stream, in order."""
+    return [{k: m[k] for k in ("synth", "glitch") if k in m}
+            for m in msgpack.Unpacker(open(stream, "rb"), raw=False, max_buffer_size=1 << 30)
+            if m.get("kind") == "clip"]
+
+
 def relabel(stream, scores):
-    labels = []
-    for msg in msgpack.Unpacker(open(stream, "rb"), raw=False, max_buffer_size=1 << 30):
-        if msg.get("kind") == "clip":
-            labels.append({k: msg[k] for k in ("synth", "glitch") if k in msg})
+    labels = clip_labels(stream)
     for line in open(scores):
         row = json.loads(line)
         m = re.search(r"c_(\d+)\.[^/]*$", row.get("source", ""))
@@ -216,9 +220,7 @@ def relabel(stream, scores):
 
 
 def restamp(stream, decoded):
-    labels = [{k: m[k] for k in ("synth", "glitch") if k in m}
-              for m in msgpack.Unpacker(open(stream, "rb"), raw=False, max_buffer_size=1 << 30)
-              if m.get("kind") == "clip"]
+    labels = clip_labels(stream)
     out, n = sys.stdout.buffer, 0
     for msg in msgpack.Unpacker(open(decoded, "rb"), raw=False, max_buffer_size=1 << 30):
         if msg.get("kind") == "clip":
