@@ -40,15 +40,17 @@ for k in sorted(k for k in head if k.startswith("tokenizer.")):
 print(h.hexdigest()[:16])' "$MODEL")
 [ "$(cat "$D/tokenizer" 2>/dev/null)" = "$tok" ] || rm -f "$D"/enc-*.wms
 echo "$tok" > "$D/tokenizer"
+encode() {   # NAME: the frame stream on stdin, encoded once into $D/enc-NAME.wms (whole or absent)
+    wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" > "$D/enc-$1.wms.tmp"
+    mv "$D/enc-$1.wms.tmp" "$D/enc-$1.wms"
+}
 sets=("6000 30 all" "9001 20 constancy,permanence" "4242 10 all" "777 10 all")
 for s in "${sets[@]}"; do
     read -r seed pairs cats <<<"$s"
     [ -s "$D/enc-$seed.wms" ] && continue
     cat_opt=()
     [ "$cats" = all ] || cat_opt=(--category "$cats")
-    wm-synth -q --pairs "$pairs" --seed "$seed" "${cat_opt[@]}" |
-        wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" > "$D/enc-$seed.wms.tmp"
-    mv "$D/enc-$seed.wms.tmp" "$D/enc-$seed.wms"
+    wm-synth -q --pairs "$pairs" --seed "$seed" "${cat_opt[@]}" | encode "$seed"
 done
 if [ ! -s "$D/enc-6000r.wms" ]; then
     F=$D/files-6000r
@@ -56,16 +58,10 @@ if [ ! -s "$D/enc-6000r.wms" ]; then
     wm-synth -q --pairs 30 --seed 6000 --size 128x128 > "$F/pairs.wms"
     wm-mux -q -o "$F/c_%03d.mkv" "$F/pairs.wms"
     wm-decode -q --size 64x64 "$F"/c_*.mkv > "$F/decoded.wms"
-    $PY "$ROOT/bench/physics.py" restamp "$F/pairs.wms" "$F/decoded.wms" |
-        wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" > "$D/enc-6000r.wms.tmp"
-    mv "$D/enc-6000r.wms.tmp" "$D/enc-6000r.wms"
+    $PY "$ROOT/bench/physics.py" restamp "$F/pairs.wms" "$F/decoded.wms" | encode 6000r
     rm -rf "$F"
 fi
-if [ ! -s "$D/enc-6000n.wms" ]; then
-    wm-synth -q --pairs 30 --seed 6000 --noise 0 |
-        wm-encode-latent -q --keep-frames --batch 16 --model "$MODEL" > "$D/enc-6000n.wms.tmp"
-    mv "$D/enc-6000n.wms.tmp" "$D/enc-6000n.wms"
-fi
+[ -s "$D/enc-6000n.wms" ] || wm-synth -q --pairs 30 --seed 6000 --noise 0 | encode 6000n
 others=("6000r" "6000n")
 pids=()
 for s in "${sets[@]}" "${others[@]}"; do

@@ -80,9 +80,11 @@ for spec in vfr.mkv:10 vfr.mkv:33 h264.mp4:24000/1001 cityCC0.mpg:7; do
 done
 ok "--fps resamples by timestamps as FFmpeg's fps filter does"
 
+# every frame of h264.mp4 at 32x24, for --near-fps and --start below
+dec --size 32x24 --fit stretch "$(media h264.mp4)"; check raw "$T/s.wms" > "$T/all.raw"
+
 # --near-fps: every k-th frame of the 30 fps video, k whole (0, 2, 4, ... at 15),
 # never resampled to a rate that would drop frames unevenly (every frame at 25)
-dec --size 32x24 --fit stretch "$(media h264.mp4)"; check raw "$T/s.wms" > "$T/all.raw"
 dec --size 32x24 --fit stretch --near-fps 15 "$(media h264.mp4)"
 [ "$(frames)" -eq 30 ] || fail "--near-fps 15: $(frames) frames, wanted 30"
 has "^clip id=0 .* fps=15/1 size=32x24\$"
@@ -100,7 +102,6 @@ dec --size 16x16 --near-fps 8 "$(media h264.mp4)"
 ok "--near-fps keeps every k-th frame, k whole"
 
 # --start seeks (and goes back when a seek lands late: MPEG-PS), --frames, --duration
-dec --size 32x24 --fit stretch "$(media h264.mp4)"; check raw "$T/s.wms" > "$T/all.raw"
 dec --size 32x24 --fit stretch --start 1 --frames 5 "$(media h264.mp4)"
 [ "$(frames)" -eq 5 ] || fail "--start 1 --frames 5: $(frames) frames"
 [ "$(pts_list 2)" = "1.000000 1.033333 " ] || fail "--start 1 pts: $(pts_list 2)"
