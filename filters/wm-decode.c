@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     double start = 0, duration = 0, near_fps = 0;
     const char *id_prefix = "";
     const wm_opt opts[] = {
-        { "size", 0, WM_OPT_SIZE, &size, "WxH", "output frame size (default: the source's, after rotation)", NULL, 0, 0 },
+        { "size", 0, WM_OPT_SIZE, &size, "WxH", "output frame size (default: the source's, after rotation); W or H may be -n: from the other and the video's aspect ratio as shown, a multiple of n (-4x64: 64 rows, 84 columns from 4:3)", NULL, -256, 0 },
         { "fit", 0, WM_OPT_CHOICE, &fit, "MODE", "how --size meets another aspect ratio: cover and crop the centre, pad with black, or stretch",
           wm_vdec_fit_names, 0, 0 },
         { "fps", 0, WM_OPT_RATIONAL, &fps, "R", "resample to R frames/s by timestamps (frames dropped or repeated)", NULL, 0, 0 },

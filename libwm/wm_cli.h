@@ -20,7 +20,8 @@ typedef enum wm_opt_kind {
     WM_OPT_INT,      /* int*, range [min, max] when min < max */
     WM_OPT_DOUBLE,   /* double*, range [min, max] when min < max */
     WM_OPT_STRING,   /* const char** */
-    WM_OPT_SIZE,     /* wm_size*: WxH, both positive */
+    WM_OPT_SIZE,     /* wm_size*: WxH, both positive; with min < 0, one side may be -n
+                        (1 <= n <= -min): worked out later from the other (FFmpeg's scale) */
     WM_OPT_RATIONAL, /* wm_rational*: N, N/D or a decimal such as 29.97 */
     WM_OPT_CHOICE,   /* int*: index into choices */
     WM_OPT_BYTES     /* size_t*: N with optional K, M, G suffix */

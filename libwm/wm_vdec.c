@@ -59,6 +59,7 @@ struct wm_vdec {
     /* --fps resampling (FFmpeg's fps filter): slot k takes the newest frame
      * whose rounded position is <= k; positions are relative to the first */
     AVRational out_tb;           /* 1 / fps */
+    AVRational sar;              /* the source's sample aspect ratio (1:1 when unknown) */
     int64_t first_pos, slot, pending_pos, eof_pos;
     int have_held, held_converted, have_pending, at_eof;
 
@@ -214,6 +215,14 @@ static void vdec_seek(wm_vdec *d, int64_t back)
     d->draining = 0;
 }
 
+/* A side of x pixels rounded to the nearest multiple of n (n at least),
+ * kept within what a frame may be. */
+static int vdec_side(double x, int n)
+{
+    const double k = floor(x / n + 0.5), most = WM_VDEC_MAX_SIDE + 1.0;
+    return k < 1 ? n : k * n > most ? (int)most : (int)k * n;
+}
+
 /* Output size, rate, timestamps origin and the --start seek. */
 static wm_status vdec_setup(wm_vdec *d, wm_error *err)
 {
@@ -223,8 +232,20 @@ static wm_status vdec_setup(wm_vdec *d, wm_error *err)
     in->src_height = par->height;
     in->rotation = vdec_stream_rotation(d->st);
     int turned = in->rotation == 90 || in->rotation == 270;
-    in->width = d->opts.width > 0 ? d->opts.width : turned ? par->height : par->width;
-    in->height = d->opts.height > 0 ? d->opts.height : turned ? par->width : par->height;
+    /* the pixels' shape: a width of w pixels shows as w * num / den (DV, anamorphic DVD, some phones) */
+    d->sar = av_guess_sample_aspect_ratio(d->fmt, d->st, NULL);
+    if (d->sar.num <= 0 || d->sar.den <= 0 || av_cmp_q(d->sar, (AVRational){ 1, 16 }) < 0 ||
+        av_cmp_q(d->sar, (AVRational){ 16, 1 }) > 0)
+        d->sar = (AVRational){ 1, 1 };
+    av_reduce(&d->sar.num, &d->sar.den, d->sar.num, d->sar.den, 1 << 16);
+    const int sw = turned ? par->height : par->width, sh = turned ? par->width : par->height;
+    double aspect = (double)par->width * d->sar.num / ((double)par->height * d->sar.den);   /* as shown */
+    if (turned) aspect = 1 / aspect;
+    in->width = d->opts.width > 0 ? d->opts.width : sw;
+    in->height = d->opts.height > 0 ? d->opts.height : sh;
+    if (d->opts.width < 0) in->width = vdec_side((double)in->height * aspect, -d->opts.width);
+    if (d->opts.height < 0) in->height = vdec_side((double)in->width / aspect, -d->opts.height);
+    if (!d->opts.width && !d->opts.height) d->sar = (AVRational){ 1, 1 };   /* its own pixels, as they are */
     if (in->width > WM_VDEC_MAX_SIDE || in->height > WM_VDEC_MAX_SIDE)
         return wm_error_set(err, WM_E_INPUT, "%s: output size %dx%d is over %dx%d",
                             d->path, in->width, in->height, WM_VDEC_MAX_SIDE, WM_VDEC_MAX_SIDE);
@@ -466,16 +487,18 @@ static wm_status vdec_plan(wm_vdec *d, const AVFrame *src, wm_error *err)
     d->crop_h = sh;
     d->fit_w = tw;
     d->fit_h = th;
-    int wider = (int64_t)sw * th > (int64_t)sh * tw;
+    /* shapes compared as shown: a source pixel is sar wide */
+    const int64_t an = d->sar.num, ad = d->sar.den;
+    int wider = (int64_t)sw * an * th > (int64_t)sh * ad * tw;
     if (d->opts.fit == WM_VDEC_FIT_CROP) {
-        if (wider) d->crop_w = (int)FFMAX(1, vdec_round_div(sh, tw, th));
-        else d->crop_h = (int)FFMAX(1, vdec_round_div(sw, th, tw));
+        if (wider) d->crop_w = (int)FFMIN(sw, FFMAX(1, vdec_round_div(sh * ad, tw, th * an)));
+        else d->crop_h = (int)FFMIN(sh, FFMAX(1, vdec_round_div(sw * an, th, tw * ad)));
         /* offsets on chroma sample boundaries so chroma stays sited */
         d->crop_x = ((sw - d->crop_w) / 2) & ~((1 << desc->log2_chroma_w) - 1);
         d->crop_y = ((sh - d->crop_h) / 2) & ~((1 << desc->log2_chroma_h) - 1);
     } else if (d->opts.fit == WM_VDEC_FIT_PAD) {
-        if (wider) d->fit_h = (int)FFMIN(th, FFMAX(1, vdec_round_div(sh, tw, sw)));
-        else d->fit_w = (int)FFMIN(tw, FFMAX(1, vdec_round_div(sw, th, sh)));
+        if (wider) d->fit_h = (int)FFMIN(th, FFMAX(1, vdec_round_div(sh * ad, tw, sw * an)));
+        else d->fit_w = (int)FFMIN(tw, FFMAX(1, vdec_round_div(sw * an, th, sh * ad)));
         d->off_x = (tw - d->fit_w) / 2;
         d->off_y = (th - d->fit_h) / 2;
         memset(d->out, 0, d->out_size);

@@ -43,7 +43,9 @@ extern const char *const wm_vdec_scaler_names[];
 #define WM_VDEC_SCALER_DEFAULT 2
 
 typedef struct wm_vdec_opts {
-    int width, height;       /* output size after rotation; 0x0: the source's */
+    int width, height;       /* output size after rotation; 0x0: the source's; one side -n: from
+                                the other and the source's aspect ratio as shown (its sample
+                                aspect ratio counted), rounded to a multiple of n (FFmpeg's scale) */
     wm_vdec_fit fit;
     int fps_num, fps_den;    /* resample to this rate; 0/0: every decoded frame */
     double near_fps;         /* with fps 0/0: keep every k-th frame, k the whole number that

@@ -25,6 +25,9 @@ vfr.mkv)     # irregular frame times: pts(ms) = 50 N + 20 (N mod 2): gaps of 70 
              ff -f lavfi -i "testsrc2=size=160x120:rate=25" -frames:v 30 \
                 -vf "settb=1/1000,setpts='50*N+20*mod(N,2)'" -fps_mode passthrough -enc_time_base 1/1000 \
                 -c:v ffv1 -f matroska "$tmp" ;;
+anamorphic.mp4) # 64x48 pixels twice as wide as tall (sample aspect ratio 2:1): shown at 128x48
+             ff -f lavfi -i "testsrc2=size=64x48:rate=25" -frames:v 10 -vf setsar=2/1 -c:v libx264 -pix_fmt yuv420p \
+                -f mp4 "$tmp" ;;
 rotated.mp4) # 64x32 picture, display matrix says rotate by 90 degrees (set on a remux)
              ff -f lavfi -i "testsrc2=size=64x32:rate=25" -frames:v 10 -c:v libx264 -pix_fmt yuv420p -f mp4 "$tmp.0"
              ff -i "$tmp.0" -c copy -metadata:s:v:0 rotate=90 -f mp4 "$tmp"; rm -f "$tmp.0" ;;

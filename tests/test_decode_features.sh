@@ -58,6 +58,37 @@ for a in frames("--size", "64x64", "--fit", "pad", sys.argv[3]):
 EOF
 ok "--size with crop, pad (black bars) and stretch"
 
+# --size with a side of -n: from the other and the aspect ratio as shown,
+# a multiple of n; rotation and the pixels' shape (sample aspect ratio) count
+for spec in "h264.mp4 -4x64 84x64" "h264.mp4 -1x64 85x64" "h264.mp4 64x-4 64x48" "rotated.mp4 -4x64 32x64" \
+            "anamorphic.mp4 -4x48 128x48" "anamorphic.mp4 64x-2 64x24"; do
+    read -r name size want <<<"$spec"
+    dec --size="$size" "$(media "$name")"
+    has "^clip id=0 .* size=$want\$" "$name --size $size: not $want"
+done
+# crop and pad keep the shape as shown: the anamorphic 4:3 picture (shown
+# 8:3) padded into 64x64 is 64x24 with bars of 20 rows, cropped keeps the
+# middle 3/8 of its width
+/usr/bin/python3 - "$(media anamorphic.mp4)" <<'EOF' || fail "crop and pad of an anamorphic video"
+import subprocess, sys, msgpack, numpy as np
+def frames(*args):
+    out = subprocess.run(["wm-decode", "-q", *args], capture_output=True, check=True).stdout
+    u = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+    u.feed(out)
+    return [np.frombuffer(m["data"], np.uint8).reshape(m["height"], m["width"], -1).astype(int)
+            for m in u if m["kind"] == "frame"]
+for a in frames("--size", "64x64", "--fit", "pad", sys.argv[1]):
+    assert not a[:20].any() and not a[44:].any() and a[20:44].any(), "anamorphic pad bars"
+wide = frames("--size", "128x48", "--fit", "stretch", sys.argv[1])
+for a, c in zip(wide, frames("--size", "48x48", "--fit", "crop", sys.argv[1])):
+    assert np.abs(a[:, 40:88].mean((0, 2)) - c.mean((0, 2))).mean() < 3, "anamorphic crop: not the middle"
+EOF
+dec --size=-4x64 --fit pad "$(media h264.mp4)"
+[ "$(grep -c '^frame .* size=84x64 ' "$T/s.txt")" -eq 60 ] || fail "--size -4x64: frame sizes"
+wm-decode -q --size=-4x-4 "$(media h264.mp4)" > /dev/null 2> "$T/err" && fail "--size -4x-4 accepted"
+grep -q "one of them possibly -n" "$T/err" || fail "--size -4x-4: $(cat "$T/err")"
+ok "--size -nxH and Wx-n: the other side from the aspect ratio as shown, a multiple of n"
+
 dec --gray --size 40x30 "$(media mjpeg.avi)"
 [ "$(grep -c '^frame .* size=40x30 format=gray8 bytes=1200$' "$T/s.txt")" -eq 30 ] || fail "--gray frames"
 ok "--gray gives gray8 frames"
