@@ -11,7 +11,9 @@
 # bench/out/physics.md.  Last, the same wm-synth pairs as another renderer
 # would hand them over: drawn at 128x128, written as H.264 files (crf 23)
 # and scored from the files by pipelines/score (wm-decode resizes them to
-# 64x64), the way users and the external held-out set are scored.
+# 64x64), the way users and the external held-out set are scored; and
+# drawn at 96x64 (3:2, lossless files): pipelines/score keeps their shape
+# (96x64), beside the middle square cropped (--size 64x64).
 #   MODEL   the model (default models/wm-default.safetensors)
 #   PAIRS   pairs per synthetic category (default 20)
 set -euo pipefail
@@ -51,11 +53,19 @@ wm-synth -q --pairs "$PAIRS" --seed "$SEED" --size 128x128 > "$D/synth128-pairs.
 wm-mux -q --crf 23 -o "$D/files/c_%03d.mp4" "$D/synth128-pairs.wms"
 WM_MODEL="$MODEL" pipelines/score -q "$D"/files/c_*.mp4 > "$D/files-scores.jsonl"
 $PY bench/physics.py relabel "$D/synth128-pairs.wms" "$D/files-scores.jsonl" > "$D/files-trained.jsonl"
+# the same pairs drawn wide
+rm -rf "$D/wide" && mkdir -p "$D/wide"
+wm-synth -q --pairs "$PAIRS" --seed "$SEED" --size 96x64 > "$D/synth96-pairs.wms"
+wm-mux -q -o "$D/wide/c_%03d.mkv" "$D/synth96-pairs.wms"
+for how in shape:-4x64 square:64x64; do
+    WM_MODEL="$MODEL" pipelines/score -q --size "${how#*:}" "$D"/wide/c_*.mkv > "$D/wide-scores.jsonl"
+    $PY bench/physics.py relabel "$D/synth96-pairs.wms" "$D/wide-scores.jsonl" > "$D/wide-${how%:*}.jsonl"
+done
 t2=$(date +%s)
 {
     machine
     echo "model: $MODEL; pairs: wm-synth --pairs $PAIRS --seed $SEED (64x64, 32 frames) and real footage pairs"
-    echo "scored in $((t1 - t0)) s (three scorings, both sets); the files in $((t2 - t1)) s"
+    echo "scored in $((t1 - t0)) s (three scorings, both sets); the files in $((t2 - t1)) s (three scorings)"
     echo
     echo "Synthetic pairs (wm-synth):"
     echo
@@ -72,4 +82,9 @@ t2=$(date +%s)
     echo "The same wm-synth pairs drawn at 128x128, as H.264 files (crf 23), scored by pipelines/score:"
     echo
     $PY bench/physics.py report --set trained="$D/files-trained.jsonl"
+    echo
+    echo "The same wm-synth pairs drawn at 96x64 (3:2), lossless files, by pipelines/score: its shape kept"
+    echo "(the default, --size -4x64: 96x64), and the middle square cropped (--size 64x64):"
+    echo
+    $PY bench/physics.py report --set shape="$D/wide-shape.jsonl" --set square-crop="$D/wide-square.jsonl"
 } | tee "$OUT/physics.md"

@@ -55,6 +55,16 @@ if [ $dynamics = 1 ]; then
     expect_exit 0 "$P/score" -q --near-fps 0 "$T/fast.mp4"
     grep -q '"frames":12,' "$T/out" || fail "score --near-fps 0: 12 frames wanted: $(cut -c1-120 "$T/out")"
     ok "score --near-fps: a 50 fps video at 25 by default, every frame with 0"
+
+    # a wide video keeps its shape (64 rows, its columns from its aspect
+    # ratio, a multiple of 4: 96x64 stays 96x64), unless --size says otherwise
+    wm-synth -q --clips 1 --frames 8 --size 96x64 --seed 8 | wm-mux -q -o "$T/wide.mp4"
+    expect_exit 0 "$P/score" -q "$T/wide.mp4"
+    grep -q '"size":\[96,64\],"latent":\[16,24,16\]' "$T/out" || fail "score of a 96x64 video: $(cut -c1-120 "$T/out")"
+    expect_exit 0 "$P/score" -q --size 64x64 "$T/wide.mp4"
+    grep -q '"size":\[64,64\]' "$T/out" || fail "score --size 64x64: $(cut -c1-120 "$T/out")"
+    expect_exit 1 "$P/score" -q --size=-4x-4 "$T/wide.mp4"
+    ok "score keeps a video's shape: 64 rows, its aspect ratio"
 else
     fail "$model has no dynamics part: the shipped model must have one"
 fi
