@@ -130,7 +130,7 @@ wm_objects_config wm_objects_default_config(int width, int height, double fps)
 {
     /* near the means of wm-synth's ranges: floor 0.45-0.8, walls 0.6-0.9, balls 0.7-0.95, rolling 0.010-0.036 g */
     wm_objects_config c = { .width = width, .height = height, .restitution_floor = 0.625f, .restitution_wall = 0.75f,
-                            .restitution_ball = 0.82f, .roll_friction = 0.023f, .max_hidden = 30, .doubt = 10 };
+                            .restitution_ball = 0.82f, .roll_friction = 0.023f, .max_hidden = 60, .doubt = 10 };
     wm_objects_config_fps(&c, fps);
     return c;
 }

@@ -82,7 +82,7 @@ typedef struct wm_objects_config {
 
 /* gravity 9.81 frame heights per s² at fps (wm-synth's world: a frame is
  * one unit high; 25 fps when fps <= 0, with no gravity), restitutions 0.6,
- * 0.75 and 0.82 (the middles of wm-synth's ranges), 30 frames of coasting,
+ * 0.75 and 0.82 (the middles of wm-synth's ranges), 60 frames of coasting,
  * 10 real frames of doubt. */
 wm_objects_config wm_objects_default_config(int width, int height, double fps);
 /* Sets fps and the gravity it gives, as wm_objects_default_config does. */

@@ -7,10 +7,11 @@
 #   4242  10 pairs per category (the calibration set of calibrate-score.sh)
 #   777   10 pairs per category
 # 340 pairs in all.  Beside them, the 180 pairs of seed 6000 drawn
-# otherwise (docs/benchmarks.md, changes 17 and 20): 6000r at 128x128,
+# otherwise (docs/benchmarks.md, changes 17, 20 and 21): 6000r at 128x128,
 # written as lossless files and resized by wm-decode as pipelines/score
-# does, 6000n without sensor noise, and 6000w at 96x64 (3:2) through
-# lossless files, kept in its shape as pipelines/score does; a change that helps only wm-synth's own
+# does, 6000n without sensor noise, 6000w at 96x64 (3:2) through
+# lossless files, kept in its shape as pipelines/score does, and 6000l
+# with 64 frames instead of 32 (change 21); a change that helps only wm-synth's own
 # pixels shows there.  Each set is generated and encoded once (frames kept,
 # as make bench-physics scores them) into build/dev/; every run scores
 # them with the current bin/ and model, and prints each set's overall
@@ -72,7 +73,8 @@ if [ ! -s "$D/enc-6000w.wms" ]; then
     $PY "$ROOT/bench/physics.py" restamp "$F/pairs.wms" "$F/decoded.wms" | encode 6000w
     rm -rf "$F"
 fi
-others=("6000r" "6000n" "6000w")
+[ -s "$D/enc-6000l.wms" ] || wm-synth -q --pairs 30 --seed 6000 --frames 64 | encode 6000l
+others=("6000r" "6000n" "6000w" "6000l")
 pids=()
 for s in "${sets[@]}" "${others[@]}"; do
     read -r seed _ <<<"$s"
@@ -89,7 +91,7 @@ right = n = 0
 for i, s in enumerate(sys.argv[4:]):
     if i == int(sys.argv[3]):
         print(f"right pairs {right:g} of {n}")
-        print("the pairs of seed 6000 drawn otherwise (r: 128x128 resized, n: no noise, w: 96x64):")
+        print("the pairs of seed 6000 drawn otherwise (r: 128x128 resized, n: no noise, w: 96x64, l: 64 frames):")
         right = n = 0
     seed = s.split()[0]
     pairs, errors = physics.load_pairs(f"{sys.argv[2]}/scores-{seed}.jsonl")
