@@ -17,6 +17,7 @@
 #define EMERGED 25.0f                   /* levels away from the colours that hid a track: not the screen */
 #define OCC_COLOURS 8                   /* colours kept of what hid a track */
 #define OCC_SHARE 0.2f                  /* share of that disc a colour covers to be one of them */
+#define OCC_MATCH 18.0f                 /* levels from one of those colours (a mean): still the screen's */
 #define BG_FIND 0.9f                    /* share of a find's middle that is the background there: not a ball */
 #define COVERED 0.65f                   /* share of a hidden track's disc in those colours: still hidden */
 #define AROUND 0.4f                     /* share of the ring around a ball in one colour: what is around it */
@@ -327,9 +328,10 @@ static int disc_median(wm_objects *o, const float *frame, float x, float y, floa
 
 /* The colours of the frame's pixels within r of (x, y), not within inner
  * (inner < 0: none excluded) and not like ball's: grouped into up to
- * max_groups colours, each EMERGED levels from those before it (the first
- * pixel of a group stands for it), leaving out those within EMERGED of skip
- * (NULL: none).  Returns the pixels not like ball's; *grouped: those in a
+ * max_groups colours (a pixel joins the first group whose mean so far is
+ * within EMERGED levels, else starts one; each group's colour is the mean
+ * of its pixels, not one noisy pixel), leaving out those within EMERGED of
+ * skip (NULL: none).  Returns the pixels not like ball's; *grouped: those in a
  * group, count[k]: in group k. */
 static int colour_groups(const wm_objects *o, const float *frame, float x, float y, float r, float inner,
                          const float *ball, const float *skip, float (*groups)[3], int *count, int max_groups,
@@ -348,8 +350,12 @@ static int colour_groups(const wm_objects *o, const float *frame, float x, float
             if (skip && within(p, skip, EMERGED)) continue;
             ++*grouped;
             for (k = 0; k < *ngroups && !within(p, groups[k], EMERGED); k++) {}
-            if (k < *ngroups) count[k]++;
-            else if (*ngroups < max_groups) count[k] = 1, memcpy(groups[(*ngroups)++], p, sizeof groups[0]);
+            if (k < *ngroups) {
+                count[k]++;
+                for (int c = 0; c < 3; c++) groups[k][c] += (p[c] - groups[k][c]) / (float)count[k];
+            } else if (*ngroups < max_groups) {
+                count[k] = 1, memcpy(groups[(*ngroups)++], p, sizeof groups[0]);
+            }
         }
     return n;
 }
@@ -855,7 +861,7 @@ static int hid_by(const wm_objects *o, const float *frame, size_t p, const void 
     (void)o;
     const track *t = track_;
     for (int k = 0; k < t->has_occ; k++)
-        if (within(frame + p * 3, t->occ[k], EMERGED)) return 1;
+        if (within(frame + p * 3, t->occ[k], OCC_MATCH)) return 1;
     return 0;
 }
 
