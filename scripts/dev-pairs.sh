@@ -54,25 +54,18 @@ for s in "${sets[@]}"; do
     [ "$cats" = all ] || cat_opt=(--category "$cats")
     wm-synth -q --pairs "$pairs" --seed "$seed" "${cat_opt[@]}" | encode "$seed"
 done
-if [ ! -s "$D/enc-6000r.wms" ]; then
-    F=$D/files-6000r
+from_files() {   # NAME DRAWN DECODED: seed 6000's pairs drawn at DRAWN, through lossless files, decoded at DECODED
+    local F=$D/files-$1
     rm -rf "$F" && mkdir -p "$F"
-    wm-synth -q --pairs 30 --seed 6000 --size 128x128 > "$F/pairs.wms"
+    wm-synth -q --pairs 30 --seed 6000 --size "$2" > "$F/pairs.wms"
     wm-mux -q -o "$F/c_%03d.mkv" "$F/pairs.wms"
-    wm-decode -q --size 64x64 "$F"/c_*.mkv > "$F/decoded.wms"
-    $PY "$ROOT/bench/physics.py" restamp "$F/pairs.wms" "$F/decoded.wms" | encode 6000r
+    wm-decode -q --size "$3" "$F"/c_*.mkv > "$F/decoded.wms"
+    $PY "$ROOT/bench/physics.py" restamp "$F/pairs.wms" "$F/decoded.wms" | encode "$1"
     rm -rf "$F"
-fi
+}
+[ -s "$D/enc-6000r.wms" ] || from_files 6000r 128x128 64x64
 [ -s "$D/enc-6000n.wms" ] || wm-synth -q --pairs 30 --seed 6000 --noise 0 | encode 6000n
-if [ ! -s "$D/enc-6000w.wms" ]; then
-    F=$D/files-6000w
-    rm -rf "$F" && mkdir -p "$F"
-    wm-synth -q --pairs 30 --seed 6000 --size 96x64 > "$F/pairs.wms"
-    wm-mux -q -o "$F/c_%03d.mkv" "$F/pairs.wms"
-    wm-decode -q --size -4x64 "$F"/c_*.mkv > "$F/decoded.wms"
-    $PY "$ROOT/bench/physics.py" restamp "$F/pairs.wms" "$F/decoded.wms" | encode 6000w
-    rm -rf "$F"
-fi
+[ -s "$D/enc-6000w.wms" ] || from_files 6000w 96x64 -4x64
 [ -s "$D/enc-6000l.wms" ] || wm-synth -q --pairs 30 --seed 6000 --frames 64 | encode 6000l
 others=("6000r" "6000n" "6000w" "6000l")
 pids=()

@@ -42,7 +42,8 @@ for fit in crop pad stretch; do
     has "^clip id=0 .* size=48x64\$"
     [ "$(grep -c '^frame .* size=48x64 format=rgb24 bytes=9216$' "$T/s.txt")" -eq 60 ] || fail "--fit $fit: frame sizes"
 done
-/usr/bin/python3 - "$T/s.wms" "$(media h264.mp4)" "$(media rotated.mp4)" <<'EOF' || fail "pad bars"
+args=("$(media h264.mp4)" "$(media rotated.mp4)" "$(media anamorphic.mp4)")
+/usr/bin/python3 - "$T/s.wms" "${args[@]}" <<'EOF' || fail "pad bars, or crop and pad of an anamorphic video"
 import subprocess, sys, msgpack, numpy as np
 def frames(*args):
     out = subprocess.run(["wm-decode", "-q", *args], capture_output=True, check=True).stdout
@@ -55,8 +56,16 @@ for a in frames("--size", "48x64", "--fit", "pad", sys.argv[2]):
 # rotated (32x64 upright) into 64x64: bars of 16 columns left and right
 for a in frames("--size", "64x64", "--fit", "pad", sys.argv[3]):
     assert not a[:, :16].any() and not a[:, 48:].any() and a[:, 16:48].any(), "rotated pad bars"
+# crop and pad keep the shape as shown: the anamorphic 4:3 picture (shown
+# 8:3) padded into 64x64 is 64x24 with bars of 20 rows, cropped keeps the
+# middle 3/8 of its width
+for a in frames("--size", "64x64", "--fit", "pad", sys.argv[4]):
+    assert not a[:20].any() and not a[44:].any() and a[20:44].any(), "anamorphic pad bars"
+wide = frames("--size", "128x48", "--fit", "stretch", sys.argv[4])
+for a, c in zip(wide, frames("--size", "48x48", "--fit", "crop", sys.argv[4])):
+    assert np.abs(a[:, 40:88].mean((0, 2)) - c.mean((0, 2))).mean() < 3, "anamorphic crop: not the middle"
 EOF
-ok "--size with crop, pad (black bars) and stretch"
+ok "--size with crop, pad (black bars) and stretch, anamorphic pixels counted"
 
 # --size with a side of -n: from the other and the aspect ratio as shown,
 # a multiple of n; rotation and the pixels' shape (sample aspect ratio) count
@@ -66,23 +75,6 @@ for spec in "h264.mp4 -4x64 84x64" "h264.mp4 -1x64 85x64" "h264.mp4 64x-4 64x48"
     dec --size="$size" "$(media "$name")"
     has "^clip id=0 .* size=$want\$" "$name --size $size: not $want"
 done
-# crop and pad keep the shape as shown: the anamorphic 4:3 picture (shown
-# 8:3) padded into 64x64 is 64x24 with bars of 20 rows, cropped keeps the
-# middle 3/8 of its width
-/usr/bin/python3 - "$(media anamorphic.mp4)" <<'EOF' || fail "crop and pad of an anamorphic video"
-import subprocess, sys, msgpack, numpy as np
-def frames(*args):
-    out = subprocess.run(["wm-decode", "-q", *args], capture_output=True, check=True).stdout
-    u = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
-    u.feed(out)
-    return [np.frombuffer(m["data"], np.uint8).reshape(m["height"], m["width"], -1).astype(int)
-            for m in u if m["kind"] == "frame"]
-for a in frames("--size", "64x64", "--fit", "pad", sys.argv[1]):
-    assert not a[:20].any() and not a[44:].any() and a[20:44].any(), "anamorphic pad bars"
-wide = frames("--size", "128x48", "--fit", "stretch", sys.argv[1])
-for a, c in zip(wide, frames("--size", "48x48", "--fit", "crop", sys.argv[1])):
-    assert np.abs(a[:, 40:88].mean((0, 2)) - c.mean((0, 2))).mean() < 3, "anamorphic crop: not the middle"
-EOF
 dec --size=-4x64 --fit pad "$(media h264.mp4)"
 [ "$(grep -c '^frame .* size=84x64 ' "$T/s.txt")" -eq 60 ] || fail "--size -4x64: frame sizes"
 wm-decode -q --size=-4x-4 "$(media h264.mp4)" > /dev/null 2> "$T/err" && fail "--size -4x-4 accepted"

@@ -63,7 +63,8 @@ if [ $dynamics = 1 ]; then
     grep -q '"size":\[96,64\],"latent":\[16,24,16\]' "$T/out" || fail "score of a 96x64 video: $(cut -c1-120 "$T/out")"
     expect_exit 0 "$P/score" -q --size 64x64 "$T/wide.mp4"
     grep -q '"size":\[64,64\]' "$T/out" || fail "score --size 64x64: $(cut -c1-120 "$T/out")"
-    expect_exit 1 "$P/score" -q --size=-4x-4 "$T/wide.mp4"
+    expect_exit 1 "$P/score" -q --size -4x-4 "$T/wide.mp4"
+    expect_err "--size: '-4x-4' is not WxH \(one side may be -n\)"
     ok "score keeps a video's shape: 64 rows, its aspect ratio"
 else
     fail "$model has no dynamics part: the shipped model must have one"
