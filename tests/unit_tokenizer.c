@@ -238,6 +238,17 @@ static void test_pixels(void)
 
 /* A training pass whose images run in parts on threads gives what one
  * thread gives: loss, gradients, z and y. */
+/* The largest |a - b| over the largest |a|. */
+static double max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)a[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
 static void test_parts(void)
 {
     wm_error err = { 0 };
@@ -272,11 +283,15 @@ static void test_parts(void)
         gs = fmax(gs, fabs((double)grad[0][i]));
     }
     eg /= gs;
-    CHECK(eg < 1e-5 && !memcmp(z[0], z[1], nz * sizeof(float)) && !memcmp(y[0], y[1], nx * sizeof(float)) &&
-              fabs(loss[1] - loss[0]) < 1e-12 * fabs(loss[0]) + 1e-15,
-          "3 threads against 1: gradients %g, loss %g against %g, z/y %s", eg, loss[1], loss[0],
-          memcmp(z[0], z[1], nz * sizeof(float)) ? "differ" : "same");
-    printf("ok - a training pass in 3 parts on threads matches one thread (gradients %.1g; z, y and loss equal)\n", eg);
+    /* Each part's convolutions are GEMMs of fewer rows; OpenBLAS may sum a
+     * row in another order for another row count (its small-matrix kernels
+     * on AVX-512 machines do), so the parts agree to rounding, not always
+     * to the bit.  A given thread count gives the same bits every run. */
+    double ez = max_rel_diff(z[0], z[1], nz), ey = max_rel_diff(y[0], y[1], nx);
+    CHECK(eg < 1e-5 && ez < 1e-5 && ey < 1e-5 && fabs(loss[1] - loss[0]) < 1e-6 * fabs(loss[0]),
+          "3 threads against 1: gradients %g, z %g, y %g, loss %.9g against %.9g", eg, ez, ey, loss[1], loss[0]);
+    printf("ok - a training pass in 3 parts on threads matches one thread (gradients %.1g, z %.1g, y %.1g; loss "
+           "%.1g relative)\n", eg, ez, ey, fabs(loss[1] - loss[0]) / fabs(loss[0]));
     for (int r = 0; r < 2; r++) free(grad[r]), free(z[r]), free(y[r]);
     free(x);
     wm_tokenizer_free(&tk);
