@@ -428,7 +428,8 @@ static const wm_tool detector_tool = {
     "--seed, data and --threads.  Writes the detector into PATH beside the\n"
     "tokenizer and the dynamics model (tensors detector.*).  With --test STREAM it\n"
     "then reports how many of that stream's labelled balls it finds within 1.5\n"
-    "cells, the detections that match none, and the centre error in pixels.",
+    "cells, the detections that match none, and the centre error in pixels;\n"
+    "--steps 0 only measures the detector already in PATH.",
     "  wm-synth --clips 1200 --seed 5 | wm-encode-latent > balls.wm\n"
     "  wm-synth --clips 100 --seed 6 | wm-encode-latent > test.wm\n"
     "  wm-train detector --model model.safetensors --test test.wm balls.wm"
@@ -456,7 +457,7 @@ static int cmd_detector(int argc, char **argv)
     double lr = 2e-3, lr_floor = 0.025, pos_weight = 10, log_every = 10, thr = 0.5;
     const wm_opt opts[] = {
         { "model", 'm', WM_OPT_STRING, &model, "PATH", "model file with the tokenizer; the detector is written into it (required)", NULL, 0, 0 },
-        { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps (default 3000)", NULL, 1, 100000000 },
+        { "steps", 0, WM_OPT_INT, &steps, "N", "optimizer steps (default 3000; 0: measure PATH's detector on --test)", NULL, 0, 100000000 },
         { "batch", 'b', WM_OPT_INT, &batch, "N", "latents per minibatch (default 64)", NULL, 1, 65536 },
         { "crop", 0, WM_OPT_SIZE, &crop, "WxH", "grid cells of each latent drawn (default 16x16: 64x64 frames)", NULL, 0, 0 },
         { "lr", 0, WM_OPT_DOUBLE, &lr, "X", "peak learning rate (default 2e-3)", NULL, 1e-7, 1 },
@@ -485,14 +486,22 @@ static int cmd_detector(int argc, char **argv)
     }
     wm_detect_config cfg = wm_detect_default_config(wm_tokenizer_get_config(tk)->latent_channels);
     cfg.hidden = hidden;
-    wm_detector *det = wm_detector_new(&cfg, (uint64_t)seed, &err);
+    if (steps == 0 && (!test || argc > first)) {   /* measuring only: the detector in PATH, on --test */
+        st = wm_error_set(&err, WM_E_USAGE, "--steps 0 measures the detector in --model on --test STREAM: give --test "
+                                             "and no training STREAM");
+        free(weights);
+        wm_tokenizer_free(&tk);
+        return wm_cli_exit(tool, st, &err);
+    }
+    wm_detector *det = steps ? wm_detector_new(&cfg, (uint64_t)seed, &err) : wm_detector_load(model, &err);
+    if (det) cfg = *wm_detector_get_config(det);
     wm_clipset *cs = det ? wm_clipset_new(cfg.latent_channels, (size_t)max_clips, (uint64_t)seed, &err) : NULL;
     if (!cs) st = err.code;
     const int n_inputs = argc - first;
     double t_read = 0;
-    if (st == WM_OK) st = read_clips(cs, n_inputs, argv + first, common.max_message, tk, &t_read, &err);
+    if (st == WM_OK && steps) st = read_clips(cs, n_inputs, argv + first, common.max_message, tk, &t_read, &err);
     report_ctx rc = { common.quiet, tool->name };
-    if (st == WM_OK && !common.quiet)
+    if (st == WM_OK && steps && !common.quiet)
         fprintf(stderr, "%s: %zu clips (%zu latents; %zu with ball labels) from %d stream%s in %.1fs; %s C=%d hidden=%d, "
                         "%zu parameters\n",
                 tool->name, wm_clipset_count(cs), wm_clipset_latents(cs), wm_clipset_labelled(cs), wm_clipset_sources(cs),
@@ -511,8 +520,8 @@ static int cmd_detector(int argc, char **argv)
     o.weights = weights;
     o.seed = (uint64_t)seed;
     o.log_every = log_every;
-    if (st == WM_OK) st = wm_detect_train(det, cs, &o, detector_report, should_stop, &rc, &err);
-    if (st == WM_OK) {
+    if (st == WM_OK && steps) st = wm_detect_train(det, cs, &o, detector_report, should_stop, &rc, &err);
+    if (st == WM_OK && steps) {
         char num[4][32];
         snprintf(num[0], sizeof num[0], "%d", steps);
         snprintf(num[1], sizeof num[1], "%d", batch);

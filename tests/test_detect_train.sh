@@ -64,6 +64,13 @@ wm-train detector -q --model "$T/m2.safetensors" "${tiny[@]}" --test "$T/test.wm
 grep -Eq "^wm-train detector: .*/test.wm: [0-9]+ labelled balls, [0-9]+ found \([0-9.]+%\), [0-9]+ extra detections" \
     "$T/eval" || { cat "$T/eval"; fail "--test did not report"; }
 ok "--test reports: $(cut -d: -f3- "$T/eval" | cut -c1-80)"
+cp "$T/m2.safetensors" "$T/m3.safetensors"
+wm-train detector -q --model "$T/m3.safetensors" --steps 0 --test "$T/test.wm" > "$T/eval0"
+cmp -s "$T/eval" "$T/eval0" || { cat "$T/eval" "$T/eval0"; fail "--steps 0 measured another detector"; }
+cmp -s "$T/m2.safetensors" "$T/m3.safetensors" || fail "--steps 0 changed the model file"
+expect_exit 1 wm-train detector -q --model "$T/m3.safetensors" --steps 0 "$T/lat.wm"
+expect_err "--steps 0 measures the detector"
+ok "--steps 0 measures the detector in the model, the same figures, and writes nothing"
 
 # --- a stream without ball labels is refused with one line saying what is needed
 wm-synth --clips 2 --frames 4 | wm-encode-latent --model "$T/m.safetensors" | /usr/bin/python3 -c '
