@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         return 2;
     }
     wm_error err = { 0 };
-    wm_synth_opts so = { (uint64_t)seed, SIZE, SIZE, 25, 1, frames, balls, balls, 2.0, 0 };
+    wm_synth_opts so = { (uint64_t)seed, SIZE, SIZE, 25, 1, frames, balls, balls, 2.0, 0, 1 };
     wm_synth *s = wm_synth_new(&so, &err);
     frame_objs *truth = calloc((size_t)frames, sizeof *truth);
     int(*h)[MAX_CLIPS] = malloc(sizeof(int[V_COUNT][MAX_CLIPS]));

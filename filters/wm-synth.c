@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     const char *categories = NULL, *balls = "1-3";
     wm_size size = { 64, 64 };
     wm_rational fps = { 25, 1 };
-    double noise = 2;
+    double noise = 2, ball_scale = 1;
     const wm_opt opts[] = {
         { "seed", 0, WM_OPT_INT, &seed, "N", "random seed (default 1)", NULL, 0, 2147483647 },
         { "clips", 0, WM_OPT_INT, &clips, "N", "write N training clips (default 1 without --pairs)", NULL, 0, 1000000000 },
@@ -45,6 +45,8 @@ int main(int argc, char **argv)
         { "frames", 0, WM_OPT_INT, &frames, "N", "frames per clip (default 32)", NULL, 1, 1000000 },
         { "balls", 0, WM_OPT_STRING, &balls, "MIN-MAX", "balls per scene, or N (default 1-3)", NULL, 0, 0 },
         { "noise", 0, WM_OPT_DOUBLE, &noise, "SIGMA", "sensor noise in levels (default 2)", NULL, 0, 64 },
+        { "ball-scale", 0, WM_OPT_DOUBLE, &ball_scale, "F",
+          "every ball's radius times F (0.5-2; default 1)", NULL, 0.5, 2 },
         { "background-only", 0, WM_OPT_FLAG, &background_only, NULL,
           "draw the frames without their balls (labels unchanged; for tests)", NULL, 0, 0 },
         { 0 } };
@@ -65,7 +67,7 @@ int main(int argc, char **argv)
         wm_error_set(&err, WM_E_USAGE, "--category: only applies to --pairs");
         return wm_cli_exit(&tool, WM_E_USAGE, &err);
     }
-    wm_synth_opts so = { (uint64_t)seed, size.w, size.h, fps.num, fps.den, frames, 0, 0, noise, background_only };
+    wm_synth_opts so = { (uint64_t)seed, size.w, size.h, fps.num, fps.den, frames, 0, 0, noise, background_only, ball_scale };
     if ((st = wm_synth_parse_range("balls", balls, 1, WM_SYNTH_MAX_BALLS, &so.balls_min, &so.balls_max, &err)) != WM_OK)
         return wm_cli_exit(&tool, st, &err);
     if (clips < 0) clips = pairs > 0 ? 0 : 1;

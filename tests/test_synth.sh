@@ -17,6 +17,7 @@ expect_exit 1 wm-synth --balls 0-3;          expect_err '^wm-synth: --balls'
 expect_exit 1 wm-synth --balls 5-2;          expect_err '^wm-synth: --balls'
 expect_exit 1 wm-synth --balls many;         expect_err '^wm-synth: --balls'
 expect_exit 1 wm-synth --noise -1;           expect_err '^wm-synth: --noise'
+expect_exit 1 wm-synth --ball-scale 0.4;     expect_err '^wm-synth: --ball-scale'
 expect_exit 1 wm-synth --fps 0;              expect_err '^wm-synth: --fps'
 expect_exit 1 wm-synth --clips -1;           expect_err '^wm-synth: --clips'
 expect_exit 1 wm-synth --pairs x;            expect_err '^wm-synth: --pairs'
@@ -40,6 +41,23 @@ cmp -s "$T/a.wms" "$T/c.wms" && fail "another seed wrote the same bytes"
 wm-synth --clips 2 --pairs 1 --category gravity,constancy --seed 7 --out "$T/d.wms"
 cmp -s "$T/a.wms" "$T/d.wms" || fail "--out wrote other bytes than stdout"
 ok "same seed, same bytes; another seed differs; --out"
+
+# --ball-scale: the same scenes' balls, every radius scaled (0.055-0.105 of the height by default)
+wm-synth --clips 2 --pairs 1 --category gravity,constancy --seed 7 --ball-scale 1 > "$T/e.wms"
+cmp -s "$T/a.wms" "$T/e.wms" || fail "--ball-scale 1 changed the bytes"
+for f in 0.6 1.6; do
+    wm-synth --clips 6 --seed 7 --ball-scale $f > "$T/s.wms"
+    /usr/bin/python3 - "$T/s.wms" $f <<'PY' || fail "--ball-scale $f: radii out of range"
+import sys, msgpack
+f = float(sys.argv[2])
+r = {o["r"] for m in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
+     if m.get("kind") == "frame" for o in m["objects"]}
+lo, hi = 0.055 * 64 * f, 0.105 * 64 * f
+assert r and min(r) >= lo - 1e-9 and max(r) <= hi + 1e-9, (min(r), max(r), lo, hi)
+assert max(r) > 0.105 * 64 if f > 1 else min(r) < 0.055 * 64, (min(r), max(r))
+PY
+done
+ok "--ball-scale: 1 changes nothing; 0.6 and 1.6 draw every ball within the scaled radii"
 
 # a reader that goes away early is a quiet success
 set +e +o pipefail

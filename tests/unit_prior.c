@@ -38,7 +38,7 @@ int main(void)
     const int C = wm_tokenizer_get_config(tk)->latent_channels;
     const size_t lat = (size_t)G * G * C;
     /* CLIPS wm-synth clips of T frames, encoded; and where their balls are */
-    wm_synth_opts so = { 4242, S, S, 25, 1, T, 1, 3, 2, 0 };
+    wm_synth_opts so = { 4242, S, S, 25, 1, T, 1, 3, 2, 0, 1 };
     wm_synth *sy = wm_synth_new(&so, &err);
     float *z = malloc((size_t)CLIPS * T * lat * sizeof(float)), *x = malloc((size_t)S * S * 3 * sizeof(float));
     unsigned char *near = calloc((size_t)CLIPS * T * G * G, 1);   /* cells within 20 px of a ball (the encoder sees that far) */

@@ -37,7 +37,7 @@ static uint64_t hash_clip(wm_synth *s, uint64_t h)
 
 static wm_synth_opts default_opts(uint64_t seed)
 {
-    return (wm_synth_opts){ seed, 64, 64, 25, 1, 32, 1, 3, 2.0, 0 };
+    return (wm_synth_opts){ seed, 64, 64, 25, 1, 32, 1, 3, 2.0, 0, 1 };
 }
 
 static void test_render_visibility(void)
