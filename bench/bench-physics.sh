@@ -14,7 +14,8 @@
 # 64x64), the way users and the external held-out set are scored; and
 # drawn at 96x64 (3:2, lossless files): pipelines/score keeps their shape
 # (96x64), beside the middle square cropped (--size 64x64); and drawn with
-# 64 frames instead of 32 (2.56 s), scored as the first table's.
+# 64 frames instead of 32 (2.56 s), and with balls 0.7 and 1.5 times
+# their radius (wm-synth --ball-scale), scored as the first table's.
 #   MODEL   the model (default models/wm-default.safetensors)
 #   PAIRS   pairs per synthetic category (default 20)
 set -euo pipefail
@@ -65,11 +66,16 @@ done
 # the same seed's pairs drawn twice as long
 wm-synth -q --pairs "$PAIRS" --seed "$SEED" --frames 64 > "$D/synth64f-pairs.wms"
 score "$MODEL" "$D/synth64f-pairs.wms" "$D/long-trained.jsonl"
+# and with smaller and bigger balls
+for f in 0.7 1.5; do
+    wm-synth -q --pairs "$PAIRS" --seed "$SEED" --ball-scale $f > "$D/synth-r$f-pairs.wms"
+    score "$MODEL" "$D/synth-r$f-pairs.wms" "$D/ball$f-trained.jsonl"
+done
 t2=$(date +%s)
 {
     machine
     echo "model: $MODEL; pairs: wm-synth --pairs $PAIRS --seed $SEED (64x64, 32 frames) and real footage pairs"
-    echo "scored in $((t1 - t0)) s (three scorings, both sets); the files and the long clips in $((t2 - t1)) s (four scorings)"
+    echo "scored in $((t1 - t0)) s (three scorings, both sets); the files, the long clips and the ball sizes in $((t2 - t1)) s (six scorings)"
     echo
     echo "Synthetic pairs (wm-synth):"
     echo
@@ -95,4 +101,8 @@ t2=$(date +%s)
     echo "The same seed's wm-synth pairs drawn with 64 frames (2.56 s) instead of 32:"
     echo
     $PY bench/physics.py report --set trained="$D/long-trained.jsonl"
+    echo
+    echo "The same seed's wm-synth pairs drawn with balls 0.7 and 1.5 times their radius (--ball-scale):"
+    echo
+    $PY bench/physics.py report --set small-balls="$D/ball0.7-trained.jsonl" --set big-balls="$D/ball1.5-trained.jsonl"
 } | tee "$OUT/physics.md"

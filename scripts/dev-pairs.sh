@@ -11,8 +11,9 @@
 # written as lossless files and resized by wm-decode as pipelines/score
 # does, 6000n without sensor noise, 6000w at 96x64 (3:2) through
 # lossless files, kept in its shape as pipelines/score does, and 6000l
-# with 64 frames instead of 32 (change 21); a change that helps only wm-synth's own
-# pixels shows there.  Each set is generated and encoded once (frames kept,
+# with 64 frames instead of 32 (change 21), 6000s and 6000b with balls 0.7
+# and 1.5 times their radius (`--ball-scale`, change 23); a change that helps
+# only wm-synth's own pixels shows there.  Each set is generated and encoded once (frames kept,
 # as make bench-physics scores them) into build/dev/; every run scores
 # them with the current bin/ and model, and prints each set's overall
 # pairwise accuracy and AUROC (bench/physics.py's measures) and the right
@@ -67,7 +68,9 @@ from_files() {   # NAME DRAWN DECODED: seed 6000's pairs drawn at DRAWN, through
 [ -s "$D/enc-6000n.wms" ] || wm-synth -q --pairs 30 --seed 6000 --noise 0 | encode 6000n
 [ -s "$D/enc-6000w.wms" ] || from_files 6000w 96x64 -4x64
 [ -s "$D/enc-6000l.wms" ] || wm-synth -q --pairs 30 --seed 6000 --frames 64 | encode 6000l
-others=("6000r" "6000n" "6000w" "6000l")
+[ -s "$D/enc-6000s.wms" ] || wm-synth -q --pairs 30 --seed 6000 --ball-scale 0.7 | encode 6000s
+[ -s "$D/enc-6000b.wms" ] || wm-synth -q --pairs 30 --seed 6000 --ball-scale 1.5 | encode 6000b
+others=("6000r" "6000n" "6000w" "6000l" "6000s" "6000b")
 pids=()
 for s in "${sets[@]}" "${others[@]}"; do
     read -r seed _ <<<"$s"
@@ -84,7 +87,8 @@ right = n = 0
 for i, s in enumerate(sys.argv[4:]):
     if i == int(sys.argv[3]):
         print(f"right pairs {right:g} of {n}")
-        print("the pairs of seed 6000 drawn otherwise (r: 128x128 resized, n: no noise, w: 96x64, l: 64 frames):")
+        print("the pairs of seed 6000 drawn otherwise (r: 128x128 resized, n: no noise, w: 96x64, l: 64 frames, "
+              "s/b: balls 0.7/1.5 times their radius):")
         right = n = 0
     seed = s.split()[0]
     pairs, errors = physics.load_pairs(f"{sys.argv[2]}/scores-{seed}.jsonl")
