@@ -87,11 +87,10 @@ wm_status wm_cli_parse_value(const wm_opt *o, const char *s, wm_error *err)
         const long long lo = o->min < 0 ? (long long)o->min : 1;
         if (parse_long(o->name, wbuf, lo, WM_MAX_DIM, &w, err) || parse_long(o->name, x + 1, lo, WM_MAX_DIM, &h, err) ||
             w == 0 || h == 0 || (w < 0 && h < 0)) {
-            if (lo < 0)
-                return wm_error_set(err, WM_E_USAGE, "--%s: '%s' is not WIDTHxHEIGHT with sides in [1, %d], "
-                                    "one of them possibly -n (n up to %lld: from the other side)", o->name, s, WM_MAX_DIM, -lo);
-            return wm_error_set(err, WM_E_USAGE, "--%s: '%s' is not WIDTHxHEIGHT with sides in [1, %d]",
-                                o->name, s, WM_MAX_DIM);
+            char neg[80] = "";
+            if (lo < 0) snprintf(neg, sizeof neg, ", one of them possibly -n (n up to %lld: from the other side)", -lo);
+            return wm_error_set(err, WM_E_USAGE, "--%s: '%s' is not WIDTHxHEIGHT with sides in [1, %d]%s", o->name, s,
+                                WM_MAX_DIM, neg);
         }
         ((wm_size *)o->dest)->w = (int)w;
         ((wm_size *)o->dest)->h = (int)h;
