@@ -236,9 +236,7 @@ static void test_pixels(void)
     printf("ok - pixel conversions\n");
 }
 
-/* A training pass whose images run in parts on threads gives what one
- * thread gives: loss, gradients, z and y. */
-/* The largest |a - b| over the largest |a|. */
+/* The largest |a - b| over the largest |a| (unit_dynamics.c has its twin). */
 static double max_rel_diff(const float *a, const float *b, size_t n)
 {
     double d = 0, m = 0;
@@ -249,6 +247,8 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
     return m > 0 ? d / m : d;
 }
 
+/* A training pass whose images run in parts on threads gives what one
+ * thread gives: loss, gradients, z and y. */
 static void test_parts(void)
 {
     wm_error err = { 0 };
@@ -277,12 +277,7 @@ static void test_parts(void)
         memcpy(y[r], ty, nx * sizeof(float));
     }
     wm_nn_set_threads(1);
-    double eg = 0, gs = 0;
-    for (size_t i = 0; i < p->total; i++) {
-        eg = fmax(eg, fabs((double)grad[1][i] - grad[0][i]));
-        gs = fmax(gs, fabs((double)grad[0][i]));
-    }
-    eg /= gs;
+    const double eg = max_rel_diff(grad[0], grad[1], p->total);
     /* Each part's convolutions are GEMMs of fewer rows; OpenBLAS may sum a
      * row in another order for another row count (its small-matrix kernels
      * on AVX-512 machines do), so the parts agree to rounding, not always
