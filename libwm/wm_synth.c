@@ -1015,7 +1015,7 @@ wm_synth *wm_synth_new(const wm_synth_opts *opts, wm_error *err)
         return NULL;
     }
     if (!(o->noise >= 0 && o->noise <= 64)) { wm_error_set(err, WM_E_USAGE, "--noise: %g must lie within 0-64", o->noise); return NULL; }
-    if (o->ball_scale != 0 && !(o->ball_scale >= 0.5 && o->ball_scale <= 2)) {
+    if (!(o->ball_scale >= 0.5 && o->ball_scale <= 2)) {
         wm_error_set(err, WM_E_USAGE, "--ball-scale: %g must lie within 0.5-2", o->ball_scale);
         return NULL;
     }
@@ -1032,10 +1032,8 @@ wm_synth *wm_synth_new(const wm_synth_opts *opts, wm_error *err)
     s->r_hi = dmax(0.105, 1.5 * s->r_lo);
     double crowd = 0.35 * s->world_w / o->balls_max;
     if (s->r_hi > crowd) s->r_hi = dmax(crowd, s->r_lo);
-    if (o->ball_scale != 0) {      /* another look: the same scenes with bigger or smaller balls */
-        s->r_lo *= o->ball_scale;
-        s->r_hi *= o->ball_scale;
-    }
+    s->r_lo *= o->ball_scale;      /* another look: the same scenes with bigger or smaller balls */
+    s->r_hi *= o->ball_scale;
     size_t pixels = (size_t)o->width * o->height * 3;
     s->renderer = wm_renderer_new(o->width, o->height, err);
     s->frame_a = malloc(pixels);

@@ -67,7 +67,7 @@ typedef struct wm_synth_opts {
     int balls_min, balls_max;      /* balls per scene */
     double noise;                  /* sensor noise sigma, levels */
     int background_only;           /* draw every frame without its balls (for tests) */
-    double ball_scale;             /* every ball's radius times this (0.5-2); 0 counts as 1 */
+    double ball_scale;             /* every ball's radius times this (0.5-2; 1: wm-synth's sizes) */
 } wm_synth_opts;
 
 typedef struct wm_synth_labels {
