@@ -28,12 +28,13 @@ for p in 21:0.6 22:0.8 23:1.3 24:1.7; do   # seed:scale
     sizes+=("$f")
 done
 mkdir -p "$D/heldout-latents"
-for f in 1 0.6 1.5; do
+heldout=(1 0.6 1.5)   # ball scales of the held-out clips it is measured on
+for f in "${heldout[@]}"; do
     wm-synth -q --clips 100 --seed 998 --ball-scale $f | wm-encode-latent -q --model "$MODEL" --batch 32 --threads "$THREADS" \
         > "$D/heldout-latents/balls$f.wm"
 done
 wm-train detector --model "$MODEL" --steps "$STEPS" --batch 64 --lr 2e-3 --pos-weight 10 --seed 1 \
     --threads "$THREADS" --log-every 60 "$D/synth.wm" "${sizes[@]}" 2> "$D/detector-train.log"
-for f in 1 0.6 1.5; do
+for f in "${heldout[@]}"; do
     wm-train detector --model "$MODEL" --steps 0 --test "$D/heldout-latents/balls$f.wm"
 done | tee "$D/detector-quality.txt"
