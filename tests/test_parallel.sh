@@ -37,6 +37,10 @@ for _ in $(seq 600); do [ "$(jobs_done)" -ge 2 ] && break; sleep 0.05; done
 in_flight=$(pgrep -c -f "score-shard $T/list" || true)   # a shard being scored now
 kill -INT -- -$pp
 wait $pp && fail "the interrupted parallel exited 0"
+# a shard parallel started as the signal came can outlive it by a moment,
+# still removing its temporary files: look once every shard has ended
+for _ in $(seq 200); do pgrep -f "score-shard $T/list" > /dev/null || break; sleep 0.05; done
+pgrep -f "score-shard $T/list" > /dev/null && fail "a shard still runs 10 s after the interrupted parallel exited"
 first=$(jobs_done)
 have=$(ls "$T/shards" | grep -c 'jsonl$' || true)
 [ "$first" -ge 2 ] && [ "$first" -lt $N ] || fail "run 1 finished $first of $N shards; wanted an interruption mid-batch"
