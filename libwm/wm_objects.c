@@ -18,6 +18,8 @@
 #define OCC_COLOURS 8                   /* colours kept of what hid a track */
 #define OCC_SHARE 0.2f                  /* share of that disc a colour covers to be one of them */
 #define OCC_MATCH 18.0f                 /* levels from one of those colours (a mean): still the screen's */
+#define COVER_FIND 1                    /* cover: near a find */
+#define COVER_KEPT 2                    /* cover: where a track is believed to be (the background's update only) */
 #define BG_FIND 0.9f                    /* share of a find's middle that is the background there: not a ball */
 #define COVERED 0.65f                   /* share of a hidden track's disc in those colours: still hidden */
 #define AROUND 0.4f                     /* share of the ring around a ball in one colour: what is around it */
@@ -82,7 +84,8 @@ typedef struct track {
     int keep;                           /* frames its sprite is kept before it is cut again */
     int out;                            /* it came out from behind a screen, and was not cut since */
     float rfull;                        /* its radius when seen whole */
-    int cut_frames;                     /* frames in a row it was found smaller than that */
+    int cut_frames;                     /* finds in a row not whole: smaller than that, or its middle not its hue */
+    int small_frames;                   /* finds in a row smaller than PART of that */
     float wvx;                          /* its horizontal velocity when last found full-size (NAN: never) */
     int unwhole;                        /* finds since then (smaller) */
     int has_edge;                       /* found cut: what hides it goes on past n . p > c (next frame only) */
@@ -91,7 +94,7 @@ typedef struct track {
     unsigned contacts;                  /* WM_HIT_* of the last prediction's step (WM_HIT_FLOOR too when it rolls) */
     unsigned was_contacts;              /* those of the step before */
     int defy;                           /* frames in a row found off its path with nothing to push it */
-    float miss2;                        /* the mean squared miss of its recent finds, px^2 */
+    float miss2x, miss2y;               /* the mean squared miss of its recent finds across and down, px^2 */
     int doubt;                          /* real frames it is not drawn yet: it appeared from nowhere */
     float dfx, dfy;                     /* the last of those finds */
     bounce_probe floor_bounce;
@@ -114,7 +117,7 @@ struct wm_objects {
     int frame_no;                       /* real frames seen */
     float floor;                        /* NAN: unknown */
     float *bg, *prev;                   /* [h, w, 3] */
-    unsigned char *cover;               /* [h, w] */
+    unsigned char *cover;               /* [h, w]: near a find (COVER_FIND), or a track's place (COVER_KEPT) */
     unsigned char *front;               /* [h, w]: seen to hide a ball (a screen's): balls are drawn behind it */
     unsigned char *behind;              /* [h, w]: a ball was seen in front of it: never in front */
     float *scratch;                     /* h * w values, for medians */
@@ -520,8 +523,13 @@ static void sprite_sample(const track *t, float u, float v, float out[4])
         }
 }
 
-/* Draws a track's sprite onto img with its centre at (x, y). */
-static void paste(const wm_objects *o, const track *t, float *img, float x, float y)
+static int hid_by(const wm_objects *o, const float *frame, size_t p, const void *track_);
+
+/* Draws a track's sprite onto img with its centre at (x, y), behind what
+ * was seen in front of balls, and, with hid_in, not over the pixels of
+ * frame hid_in in the colours that hid the track (a ball still behind a
+ * screen shows only where it comes out beside it). */
+static void paste(const wm_objects *o, const track *t, float *img, float x, float y, const float *hid_in)
 {
     const int W = o->cfg.width, H = o->cfg.height;
     const float dx = x - t->sx, dy = y - t->sy;
@@ -536,6 +544,7 @@ static void paste(const wm_objects *o, const track *t, float *img, float x, floa
             float s[4];
             sprite_sample(t, (float)j - dx, (float)i - dy, s);
             if (!(s[3] > 0) || o->front[(size_t)i * W + j]) continue;   /* behind a screen */
+            if (hid_in && hid_by(o, hid_in, (size_t)i * W + j, t)) continue;
             const float al = s[3] > 1 ? 1 : s[3];
             float *p = img + ((size_t)i * W + j) * 3;
             for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - al) + s[c];
@@ -699,7 +708,8 @@ static void measure_bounce(bounce_probe *p, float y, float g, restitution *e)
  * horizontal motion kept, off a floor placed too low) and its horizontal
  * motion only at a wall or a pillar (the tracker knows those), either by
  * touching another ball. */
-static float unexplained(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey)
+static void unexplained_xy(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey, float *ux,
+                           float *uy)
 {
     const float W = (float)o->cfg.width, rr = t->r + 2.0f, sx = b->x - t->x, sy = b->y - t->y;
     /* a knock from another ball (its mass and restitution guessed) still
@@ -714,7 +724,15 @@ static float unexplained(const wm_objects *o, const track *t, const wm_detection
         const track *u = &o->tracks[j];
         if (u != t && hypotf(u->px - t->px, u->py - t->py) < t->r + u->r + 3.0f) vert = horiz = 1;
     }
-    return hypotf(horiz ? 0 : ex, vert ? 0 : ey);
+    *ux = horiz ? 0 : ex;
+    *uy = vert ? 0 : ey;
+}
+
+static float unexplained(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey)
+{
+    float ux, uy;
+    unexplained_xy(o, t, b, ex, ey, &ux, &uy);
+    return hypotf(ux, uy);
 }
 
 static void matched(wm_objects *o, track *t, const wm_detection *b, const float *frame)
@@ -737,15 +755,20 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * corrected by part of the miss (an alpha-beta filter); otherwise the
      * step it made. */
     const float ex = b->x - t->px, ey = b->y - t->py;
-    /* off its path by more than its finds have missed lately (3 times
-     * their rms), 1 to 2 px: a ball rolling steadily in the open that
-     * stops dead, at 1.6 px a frame, is off by less than 2 px.  Asked of
+    /* off its path by more than its finds have missed lately, each way
+     * on its own (3 times their rms across and down, 1 to 2 px each; an
+     * ellipse): a ball rolling steadily in the open that stops dead, at
+     * 1.6 px a frame, is off by less than 2 px, and one that hops a little
+     * as it rolls misses up and down, not across.  Asked of
      * a find of (nearly) the ball's whole size, whatever its middle's hue:
      * a shaded ball in the open fails the hue test one frame in three, and
      * how the picture was made (resized, noise) decides which frames */
-    const float defy_at = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2)));
+    float ux, uy;
+    unexplained_xy(o, t, b, ex, ey, &ux, &uy);
+    const float defy_x = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2x)));
+    const float defy_y = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2y)));
     if (t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull &&
-        t->defy < DEFY_FRAMES && hypotf(ex, ey) > defy_at && unexplained(o, t, b, ex, ey) > defy_at) {
+        t->defy < DEFY_FRAMES && hypotf(ux / defy_x, uy / defy_y) > 1) {
         /* off its path, and nothing pushed it: a ball does not do that (a
          * find of something else, or a world that breaks inertia); for a
          * while the track keeps its path, so the frames that show otherwise
@@ -758,7 +781,7 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     const float beta = t->age >= ESTABLISHED ? BETA : 1.0f;
     float nvx = b->x - t->x, nvy = b->y - t->y;
     if (!t->hidden && t->age >= 2 && t->cut_frames == 0 && r >= PART * t->rfull)
-        t->miss2 += MISS_ALPHA * (ex * ex + ey * ey - t->miss2);
+        t->miss2x += MISS_ALPHA * (ex * ex - t->miss2x), t->miss2y += MISS_ALPHA * (ey * ey - t->miss2y);
     if (t->defy > 0 && hypotf(ex, ey) > DEFY)   /* it went its own way: its step between the last finds */
         nvx = b->x - t->dfx, nvy = b->y - t->dfy;
     t->defy = 0;
@@ -812,23 +835,48 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     const int full = whole && r >= FULL * t->rfull;   /* no part of it cut at all */
     t->unwhole = full ? 0 : t->unwhole + 1;
     if (full && t->moving) t->wvx = nvx;
-    if (t->cut_frames > KEEP) whole = 1, t->cut_frames = 0, t->rfull = r;
+    /* not whole for longer than KEEP finds: that is how it looks now (a
+     * ball that changed behind a screen), but a find of it smaller than
+     * its whole size gives it its radius only when its finds have been so
+     * small that long (a ball going behind a screen is found smaller for
+     * the frames it goes in, and a shaded one may have failed the hue test
+     * just before) */
+    t->small_frames = r < PART * t->rfull ? t->small_frames + 1 : 0;
+    if (t->cut_frames > KEEP && (r >= PART * t->rfull || t->small_frames > KEEP))
+        whole = 1, t->cut_frames = 0, t->small_frames = 0, t->rfull = r;
     if (whole) t->rfull += 0.3f * (r - t->rfull);
     if (t->keep > 0) t->keep--;
     else if (whole) cut_sprite(o, t, frame);
 }
 
-/* The pixels near a ball. */
-static void mark_cover(wm_objects *o, const wm_detection *balls, int n)
+/* Marks the pixels within r of (x, y) that are not marked yet. */
+static void mark_disc(wm_objects *o, float x, float y, float r, unsigned char value)
 {
     const int W = o->cfg.width, H = o->cfg.height;
-    memset(o->cover, 0, (size_t)W * H);
-    for (int k = 0; k < n; k++) {
-        const float r = ball_radius(&balls[k]) + 2.5f;
-        for (int i = (int)floorf(balls[k].y - r) - 1; i <= (int)ceilf(balls[k].y + r); i++)
-            for (int j = (int)floorf(balls[k].x - r) - 1; j <= (int)ceilf(balls[k].x + r); j++)
-                if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, balls[k].x, balls[k].y, r))
-                    o->cover[(size_t)i * W + j] = 1;
+    for (int i = (int)floorf(y - r) - 1; i <= (int)ceilf(y + r); i++)
+        for (int j = (int)floorf(x - r) - 1; j <= (int)ceilf(x + r); j++)
+            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, r) && !o->cover[(size_t)i * W + j])
+                o->cover[(size_t)i * W + j] = value;
+}
+
+/* The pixels near a find. */
+static void mark_cover(wm_objects *o, const wm_detection *balls, int n)
+{
+    memset(o->cover, 0, (size_t)o->cfg.width * o->cfg.height);
+    for (int k = 0; k < n; k++) mark_disc(o, balls[k].x, balls[k].y, ball_radius(&balls[k]) + 2.5f, COVER_FIND);
+}
+
+/* Where the last prediction drew a track, and where one unseen in plain
+ * view was last found: a ball is believed to be there.  Kept out of the
+ * background's update, so a ball that stops where the detector misses it
+ * for a frame or two (two balls touching) does not become the background,
+ * whose look would then drop every later find of it. */
+static void mark_tracks(wm_objects *o)
+{
+    for (int i = 0; i < o->ntracks; i++) {
+        const track *t = &o->tracks[i];
+        if (t->drawn) mark_disc(o, t->px, t->py, t->r + 2.5f, COVER_KEPT);
+        if (t->hidden > 0 && t->plain) mark_disc(o, t->fx, t->fy, t->r + 2.5f, COVER_KEPT);
     }
 }
 
@@ -1081,8 +1129,12 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         find_pillars(o);
         o->started = 1;
     } else {
+        mark_tracks(o);
         for (size_t p = 0; p < npx; p++) {
-            if (o->cover[p]) continue;
+            if (o->cover[p]) {   /* near a find, or a track's place: kept for this update only */
+                if (o->cover[p] == COVER_KEPT) o->cover[p] = 0;
+                continue;
+            }
             const float *f = frame + p * 3, *q = o->prev + p * 3;
             if (fabsf(f[0] - q[0]) < STABLE && fabsf(f[1] - q[1]) < STABLE && fabsf(f[2] - q[2]) < STABLE)
                 memcpy(o->bg + p * 3, f, 3 * sizeof(float));
@@ -1153,7 +1205,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         t->r = t->rfull = ball_radius(&balls[k]);
         t->age = 1;
         t->ring = 1;
-        t->miss2 = DEFY * DEFY;
+        t->miss2x = t->miss2y = DEFY * DEFY;
         t->wvx = NAN;
         /* one that shows from the third frame on, away from the frame's
          * edges, and that no hidden track took came from nowhere a ball
@@ -1229,11 +1281,15 @@ static void draw_next(wm_objects *o, const float *frame, float *next, int seen)
         } else if (t->hidden && t->has_occ) {
             const float share = occ_share(o, frame, t);
             if (share >= 0) t->drawn = share < COVERED;
+            if (!t->drawn && share >= 0) {   /* still behind it: what of it comes out beside it, if any */
+                paste(o, t, next, t->px, t->py, frame);
+                continue;
+            }
         }
         if (t->drawn && edge && !t->hidden) mask_past_edge(o, frame, t);
         if (t->drawn) {
             grow_front(o, frame, t);
-            paste(o, t, next, t->px, t->py);
+            paste(o, t, next, t->px, t->py, NULL);
         }
     }
     for (size_t p = 0; p < npx * 3; p++) next[p] = next[p] < 0 ? 0 : next[p] > 255 ? 255 : next[p];
