@@ -29,7 +29,8 @@
  * going into a striped screen is drawn behind it from the frame after it
  * is first seen cut; a ball whose finds hop as it rolls that stops dead
  * keeps its path; a ball missed twice where it stopped is found there
- * again; a ball still behind a screen shows the sliver that comes out.  (The
+ * again; a ball still behind a screen shows the sliver that comes out; a
+ * ball found smaller once, after its hue test failed, keeps its size.  (The
  * prototype this was ported from, in numpy, drew the same frames to within
  * a rounding on 1,240 frames of the bench pairs, before the occluder's
  * colour learnt to leave out the ball's own pixels.) */
@@ -1017,6 +1018,30 @@ static void test_sliver_out(void)
         printf("ok - a ball still behind a screen shows the sliver of it that comes out (frame %d)\n", sliver);
 }
 
+/* A ball at rest whose middle fails the hue test for four frames (a
+ * highlight), then found at three quarters of its size (a screen's edge
+ * over it): that find does not become its size, and the sprite drawn
+ * next is still the whole ball's. */
+static void test_size_kept(void)
+{
+    static const float WHITE[3] = { 250, 250, 250 };
+    wm_objects *o = scene();
+    const float r = 4, x = 32, y = FLOOR - r;
+    float img[W * H * 3], next[W * H * 3];
+    for (int t = 0; t < 6; t++) {
+        draw(img, x, y, r, 0, 0);
+        if (t >= 1 && t <= 4) paint_ball(img, x, y, 1.5f, WHITE);   /* the highlight */
+        wm_detection b = { x, y, t == 5 ? 0.75f * r : r, 1 };
+        wm_objects_step(o, img, &b, 1, next);
+    }
+    const float *p = next + ((size_t)(int)y * W + (int)(x + 3.5f)) * 3;   /* 3.5 px from its centre */
+    const int whole = p[0] > 200 && p[1] < 70;
+    CHECK(whole, "a find at 3/4 of a ball's size after 4 finds off its hue: drawn as (%g, %g, %g) 3.5 px from its "
+          "centre, not its red", (double)p[0], (double)p[1], (double)p[2]);
+    wm_objects_free(&o);
+    if (whole) printf("ok - a ball found smaller once, after its hue test failed 4 times, keeps its whole size\n");
+}
+
 int main(void)
 {
     test_fall();
@@ -1049,6 +1074,7 @@ int main(void)
     test_hop_stop();
     test_missed_stop();
     test_sliver_out();
+    test_size_kept();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
