@@ -804,21 +804,31 @@ static void test_low_floor_bounce(void)
         printf("ok - a ball bouncing 3 rows above the floor the background shows, and harder, stays one track\n");
 }
 
-static void test_stop_rolling(void)
+/* How far off its path the prediction puts a ball rolling v px a frame
+ * along the floor that stops dead at frame stop, its finds hopping hop px
+ * up every other frame from frame 5 on (0: none), the frame it stops. */
+static float rolling_stop_err(float v, int stop, float hop)
 {
     wm_objects *o = scene();
-    const float r = 4, y = FLOOR - r, v = 1.6f;
+    const float r = 4;
     float img[W * H * 3], next[W * H * 3], x = 8, stop_x = 0, err = 99;
-    for (int t = 0; t < 14; t++) {
-        if (t < 10) stop_x = x, x += v;   /* rolls 1.6 px a frame, then stops dead at frame 10 */
+    for (int t = 0; t < stop + 4; t++) {
+        if (t < stop) stop_x = x, x += v;
+        const float y = FLOOR - r - (t >= 5 && t % 2 ? hop : 0.0f);
         draw(img, stop_x, y, r, 0, 0);
         wm_detection b = { stop_x, y, r, 1 };
         wm_objects_step(o, img, &b, 1, next);
         wm_track_view tv;
-        if (t == 10 && wm_objects_tracks(o, &tv, 1) == 1) err = fabsf(tv.px - (stop_x + 2 * v));
+        if (t == stop && wm_objects_tracks(o, &tv, 1) == 1) err = fabsf(tv.px - (stop_x + 2 * v));
     }
-    CHECK(err < 0.3f, "a ball rolling 1.6 px a frame that stops dead: predicted %g px off its path", (double)err);
     wm_objects_free(&o);
+    return err;
+}
+
+static void test_stop_rolling(void)
+{
+    const float err = rolling_stop_err(1.6f, 10, 0);
+    CHECK(err < 0.3f, "a ball rolling 1.6 px a frame that stops dead: predicted %g px off its path", (double)err);
     if (err < 0.3f)
         printf("ok - a ball rolling steadily that stops dead (1.6 px a frame) keeps its path in the prediction "
                "(%.2f px off)\n", (double)err);
@@ -949,20 +959,8 @@ static void test_sliver_speed(void)
  * prediction keeps its path. */
 static void test_hop_stop(void)
 {
-    wm_objects *o = scene();
-    const float r = 4, v = 1.7f;
-    float img[W * H * 3], next[W * H * 3], x = 8, stop_x = 0, err = 99;
-    for (int t = 0; t < 16; t++) {
-        if (t < 12) stop_x = x, x += v;   /* stops dead at frame 12 */
-        const float y = FLOOR - r - (t >= 5 && t % 2 ? 1.0f : 0.0f);
-        draw(img, stop_x, y, r, 0, 0);
-        wm_detection b = { stop_x, y, r, 1 };
-        wm_objects_step(o, img, &b, 1, next);
-        wm_track_view tv;
-        if (t == 12 && wm_objects_tracks(o, &tv, 1) == 1) err = fabsf(tv.px - (stop_x + 2 * v));
-    }
+    const float err = rolling_stop_err(1.7f, 12, 1.0f);
     CHECK(err < 0.3f, "a ball hopping as it rolls that stops dead: predicted %g px off its path", (double)err);
-    wm_objects_free(&o);
     if (err < 0.3f)
         printf("ok - a ball hopping 1 px as it rolls that stops dead keeps its path in the prediction (%.2f px "
                "off)\n", (double)err);
