@@ -763,12 +763,15 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * a find of (nearly) the ball's whole size, whatever its middle's hue:
      * a shaded ball in the open fails the hue test one frame in three, and
      * how the picture was made (resized, noise) decides which frames */
-    float ux, uy;
-    unexplained_xy(o, t, b, ex, ey, &ux, &uy);
-    const float defy_x = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2x)));
-    const float defy_y = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2y)));
-    if (t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull &&
-        t->defy < DEFY_FRAMES && hypotf(ux / defy_x, uy / defy_y) > 1) {
+    int off = 0;
+    if (t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull && t->defy < DEFY_FRAMES) {
+        float ux, uy;
+        unexplained_xy(o, t, b, ex, ey, &ux, &uy);
+        const float defy_x = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2x)));
+        const float defy_y = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2y)));
+        off = hypotf(ux / defy_x, uy / defy_y) > 1;
+    }
+    if (off) {
         /* off its path, and nothing pushed it: a ball does not do that (a
          * find of something else, or a world that breaks inertia); for a
          * while the track keeps its path, so the frames that show otherwise
