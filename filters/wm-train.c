@@ -495,8 +495,10 @@ static int cmd_detector(int argc, char **argv)
     }
     wm_detector *det = steps ? wm_detector_new(&cfg, (uint64_t)seed, &err) : wm_detector_load(model, &err);
     if (det) cfg = *wm_detector_get_config(det);
-    wm_clipset *cs = det ? wm_clipset_new(cfg.latent_channels, (size_t)max_clips, (uint64_t)seed, &err) : NULL;
-    if (!cs) st = err.code;
+    else st = err.code;
+    wm_clipset *cs = NULL;   /* the training clips: none when only measuring */
+    if (st == WM_OK && steps && !(cs = wm_clipset_new(cfg.latent_channels, (size_t)max_clips, (uint64_t)seed, &err)))
+        st = err.code;
     const int n_inputs = argc - first;
     double t_read = 0;
     if (st == WM_OK && steps) st = read_clips(cs, n_inputs, argv + first, common.max_message, tk, &t_read, &err);
