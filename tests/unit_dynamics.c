@@ -26,6 +26,7 @@
 #include "wm_convgru.h"
 #include "wm_dynamics.h"
 #include "wm_nn.h"
+#include "unit_check.h"
 
 static int failures;
 static wm_rng rng;
@@ -42,15 +43,6 @@ static float *randn(size_t n, float scale)
 
 static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
-static double max_rel(const float *a, const float *b, size_t n)
-{
-    double e = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (fabs((double)a[i] - b[i]) > e) e = fabs((double)a[i] - b[i]);
-        if (fabs((double)b[i]) > s) s = fabs((double)b[i]);
-    }
-    return e / (s > 0 ? s : 1);
-}
 
 /* ---- finite differences of L = sum(out * g) ---- */
 

@@ -17,6 +17,7 @@
 #include "wm_adam.h"
 #include "wm_nn.h"
 #include "wm_tokenizer.h"
+#include "unit_check.h"
 
 static int failures;
 
@@ -236,17 +237,6 @@ static void test_pixels(void)
     printf("ok - pixel conversions\n");
 }
 
-/* The largest |a - b| over the largest |a| (unit_dynamics.c has its twin). */
-static double max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        m = fmax(m, fabs((double)a[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 /* A training pass whose images run in parts on threads gives what one
  * thread gives: loss, gradients, z and y. */
 static void test_parts(void)
@@ -277,12 +267,12 @@ static void test_parts(void)
         memcpy(y[r], ty, nx * sizeof(float));
     }
     wm_nn_set_threads(1);
-    const double eg = max_rel_diff(grad[0], grad[1], p->total);
+    const double eg = max_rel(grad[1], grad[0], p->total);
     /* Each part's convolutions are GEMMs of fewer rows; OpenBLAS may sum a
      * row in another order for another row count (its small-matrix kernels
      * on AVX-512 machines do), so the parts agree to rounding, not always
      * to the bit.  A given thread count gives the same bits every run. */
-    double ez = max_rel_diff(z[0], z[1], nz), ey = max_rel_diff(y[0], y[1], nx);
+    double ez = max_rel(z[1], z[0], nz), ey = max_rel(y[1], y[0], nx);
     CHECK(eg < 1e-5 && ez < 1e-5 && ey < 1e-5 && fabs(loss[1] - loss[0]) < 1e-6 * fabs(loss[0]),
           "3 threads against 1: gradients %g, z %g, y %g, loss %.9g against %.9g", eg, ez, ey, loss[1], loss[0]);
     printf("ok - a training pass in 3 parts on threads matches one thread (gradients %.1g, z %.1g, y %.1g; loss "
