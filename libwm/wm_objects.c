@@ -46,6 +46,7 @@
 #define DEFY_MISSES 3.0f                /* that, in its finds' rms misses */
 #define MISS_ALPHA 0.3f                 /* weight of the newest squared miss in that mean */
 #define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
+#define DRIFT_FRAMES 4                  /* frames back to the path its finds in the open are held to, DEFY px */
 #define EDGE 2.0f                       /* px: a ball born this near the frame's edges came in across it */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define FRONT_IN 1.5f                   /* px inside a hidden ball's rim: the pixels that surely hid it */
@@ -95,6 +96,8 @@ typedef struct track {
     unsigned was_contacts;              /* those of the step before */
     int defy;                           /* frames in a row found off its path with nothing to push it */
     float miss2x, miss2y;               /* the mean squared miss of its recent finds across and down, px^2 */
+    float path[DRIFT_FRAMES][2];        /* x, vx after its last finds with nothing to push it across, oldest first */
+    int path_n, path_frame;             /* how many (of frames in a row), and the frame of the newest */
     int doubt;                          /* real frames it is not drawn yet: it appeared from nowhere */
     float dfx, dfy;                     /* the last of those finds */
     bounce_probe floor_bounce;
@@ -735,6 +738,40 @@ static float unexplained(const wm_objects *o, const track *t, const wm_detection
     return hypotf(ux, uy);
 }
 
+/* A ball's path across, to hold its finds to: the place and velocity
+ * after its last DRIFT_FRAMES finds in a row that were clean (whole,
+ * moving, with nothing that could push it sideways), oldest first. */
+static void path_push(const wm_objects *o, track *t, int clean)
+{
+    if (!clean) {
+        t->path_n = 0;
+        return;
+    }
+    if (t->path_n == DRIFT_FRAMES) memmove(t->path[0], t->path[1], (DRIFT_FRAMES - 1) * sizeof t->path[0]);
+    else t->path_n++;
+    t->path[t->path_n - 1][0] = t->x, t->path[t->path_n - 1][1] = t->vx;
+    t->path_frame = o->frame_no;
+}
+
+/* Whether clean find b is more than DEFY px across off the path its track
+ * was on DRIFT_FRAMES frames ago (nothing pushed it sideways since, so it
+ * kept its velocity): a ball that slows, reverses or turns by a little
+ * each frame, which the filter follows, adds up to that.  (Down, the same
+ * test lost pairs: a bounce's restitution is a guess.)  If so, the track's
+ * prediction goes back onto that path, with the same correction for what
+ * the tracker's physics adds. */
+static int drifted(const wm_objects *o, track *t, const wm_detection *b, int clean)
+{
+    if (!clean || t->path_frame != o->frame_no - 1) t->path_n = 0;
+    if (t->path_n < DRIFT_FRAMES) return 0;
+    const float *a = t->path[0], *z = t->path[DRIFT_FRAMES - 1];
+    const float want = a[0] + (float)DRIFT_FRAMES * a[1];
+    if (!(fabsf(b->x - want) > DEFY)) return 0;
+    t->px += want - (z[0] + z[1]), t->pvx = a[1];
+    t->path_n = 0;
+    return 1;
+}
+
 static void matched(wm_objects *o, track *t, const wm_detection *b, const float *frame)
 {
     if (t->age >= 2 && (cut_by_edge(o, t->px, t->py, t->r) || cut_by_edge(o, b->x, b->y, t->r))) {
@@ -770,6 +807,20 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
         const float defy_x = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2x)));
         const float defy_y = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2y)));
         off = hypotf(ux / defy_x, uy / defy_y) > 1;
+    }
+    /* nor does it drift off its path across, a little each frame */
+    int clean = 0;
+    if (t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull && t->defy == 0 &&
+        t->cut_frames == 0) {
+        float ux, uy;
+        unexplained_xy(o, t, b, 1.0f, 0.0f, &ux, &uy);
+        clean = ux != 0;
+    }
+    if (drifted(o, t, b, clean)) {
+        t->defy++;
+        t->dfx = b->x, t->dfy = b->y;
+        take_prediction(t, 1);
+        return;
     }
     if (off) {
         /* off its path, and nothing pushed it: a ball does not do that (a
@@ -850,6 +901,7 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     if (whole) t->rfull += 0.3f * (r - t->rfull);
     if (t->keep > 0) t->keep--;
     else if (whole) cut_sprite(o, t, frame);
+    path_push(o, t, clean);
 }
 
 /* Marks the pixels within r of (x, y) that are not marked yet. */
