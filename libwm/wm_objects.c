@@ -18,8 +18,10 @@
 #define OCC_COLOURS 8                   /* colours kept of what hid a track */
 #define OCC_SHARE 0.2f                  /* share of that disc a colour covers to be one of them */
 #define OCC_MATCH 18.0f                 /* levels from one of those colours (a mean): still the screen's */
-#define COVER_FIND 1                    /* cover: near a find */
+#define COVER_FIND 1                    /* cover: a find, to its rim */
 #define COVER_KEPT 2                    /* cover: where a track is believed to be (the background's update only) */
+#define COVER_NEAR 3                    /* cover: just around a find (drawn from the background, which is updated) */
+#define RIM 1.0f                        /* px: a ball's blurred rim, past its found radius */
 #define BG_FIND 0.9f                    /* share of a find's middle that is the background there: not a ball */
 #define COVERED 0.65f                   /* share of a hidden track's disc in those colours: still hidden */
 #define AROUND 0.4f                     /* share of the ring around a ball in one colour: what is around it */
@@ -914,11 +916,33 @@ static void mark_disc(wm_objects *o, float x, float y, float r, unsigned char va
                 o->cover[(size_t)i * W + j] = value;
 }
 
-/* The pixels near a find. */
+/* A track that never moved, whose hue goes on past its disc (not round):
+ * a screen's pattern the detector takes for a ball, not a ball.  It is
+ * the background: it is not covered, so the background learns its look
+ * (the first frame's guess under every find is the colour around it) and
+ * the prediction shows it as it is. */
+static int screen_like(const track *t)
+{
+    return !t->moving && !t->hidden && t->age >= 3 && t->colour[0] > -999 && t->ring >= ROUND;
+}
+
+/* The pixels near a find that is not a screen's pattern: within its rim
+ * (COVER_FIND: the background is not updated there, so a ball at rest
+ * does not become part of it), and a little beyond (COVER_NEAR: where it
+ * may have been; what shows there is the background, and is learnt). */
 static void mark_cover(wm_objects *o, const wm_detection *balls, int n)
 {
+    int screen[WM_OBJECTS_MAX_TRACKS];
     memset(o->cover, 0, (size_t)o->cfg.width * o->cfg.height);
-    for (int k = 0; k < n; k++) mark_disc(o, balls[k].x, balls[k].y, ball_radius(&balls[k]) + 2.5f, COVER_FIND);
+    for (int k = 0; k < n; k++) {
+        screen[k] = 0;
+        for (int i = 0; i < o->ntracks && !screen[k]; i++)
+            screen[k] = screen_like(&o->tracks[i]) &&
+                        hypotf(o->tracks[i].x - balls[k].x, o->tracks[i].y - balls[k].y) < CONFIRMED;
+        if (!screen[k]) mark_disc(o, balls[k].x, balls[k].y, ball_radius(&balls[k]) + RIM, COVER_FIND);
+    }
+    for (int k = 0; k < n; k++)
+        if (!screen[k]) mark_disc(o, balls[k].x, balls[k].y, ball_radius(&balls[k]) + 2.5f, COVER_NEAR);
 }
 
 /* Where the last prediction drew a track, and where one unseen in plain
@@ -930,7 +954,7 @@ static void mark_tracks(wm_objects *o)
 {
     for (int i = 0; i < o->ntracks; i++) {
         const track *t = &o->tracks[i];
-        if (t->drawn) mark_disc(o, t->px, t->py, t->r + 2.5f, COVER_KEPT);
+        if (t->drawn && !screen_like(t)) mark_disc(o, t->px, t->py, t->r + 2.5f, COVER_KEPT);
         if (t->hidden > 0 && t->plain) mark_disc(o, t->fx, t->fy, t->r + 2.5f, COVER_KEPT);
     }
 }
@@ -1186,7 +1210,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
     } else {
         mark_tracks(o);
         for (size_t p = 0; p < npx; p++) {
-            if (o->cover[p]) {   /* near a find, or a track's place: kept for this update only */
+            if (o->cover[p] == COVER_FIND || o->cover[p] == COVER_KEPT) {   /* a find, or a track's place */
                 if (o->cover[p] == COVER_KEPT) o->cover[p] = 0;
                 continue;
             }
