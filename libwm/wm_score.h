@@ -40,10 +40,10 @@
 #include "wm_loop.h"
 
 #define WM_SCORE_WARMUP 3
-#define WM_SCORE_CENTER 9.45   /* scripts/calibrate-score.sh on the shipped model */
-#define WM_SCORE_SCALE 2.53
+#define WM_SCORE_CENTER 13.24  /* scripts/calibrate-score.sh on the shipped model */
+#define WM_SCORE_SCALE 3.41
 #define WM_SCORE_HEAT_MAX 4.0
-#define WM_SCORE_PRIOR_WEIGHT 0.75   /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
+#define WM_SCORE_PRIOR_WEIGHT 1.0    /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
 
 typedef struct wm_score_options {
     int warmup;              /* predictions excluded from the aggregates (default WM_SCORE_WARMUP) */
