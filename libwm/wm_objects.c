@@ -707,14 +707,13 @@ static void measure_bounce(bounce_probe *p, float y, float g, restitution *e)
     e->weight += w;
 }
 
-/* The part of a miss (ex, ey) of a track found at b that nothing explains:
- * a ball changes its vertical motion only at the floor (or one the tracker
- * has not placed: the lower part of the frame, or a bounce up with its
- * horizontal motion kept, off a floor placed too low) and its horizontal
- * motion only at a wall or a pillar (the tracker knows those), either by
- * touching another ball. */
-static void unexplained_xy(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey, float *ux,
-                           float *uy)
+/* What could have changed the motion of a track found at b, across and
+ * down: a ball changes its vertical motion only at the floor (or one the
+ * tracker has not placed: the lower part of the frame, or a bounce up with
+ * its horizontal motion kept, off a floor placed too low) and its
+ * horizontal motion only at a wall or a pillar (the tracker knows those),
+ * either by touching another ball. */
+static void pushed(const wm_objects *o, const track *t, const wm_detection *b, int *across, int *down)
 {
     const float W = (float)o->cfg.width, rr = t->r + 2.0f, sx = b->x - t->x, sy = b->y - t->y;
     /* a knock from another ball (its mass and restitution guessed) still
@@ -729,15 +728,15 @@ static void unexplained_xy(const wm_objects *o, const track *t, const wm_detecti
         const track *u = &o->tracks[j];
         if (u != t && hypotf(u->px - t->px, u->py - t->py) < t->r + u->r + 3.0f) vert = horiz = 1;
     }
-    *ux = horiz ? 0 : ex;
-    *uy = vert ? 0 : ey;
+    *across = horiz, *down = vert;
 }
 
+/* The part of a miss (ex, ey) of a track found at b that nothing explains. */
 static float unexplained(const wm_objects *o, const track *t, const wm_detection *b, float ex, float ey)
 {
-    float ux, uy;
-    unexplained_xy(o, t, b, ex, ey, &ux, &uy);
-    return hypotf(ux, uy);
+    int across, down;
+    pushed(o, t, b, &across, &down);
+    return hypotf(across ? 0 : ex, down ? 0 : ey);
 }
 
 /* A ball's path across, to hold its finds to: the place and velocity
@@ -802,22 +801,17 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * a find of (nearly) the ball's whole size, whatever its middle's hue:
      * a shaded ball in the open fails the hue test one frame in three, and
      * how the picture was made (resized, noise) decides which frames */
+    const int in_open = t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull;
+    int across = 1, down = 1;
+    if (in_open) pushed(o, t, b, &across, &down);
     int off = 0;
-    if (t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull && t->defy < DEFY_FRAMES) {
-        float ux, uy;
-        unexplained_xy(o, t, b, ex, ey, &ux, &uy);
+    if (in_open && t->defy < DEFY_FRAMES) {
         const float defy_x = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2x)));
         const float defy_y = fminf(DEFY, fmaxf(DEFY_MIN, DEFY_MISSES * sqrtf(t->miss2y)));
-        off = hypotf(ux / defy_x, uy / defy_y) > 1;
+        off = hypotf((across ? 0 : ex) / defy_x, (down ? 0 : ey) / defy_y) > 1;
     }
     /* nor does it drift off its path across, a little each frame */
-    int clean = 0;
-    if (t->moving && !t->hidden && t->age >= ESTABLISHED && !t->out && r >= PART * t->rfull && t->defy == 0 &&
-        t->cut_frames == 0) {
-        float ux, uy;
-        unexplained_xy(o, t, b, 1.0f, 0.0f, &ux, &uy);
-        clean = ux != 0;
-    }
+    const int clean = in_open && t->defy == 0 && t->cut_frames == 0 && !across;
     if (drifted(o, t, b, clean)) {
         t->defy++;
         t->dfx = b->x, t->dfy = b->y;
