@@ -829,13 +829,16 @@ static float rolling_stop_err(float v, int stop, float hop, int after)
     return err;
 }
 
+/* That the prediction kept to the path of the ball what describes, within 0.3 px. */
+static void check_path_kept(float err, const char *what)
+{
+    CHECK(err < 0.3f, "%s: predicted %g px off its path", what, (double)err);
+    if (err < 0.3f) printf("ok - %s keeps its path in the prediction (%.2f px off)\n", what, (double)err);
+}
+
 static void test_stop_rolling(void)
 {
-    const float err = rolling_stop_err(1.6f, 10, 0, 0);
-    CHECK(err < 0.3f, "a ball rolling 1.6 px a frame that stops dead: predicted %g px off its path", (double)err);
-    if (err < 0.3f)
-        printf("ok - a ball rolling steadily that stops dead (1.6 px a frame) keeps its path in the prediction "
-               "(%.2f px off)\n", (double)err);
+    check_path_kept(rolling_stop_err(1.6f, 10, 0, 0), "a ball rolling steadily that stops dead (1.6 px a frame)");
 }
 
 static void test_appear(void)
@@ -963,11 +966,7 @@ static void test_sliver_speed(void)
  * prediction keeps its path. */
 static void test_hop_stop(void)
 {
-    const float err = rolling_stop_err(1.7f, 12, 1.0f, 0);
-    CHECK(err < 0.3f, "a ball hopping as it rolls that stops dead: predicted %g px off its path", (double)err);
-    if (err < 0.3f)
-        printf("ok - a ball hopping 1 px as it rolls that stops dead keeps its path in the prediction (%.2f px "
-               "off)\n", (double)err);
+    check_path_kept(rolling_stop_err(1.7f, 12, 1.0f, 0), "a ball hopping 1 px as it rolls that stops dead");
 }
 
 /* A ball rolling 2 px a frame stops, and the detector misses it for the
@@ -1050,12 +1049,7 @@ static void test_size_kept(void)
  * prediction goes back onto that path. */
 static void test_slow_stop(void)
 {
-    const float err = rolling_stop_err(0.9f, 12, 0, 2);
-    CHECK(err < 0.3f, "a ball rolling 0.9 px a frame that stops dead: predicted %g px off its path 2 frames on",
-          (double)err);
-    if (err < 0.3f)
-        printf("ok - a ball rolling 0.9 px a frame that stops dead is held to its path 2 frames on (%.2f px off)\n",
-               (double)err);
+    check_path_kept(rolling_stop_err(0.9f, 12, 0, 2), "a ball rolling 0.9 px a frame that stops dead (2 frames on)");
 }
 
 /* A screen with a dark line every 4 columns, which the detector takes
