@@ -33,6 +33,7 @@
 #define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
 #define FULL 0.95f                      /* a ball found at least this share of its whole radius: none of it is cut */
 #define WHOLE 0.8f                      /* share of a ball's disc in its hue when nothing cuts it */
+#define CLEAN_LOOK 0.95f                /* share of it in its hue for its look to be taken again */
 #define SAME_HUE 0.06f                  /* chromaticity (a channel's share of the sum) off a ball's: still its hue */
 #define OTHER_HUE 0.2f                  /* chromaticity this far off a ball's (in some channel): another thing */
 #define RING_IN 1.15f                   /* the ring around a find, in its radii: from */
@@ -874,9 +875,9 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     t->r = r;
     /* smaller than when seen whole, or its middle not mostly its hue: a
      * screen or the edge cuts it, and its sprite would be cut too; found so
-     * for longer than KEEP frames, that is how it looks now */
-    int whole = r >= PART * t->rfull &&
-                (t->colour[0] < -999 || hue_share(o, frame, b->x, b->y, 0.8f * r, -1, t->colour) >= WHOLE);
+     * for longer than KEEP frames, that is its size now */
+    const float in_hue = t->colour[0] < -999 ? 1.0f : hue_share(o, frame, b->x, b->y, 0.8f * r, -1, t->colour);
+    int whole = r >= PART * t->rfull && in_hue >= WHOLE;
     /* a ball stands out from what is around it; a screen found as a ball
      * goes on past the disc found in it (asked only of a still track) */
     if (!t->moving)
@@ -885,7 +886,7 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     const int full = whole && r >= FULL * t->rfull;   /* no part of it cut at all */
     t->unwhole = full ? 0 : t->unwhole + 1;
     if (full && t->moving) t->wvx = nvx;
-    /* not whole for longer than KEEP finds: that is how it looks now (a
+    /* not whole for longer than KEEP finds: that is its size now (a
      * ball that changed behind a screen), but a find of it smaller than
      * its whole size gives it its radius only when its finds have been so
      * small that long (a ball going behind a screen is found smaller for
@@ -895,8 +896,13 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     if (t->cut_frames > KEEP && (r >= PART * t->rfull || t->small_frames > KEEP))
         whole = 1, t->cut_frames = 0, t->small_frames = 0, t->rfull = r;
     if (whole) t->rfull += 0.3f * (r - t->rfull);
+    /* its look (sprite and colour) is taken again only from a find nearly
+     * all in its hue: a ball keeps its look, so a screen's line across it
+     * or a ball touching it does not become part of it, and one that came
+     * out from behind a screen in another colour stays a surprise for as
+     * long as it shows (its size is taken as above, its look is not) */
     if (t->keep > 0) t->keep--;
-    else if (whole) cut_sprite(o, t, frame);
+    else if (whole && in_hue >= CLEAN_LOOK) cut_sprite(o, t, frame);
     path_push(o, t, clean);
 }
 
