@@ -40,10 +40,10 @@
 #include "wm_loop.h"
 
 #define WM_SCORE_WARMUP 3
-#define WM_SCORE_CENTER 13.24  /* scripts/calibrate-score.sh on the shipped model */
-#define WM_SCORE_SCALE 3.41
+#define WM_SCORE_CENTER 21.68  /* scripts/calibrate-score.sh on the shipped model */
+#define WM_SCORE_SCALE 4.70
 #define WM_SCORE_HEAT_MAX 4.0
-#define WM_SCORE_PRIOR_WEIGHT 1.0    /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
+#define WM_SCORE_PRIOR_WEIGHT 1.5    /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
 
 typedef struct wm_score_options {
     int warmup;              /* predictions excluded from the aggregates (default WM_SCORE_WARMUP) */
