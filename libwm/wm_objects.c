@@ -900,7 +900,7 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * all in its hue: a ball keeps its look, so a screen's line across it
      * or a ball touching it does not become part of it, and one that came
      * out from behind a screen in another colour stays a surprise for as
-     * long as it shows (its size is taken as above, its look is not) */
+     * long as it shows (a new size is still taken, as above) */
     if (t->keep > 0) t->keep--;
     else if (whole && in_hue >= CLEAN_LOOK) cut_sprite(o, t, frame);
     path_push(o, t, clean);
