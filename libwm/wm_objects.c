@@ -29,7 +29,8 @@
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
 #define NEVER_MOVED 0.6f                /* px: a track that never went this far from where it was first seen */
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
-#define KEEP 4                          /* frames a ball out from behind a screen keeps the sprite it went in with */
+#define KEEP 2                          /* frames a ball out from behind a screen keeps the sprite it went in with */
+#define RESIZE 4                        /* finds in a row not whole, after which that is a ball's size */
 #define PART 0.85f                      /* a ball found smaller than this share of its whole radius is partly hidden */
 #define FULL 0.95f                      /* a ball found at least this share of its whole radius: none of it is cut */
 #define WHOLE 0.8f                      /* share of a ball's disc in its hue when nothing cuts it */
@@ -51,6 +52,7 @@
 #define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
 #define DRIFT_FRAMES 4                  /* frames back to the path its finds in the open are held to, DEFY px */
 #define EDGE 2.0f                       /* px: a ball born this near the frame's edges came in across it */
+#define HUE_SWAP 4.0f                   /* px: a find of clearly another hue is that much farther from a ball in view */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define FRONT_IN 1.5f                   /* px inside a hidden ball's rim: the pixels that surely hid it */
 #define FRONT_SAME 12.0f                /* levels: a pixel this near a neighbour in front is the same screen */
@@ -717,9 +719,10 @@ static void measure_bounce(bounce_probe *p, float y, float g, restitution *e)
 static void pushed(const wm_objects *o, const track *t, const wm_detection *b, int *across, int *down)
 {
     const float W = (float)o->cfg.width, rr = t->r + 2.0f, sx = b->x - t->x, sy = b->y - t->y;
-    /* a knock from another ball (its mass and restitution guessed) still
-     * shows in the step after it */
-    const unsigned c = t->contacts | (t->was_contacts & (unsigned)WM_HIT_BALL);
+    /* a knock from another ball (its mass and restitution guessed) and a
+     * bounce off the floor (its restitution guessed) still show in the
+     * step after them */
+    const unsigned c = t->contacts | (t->was_contacts & (unsigned)(WM_HIT_BALL | WM_HIT_FLOOR));
     int vert = (c & (WM_HIT_FLOOR | WM_HIT_BALL)) != 0, horiz = (c & ~(unsigned)WM_HIT_FLOOR) != 0;
     vert |= isnan(o->floor) ? t->py + t->r > 0.6f * (float)o->cfg.height : t->py + rr > o->floor;
     vert |= t->pvy > -0.5f && sy < -0.3f && fabsf(sx - t->pvx) < 1.0f;   /* a bounce up */
@@ -875,7 +878,7 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     t->r = r;
     /* smaller than when seen whole, or its middle not mostly its hue: a
      * screen or the edge cuts it, and its sprite would be cut too; found so
-     * for longer than KEEP frames, that is its size now */
+     * for longer than RESIZE finds, that is its size now */
     const float in_hue = t->colour[0] < -999 ? 1.0f : hue_share(o, frame, b->x, b->y, 0.8f * r, -1, t->colour);
     int whole = r >= PART * t->rfull && in_hue >= WHOLE;
     /* a ball stands out from what is around it; a screen found as a ball
@@ -886,14 +889,14 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
     const int full = whole && r >= FULL * t->rfull;   /* no part of it cut at all */
     t->unwhole = full ? 0 : t->unwhole + 1;
     if (full && t->moving) t->wvx = nvx;
-    /* not whole for longer than KEEP finds: that is its size now (a
+    /* not whole for longer than RESIZE finds: that is its size now (a
      * ball that changed behind a screen), but a find of it smaller than
      * its whole size gives it its radius only when its finds have been so
      * small that long (a ball going behind a screen is found smaller for
      * the frames it goes in, and a shaded one may have failed the hue test
      * just before) */
     t->small_frames = r < PART * t->rfull ? t->small_frames + 1 : 0;
-    if (t->cut_frames > KEEP && (r >= PART * t->rfull || t->small_frames > KEEP))
+    if (t->cut_frames > RESIZE && (r >= PART * t->rfull || t->small_frames > RESIZE))
         whole = 1, t->cut_frames = 0, t->small_frames = 0, t->rfull = r;
     if (whole) t->rfull += 0.3f * (r - t->rfull);
     /* its look (sprite and colour) is taken again only from a find nearly
@@ -1252,6 +1255,12 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
                 pair_t[np] = i;
                 pair_d[np] = k;
                 pair_dist[np] = d + (wide ? 1e4f : 0.0f);
+                /* one in view that may have changed (out from behind a
+                 * screen) takes a find of clearly another hue after the
+                 * finds of its own: two balls that touched are found as
+                 * one, then apart, and each takes its own again */
+                if (hues && !t->hidden && t->moving && !near_hue(found[k], t->colour, OTHER_HUE))
+                    pair_dist[np] += HUE_SWAP;
                 np++;
             }
         }

@@ -41,7 +41,7 @@
 
 #define WM_SCORE_WARMUP 3
 #define WM_SCORE_CENTER 21.68  /* scripts/calibrate-score.sh on the shipped model */
-#define WM_SCORE_SCALE 4.70
+#define WM_SCORE_SCALE 4.63
 #define WM_SCORE_HEAT_MAX 4.0
 #define WM_SCORE_PRIOR_WEIGHT 1.5    /* chosen on wm-synth's calibration pairs (docs/scoring.md) */
 
