@@ -52,7 +52,7 @@
 #define DEFY_FRAMES 4                   /* frames a ball found so stays on its path in the prediction */
 #define DRIFT_FRAMES 4                  /* frames back to the path its finds in the open are held to, DEFY px */
 #define EDGE 2.0f                       /* px: a ball born this near the frame's edges came in across it */
-#define HUE_SWAP 4.0f                   /* px: a find of clearly another hue is that much farther from a ball in view */
+#define HUE_SWAP 4.0f                   /* px: a find of clearly another hue is that much farther from a ball just out */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define FRONT_IN 1.5f                   /* px inside a hidden ball's rim: the pixels that surely hid it */
 #define FRONT_SAME 12.0f                /* levels: a pixel this near a neighbour in front is the same screen */
@@ -1243,8 +1243,10 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
             if (hues && (t->hidden || t->cut_frames > 0) && same_hue(found[k], t->colour)) gate += t->rfull;
             /* a ball in plain view keeps its hue: a find of a clearly other
              * one is not it (a screen's pattern where it goes in); one out
-             * from behind a screen may have changed, until it is cut again */
-            const int other = hues && !t->hidden && !t->out && t->moving && !near_hue(found[k], t->colour, OTHER_HUE);
+             * from behind a screen may have changed, until it is cut again,
+             * and takes such a find only after the finds of its own hue */
+            const int unlike = hues && !t->hidden && t->moving && !near_hue(found[k], t->colour, OTHER_HUE);
+            const int other = unlike && !t->out;
             /* a ball in plain view lost by its gate (a bounce off a floor
              * placed a little low) takes a find of its hue a little
              * farther, once no track claims it within its gate */
@@ -1254,13 +1256,10 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
             if ((d < gate || wide) && !other) {
                 pair_t[np] = i;
                 pair_d[np] = k;
-                pair_dist[np] = d + (wide ? 1e4f : 0.0f);
-                /* one in view that may have changed (out from behind a
-                 * screen) takes a find of clearly another hue after the
-                 * finds of its own: two balls that touched are found as
+                /* an unlike find reaches here only for a ball out from
+                 * behind a screen: two balls that touched are found as
                  * one, then apart, and each takes its own again */
-                if (hues && !t->hidden && t->moving && !near_hue(found[k], t->colour, OTHER_HUE))
-                    pair_dist[np] += HUE_SWAP;
+                pair_dist[np] = d + (wide ? 1e4f : 0.0f) + (unlike ? HUE_SWAP : 0.0f);
                 np++;
             }
         }
