@@ -53,6 +53,8 @@
 #define DRIFT_FRAMES 4                  /* frames back to the path its finds in the open are held to, DEFY px */
 #define EDGE 2.0f                       /* px: a ball born this near the frame's edges came in across it */
 #define HUE_SWAP 4.0f                   /* px: a find of clearly another hue is that much farther from a ball just out */
+#define SIZE_COST 2.0f                  /* px farther a find is from a track for each px its radius is off */
+#define STILL_LAST 4.0f                 /* px farther a find is from a hidden track that never moved */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define FRONT_IN 1.5f                   /* px inside a hidden ball's rim: the pixels that surely hid it */
 #define FRONT_SAME 12.0f                /* levels: a pixel this near a neighbour in front is the same screen */
@@ -1137,7 +1139,10 @@ static void mask_past_edge(wm_objects *o, const float *frame, const track *t)
 }
 
 /* What a real frame shows of depth.  Where a ball shows, nothing is in
- * front of it.  Where a ball established on its path is hidden, in part
+ * front of it; a still find whose hue goes on around it (or not yet
+ * asked) may be a screen's pattern found as a ball, and shows nothing of
+ * depth: a ball going behind that screen is hidden by those pixels too.
+ * Where a ball established on its path is hidden, in part
  * (found cut, not by the frame's edge) or whole (coasting behind colours
  * that hid it), the pixels of its predicted disc, well inside its rim,
  * that show the still background (neither the ball nor what was around
@@ -1147,7 +1152,7 @@ static void mark_front(wm_objects *o, const float *frame)
     const int W = o->cfg.width, H = o->cfg.height;
     for (int k = 0; k < o->ntracks; k++) {
         const track *t = &o->tracks[k];
-        if (t->hidden || t->colour[0] < -999) continue;
+        if (t->hidden || t->colour[0] < -999 || (!t->moving && t->ring >= ROUND)) continue;
         const float r = t->r - 1.0f;
         for (int i = (int)floorf(t->y - r) - 1; i <= (int)ceilf(t->y + r); i++)
             for (int j = (int)floorf(t->x - r) - 1; j <= (int)ceilf(t->x + r); j++) {
@@ -1258,8 +1263,17 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
                 pair_d[np] = k;
                 /* an unlike find reaches here only for a ball out from
                  * behind a screen: two balls that touched are found as
-                 * one, then apart, and each takes its own again */
-                pair_dist[np] = d + (wide ? 1e4f : 0.0f) + (unlike ? HUE_SWAP : 0.0f);
+                 * one, then apart, and each takes its own again.  A
+                 * find is compared with the ball's size in full and with
+                 * the part of it last seen (one going behind a screen);
+                 * a track unseen that never moved (a ball lying behind a
+                 * screen, or a screen's blob found a few times) claims a
+                 * find after the moving ones: a ball rolling past keeps
+                 * its own */
+                const float r = ball_radius(&balls[k]);
+                pair_dist[np] = d + (wide ? 1e4f : 0.0f) + (unlike ? HUE_SWAP : 0.0f) +
+                                SIZE_COST * fminf(fabsf(r - t->rfull), fabsf(r - t->r)) +
+                                (t->hidden && !t->moving && t->age >= 2 ? STILL_LAST : 0.0f);
                 np++;
             }
         }
