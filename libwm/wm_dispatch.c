@@ -28,6 +28,7 @@ typedef struct worker {
     size_t id_len;
     double last_seen;
     long seq;              /* clip being served, -1 when idle */
+    int number;            /* in the order the workers joined, from 1 */
 } worker;
 
 typedef struct dispatcher {
@@ -50,6 +51,7 @@ typedef struct dispatcher {
     long nqueue, cap_queue;
     worker *workers;
     int nworkers, cap_workers;
+    int joined;            /* workers that ever joined: the next one's number */
     long failed;           /* clips that failed for good */
     long first_failed_seq; /* the earliest of them in input order, */
     char first_failed_clip[256], first_failed_why[300];   /* its id and why */
@@ -279,7 +281,8 @@ static worker *worker_add(dispatcher *d, const void *id, size_t len)
     w->id_len = len;
     w->seq = -1;
     w->last_seen = wm_now();
-    note(d, "worker %d joined", d->nworkers);
+    w->number = ++d->joined;
+    note(d, "worker %d joined", w->number);
     return w;
 }
 
@@ -392,7 +395,7 @@ static wm_status purge(dispatcher *d, wm_error *err)
     for (int i = 0; i < d->nworkers; i++) {
         worker *w = &d->workers[i];
         if (now - w->last_seen <= d->o->timeout) continue;
-        note(d, "a worker went silent; its clip is handed on");
+        note(d, w->seq >= 0 ? "worker %d went silent; its clip is handed on" : "worker %d went silent", w->number);
         job *j = job_get(d, w->seq);
         d->workers[i] = d->workers[--d->nworkers];
         i--;
