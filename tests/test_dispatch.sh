@@ -30,9 +30,10 @@ n=$(wm-cat --kind end "$T/out.wms" | wc -l)
 u=$(wm-cat --kind end "$T/out.wms" | sort -u | wc -l)
 [ "$n" -eq 200 ] && [ "$u" -eq 200 ] || fail "$n results, $u distinct"
 grep -q "wm-worker: [1-9][0-9]* clips" "$T/w5.err" || fail "the late worker got no work: $(cat "$T/w5.err")"
-# -v: the dispatcher's notes, printed by the filter.  A join note counts
-# the workers connected then, so which number the late one gets depends on
-# timing (under load a worker may be killed before it ever connected).
+# -v: the dispatcher's notes, printed by the filter.  Join notes number
+# the workers in the order they connected, so which number the late one
+# gets depends on timing (under load a worker may be killed before it
+# ever connected).
 grep -q "^wm-dispatch: worker [1-9][0-9]* joined$" "$T/d.err" && grep -q "^wm-dispatch: 200 clips, 0 failed$" "$T/d.err" ||
     fail "-v notes missing: $(cat "$T/d.err")"
 ok "200 clips, 2 workers killed, 1 late: exactly 200 results equal to one process"
