@@ -62,6 +62,12 @@
 #define EDGE_HIDDEN 6                   /*   hiding it, to place the edge of what hides it */
 #define SUBSTEP_HZ 200.0                /* physics substeps per second (as wm-synth) */
 #define MAX_PILLARS WM_WORLD_MAX_PILLARS
+#define FIT_CAP (3.0f * 30.0f * 30.0f)  /* squared RGB distance a pixel of a sprite's fit costs at most */
+#define FIT_SHARE 0.25f                 /* share of its disc the sprite matches (within a quarter of that): placed by it */
+#define FIT_STEP 0.25f                  /* px: the fit's finest step */
+#define FIT_REACH_X 5                   /* px it looks across from the find */
+#define FIT_REACH_Y 2                   /* and down */
+#define FIT_DETAIL 8.0f                 /* levels a sprite's inside varies by at least, to be fitted (a flat disc fits anywhere along what shows) */
 _Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
 #define PILLAR_APART 6                  /* px (at 64 rows; scaled with the height): columns this far apart */
 #define PILLAR_UNIQUE 10.0f             /* levels from every pixel of its row PILLAR_APART away: a colour of its own */
@@ -119,6 +125,7 @@ typedef struct track {
     float sprite[SPRITE_SIDE * SPRITE_SIDE * 4];   /* premultiplied RGB and alpha */
     int sx0, sy0;                       /* the frame pixel of the sprite's corner */
     float sx, sy;                       /* the ball's centre when the sprite was cut */
+    float detail;                       /* the sprite's inside: mean distance of its pixels from their mean colour */
 } track;
 
 struct wm_objects {
@@ -514,6 +521,19 @@ static void cut_sprite(wm_objects *o, track *t, const float *frame)
             s[3] = al;
         }
     sprite_unscreen(o, t);
+    float mean[3] = { 0, 0, 0 }, dev = 0;
+    int n = 0;
+    for (int k = 0; k < SPRITE_SIDE * SPRITE_SIDE; k++)
+        if (t->sprite[(size_t)k * 4 + 3] >= 1) {
+            for (int c = 0; c < 3; c++) mean[c] += t->sprite[(size_t)k * 4 + c];
+            n++;
+        }
+    for (int c = 0; c < 3 && n; c++) mean[c] /= (float)n;
+    for (int k = 0; k < SPRITE_SIDE * SPRITE_SIDE; k++) {
+        const float *sp = t->sprite + (size_t)k * 4;
+        if (sp[3] >= 1) dev += (fabsf(sp[0] - mean[0]) + fabsf(sp[1] - mean[1]) + fabsf(sp[2] - mean[2])) / 3;
+    }
+    t->detail = n ? dev / (float)n : 0;
 }
 
 /* the sprite's premultiplied value at continuous pixel index (u, v) of the frame, bilinear, zero outside */
@@ -534,6 +554,63 @@ static void sprite_sample(const track *t, float u, float v, float out[4])
 }
 
 static int hid_by(const wm_objects *o, const float *frame, size_t p, const void *track_);
+
+/* The cost of the track's sprite centred at (cx, cy) in the frame: each
+ * pixel inside its disc costs its squared colour distance from the sprite,
+ * at most FIT_CAP, so a pixel of what hides the ball costs the same
+ * wherever the ball is and the part of it that shows places it; *share:
+ * the share of the disc that matched (within a quarter of the cap). */
+static float sprite_cost(const wm_objects *o, const track *t, const float *frame, float cx, float cy, float *share)
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float r = t->rfull - 0.5f;
+    float cost = 0;
+    int n = 0, good = 0;
+    for (int i = (int)floorf(cy - r); i <= (int)ceilf(cy + r); i++)
+        for (int j = (int)floorf(cx - r); j <= (int)ceilf(cx + r); j++) {
+            if (!in_disc(i, j, cx, cy, r)) continue;
+            n++;
+            if (i < 0 || i >= H || j < 0 || j >= W) {
+                cost += FIT_CAP;
+                continue;
+            }
+            float sp[4], d2 = 0;
+            sprite_sample(t, (float)j - (cx - t->sx), (float)i - (cy - t->sy), sp);
+            const float *f = frame + ((size_t)i * W + j) * 3;
+            for (int c = 0; c < 3; c++) {
+                const float v = sp[3] > 0.5f ? sp[c] / sp[3] : -1e3f;   /* off the sprite: no match */
+                d2 += (f[c] - v) * (f[c] - v);
+            }
+            good += d2 < 0.25f * FIT_CAP;
+            cost += d2 < FIT_CAP ? d2 : FIT_CAP;
+        }
+    *share = n ? (float)good / (float)n : 0;
+    return n ? cost : INFINITY;
+}
+
+/* Where the track's sprite fits the frame best near (x, y): on a grid of
+ * whole pixels FIT_REACH_X across and FIT_REACH_Y down, then to FIT_STEP
+ * around the best of those.  Returns the share of the disc that matched
+ * there. */
+static float sprite_fit(const wm_objects *o, const track *t, const float *frame, float *x, float *y)
+{
+    float best = INFINITY, bx = *x, by = *y, share = 0, sh;
+    for (int sy = -FIT_REACH_Y; sy <= FIT_REACH_Y; sy++)
+        for (int sx = -FIT_REACH_X; sx <= FIT_REACH_X; sx++) {
+            const float c = sprite_cost(o, t, frame, *x + (float)sx, *y + (float)sy, &sh);
+            if (c < best) best = c, bx = *x + (float)sx, by = *y + (float)sy, share = sh;
+        }
+    const float cx = bx, cy = by;
+    const int fine = (int)(1.0f / FIT_STEP);
+    for (int sy = -fine; sy <= fine; sy++)
+        for (int sx = -fine; sx <= fine; sx++) {
+            if (!sx && !sy) continue;
+            const float c = sprite_cost(o, t, frame, cx + FIT_STEP * (float)sx, cy + FIT_STEP * (float)sy, &sh);
+            if (c < best) best = c, bx = cx + FIT_STEP * (float)sx, by = cy + FIT_STEP * (float)sy, share = sh;
+        }
+    *x = bx, *y = by;
+    return share;
+}
 
 /* Draws a track's sprite onto img with its centre at (x, y), behind what
  * was seen in front of balls, and, with hid_in, not over the pixels of
@@ -788,6 +865,19 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
         take_prediction(t, !t->hidden);
         return;
     }
+    /* a ball found in part (going behind a screen or out from behind it)
+     * is found off its centre, towards the part that shows, by up to its
+     * radius: its steps seem to slow, and it goes behind the screen late
+     * and too slowly.  Where its own look (with some detail: shading)
+     * still fits a quarter of its disc, that places it (a ball out in
+     * another colour fits nowhere and keeps its find); its size stays the
+     * find's */
+    wm_detection fit;
+    if (t->moving && t->age >= ESTABLISHED && t->colour[0] > -999 && t->detail >= FIT_DETAIL &&
+        (ball_radius(b) < FULL * t->rfull || t->cut_frames > 0 || t->hidden)) {
+        fit = *b;
+        if (sprite_fit(o, t, frame, &fit.x, &fit.y) >= FIT_SHARE) b = &fit;
+    }
     const float r = ball_radius(b);
     if (r < PART * t->rfull || t->hidden) t->floor_bounce.phase = 0;
     measure_bounce(&t->floor_bounce, b->y, o->cfg.gravity, &o->e_floor);
@@ -905,9 +995,10 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * all in its hue: a ball keeps its look, so a screen's line across it
      * or a ball touching it does not become part of it, and one that came
      * out from behind a screen in another colour stays a surprise for as
-     * long as it shows (a new size is still taken, as above) */
+     * long as it shows (a new size is still taken, as above); nor from a
+     * find its look placed (part of it was hidden) */
     if (t->keep > 0) t->keep--;
-    else if (whole && in_hue >= CLEAN_LOOK) cut_sprite(o, t, frame);
+    else if (whole && in_hue >= CLEAN_LOOK && b != &fit) cut_sprite(o, t, frame);
     path_push(o, t, clean);
 }
 
