@@ -521,6 +521,8 @@ static void cut_sprite(wm_objects *o, track *t, const float *frame)
             s[3] = al;
         }
     sprite_unscreen(o, t);
+    /* how much its inside varies (shading): a flat disc fits anywhere
+     * along the part of it that shows, and is not placed by its look */
     float mean[3] = { 0, 0, 0 }, dev = 0;
     int n = 0;
     for (int k = 0; k < SPRITE_SIDE * SPRITE_SIDE; k++)
