@@ -59,8 +59,6 @@ static const float G = 9.81f * 64 / 625;   /* px per frame squared: 9.81 frame h
 static const float WALL[3] = { 100, 150, 200 }, GROUND[3] = { 60, 70, 40 }, RED[3] = { 220, 40, 40 },
                    SCREEN[3] = { 90, 90, 90 }, SCREEN_YELLOW[3] = { 240, 220, 30 };
 
-/* the scene: wall, floor from row FLOOR, the ball (r > 0, of colour col) anti-aliased, then the screen
- * [sx0, sx1) if any */
 /* the share of pixel (i, j) a ball at (bx, by) covers, anti-aliased over a pixel */
 static float disc_cover(float bx, float by, float r, int i, int j)
 {
@@ -79,15 +77,39 @@ static void paint_ball(float *img, float bx, float by, float r, const float *col
         }
 }
 
-static void draw_colour(float *img, float bx, float by, float r, int sx0, int sx1, const float *col)
+/* a shaded ball (lit from the upper left, as wm-synth draws them) of
+ * colour col at (bx, by) over img */
+static void paint_shaded(float *img, float bx, float by, float r, const float *col)
+{
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++) {
+            const float cov = disc_cover(bx, by, r, i, j);
+            if (cov <= 0) continue;
+            const float nx = (j + 0.5f - bx) / r, ny = (i + 0.5f - by) / r;
+            const float lit = fmaxf(0.0f, 0.3f + 0.7f * (1 - hypotf(nx + 0.4f, ny + 0.4f) / 1.4f));
+            float *p = img + ((size_t)i * W + j) * 3;
+            for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + fminf(255.0f, col[c] * lit + 60 * lit * lit) * cov;
+        }
+}
+
+typedef void (*ball_fn)(float *img, float bx, float by, float r, const float *col);
+
+/* the scene: wall, floor from row FLOOR, the ball (r > 0, of colour col)
+ * anti-aliased by paint, then the screen [sx0, sx1) if any */
+static void draw_scene(float *img, float bx, float by, float r, int sx0, int sx1, const float *col, ball_fn paint)
 {
     for (int i = 0; i < H; i++)
         for (int j = 0; j < W; j++)
             memcpy(img + ((size_t)i * W + j) * 3, i < FLOOR ? WALL : GROUND, 3 * sizeof(float));
-    if (r > 0) paint_ball(img, bx, by, r, col);
+    if (r > 0) paint(img, bx, by, r, col);
     for (int i = 20; i < H; i++)
         for (int j = sx0 > 0 ? sx0 : 0; j < sx1 && j < W; j++)
             memcpy(img + ((size_t)i * W + j) * 3, SCREEN, 3 * sizeof(float));
+}
+
+static void draw_colour(float *img, float bx, float by, float r, int sx0, int sx1, const float *col)
+{
+    draw_scene(img, bx, by, r, sx0, sx1, col, paint_ball);
 }
 
 static void draw(float *img, float bx, float by, float r, int sx0, int sx1)
@@ -1037,25 +1059,6 @@ static void test_sliver_speed(void)
                (double)step);
 }
 
-/* A shaded ball (lit from the upper left, as wm-synth draws them) of
- * colour col at (bx, by) over img, then the screen [sx0, sx1) */
-static void draw_shaded(float *img, float bx, float by, float r, int sx0, int sx1, const float *col)
-{
-    draw_colour(img, 0, 0, 0, 0, 0, col);
-    for (int i = 0; i < H; i++)
-        for (int j = 0; j < W; j++) {
-            const float cov = disc_cover(bx, by, r, i, j);
-            if (cov <= 0) continue;
-            const float nx = (j + 0.5f - bx) / r, ny = (i + 0.5f - by) / r;
-            const float lit = fmaxf(0.0f, 0.3f + 0.7f * (1 - hypotf(nx + 0.4f, ny + 0.4f) / 1.4f));
-            float *p = img + ((size_t)i * W + j) * 3;
-            for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - cov) + fminf(255.0f, col[c] * lit + 60 * lit * lit) * cov;
-        }
-    for (int i = 20; i < H; i++)
-        for (int j = sx0 > 0 ? sx0 : 0; j < sx1 && j < W; j++)
-            memcpy(img + ((size_t)i * W + j) * 3, SCREEN, 3 * sizeof(float));
-}
-
 /* A shaded ball rolling 1.5 px a frame into a screen, found as it goes
  * in where what shows of it is (the middle of a shrinking sliver, up to
  * its radius behind its centre): its look fitted to what shows places it,
@@ -1067,7 +1070,7 @@ static void test_cut_placed(void)
     const float r = 4, y = FLOOR - r, sx0 = 30, sx1 = 54, v = 1.5f;
     float img[W * H * 3], next[W * H * 3], x = 10, err = 99, worst = 0;
     for (int t = 0; t < 24; t++, x += v) {
-        draw_shaded(img, x, y, r, (int)sx0, (int)sx1, RED);
+        draw_scene(img, x, y, r, (int)sx0, (int)sx1, RED, paint_shaded);
         const float left = x - r, width = sx0 - left;
         wm_detection b = { x, y, r, 1 };
         int n = x + r < sx0;
