@@ -26,6 +26,7 @@
 #define COVERED 0.65f                   /* share of a hidden track's disc in those colours: still hidden */
 #define AROUND 0.4f                     /* share of the ring around a ball in one colour: what is around it */
 #define PLAIN 0.25f                     /* share of it in other colours than around the ball: below, nothing hid it */
+#define SHOWS 4                         /* pixels of a ball that show, to take its colour from them alone */
 #define UNLIKE 40.0f                    /* levels away from a ball's colour: not the ball */
 #define NEVER_MOVED 0.6f                /* px: a track that never went this far from where it was first seen */
 #define MOVED 2.0f                      /* px a ball of the world has gone in its last 3 steps */
@@ -41,6 +42,7 @@
 #define RING_OUT 1.5f                   /* to */
 #define ROUND 0.1f                      /* share of that ring in the find's hue, below which it is round */
 #define MEASURE 0.25f                   /* px: the error of the step between two finds */
+#define FLOOR_BAND 3                    /* rows above a floor's strongest edge its upper edge may lie */
 #define PLACE 1.0f                      /* px: how far off the floor's row may be */
 #define E_FLOOR_SD 0.1f                 /* the spread of a scene's floor restitution (wm-synth's: 0.45-0.8) */
 #define MIN_BOUNCE 3.0f                 /* px/frame: a bounce this fast measures the restitution */
@@ -306,6 +308,13 @@ static float disc_share(const wm_objects *o, const float *frame, float x, float 
     return n ? (float)yes / (float)n : -1.0f;
 }
 
+/* whether pixel p shows the still background there */
+static int is_background(const wm_objects *o, const float *frame, size_t p, const void *ctx)
+{
+    (void)ctx;
+    return within(frame + p * 3, o->bg + p * 3, STABLE);
+}
+
 static int has_hue(const wm_objects *o, const float *frame, size_t p, const void *colour)
 {
     (void)o;
@@ -387,20 +396,68 @@ static void ball_colour(wm_objects *o, const float *frame, float x, float y, flo
     if (!disc_median(o, frame, x, y, 0.7f * r, -1, 0, NULL, out)) out[0] = out[1] = out[2] = -1000;
 }
 
+/* A track's colour, taken with its sprite: when part of its disc (inside
+ * the rim) shows the still background, a screen it is behind or came out
+ * from, and at least SHOWS pixels do not, the median of those; else
+ * ball_colour's.  The middle of a ball found mostly hidden is the screen's
+ * colour, not its own. */
+static void track_colour(wm_objects *o, const float *frame, float x, float y, float r, float out[3])
+{
+    const int W = o->cfg.width, H = o->cfg.height;
+    const float in = r - 0.5f;
+    const int i0 = (int)floorf(y - in) - 1, i1 = (int)ceilf(y + in), j0 = (int)floorf(x - in) - 1, j1 = (int)ceilf(x + in);
+    size_t all = 0, shows = 0;
+    for (int i = i0; i <= i1; i++)
+        for (int j = j0; j <= j1; j++)
+            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, in)) {
+                all++;
+                shows += !is_background(o, frame, (size_t)i * W + j, NULL);
+            }
+    if (shows < SHOWS || shows == all) {
+        ball_colour(o, frame, x, y, r, out);
+        return;
+    }
+    for (int c = 0; c < 3; c++) {
+        size_t n = 0;
+        for (int i = i0; i <= i1; i++)
+            for (int j = j0; j <= j1; j++) {
+                const size_t p = (size_t)i * W + j;
+                if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, in) && !is_background(o, frame, p, NULL))
+                    o->scratch[n++] = frame[p * 3 + c];
+            }
+        out[c] = median(o->scratch, n);
+    }
+}
+
+/* the mean change of the background from row y to row y + 1 */
+static float row_edge(const wm_objects *o, int y)
+{
+    const int W = o->cfg.width;
+    double e = 0;
+    for (int j = 0; j < W; j++)
+        for (int c = 0; c < 3; c++)
+            e += fabsf(o->bg[((size_t)(y + 1) * W + j) * 3 + c] - o->bg[((size_t)y * W + j) * 3 + c]);
+    return (float)(e / W);
+}
+
 /* The floor: the row below the strongest horizontal edge of the background
- * in the lower part of the frame. */
+ * in the lower part of the frame, or below one up to FLOOR_BAND rows above
+ * it that is at least half as strong: a floor drawn darker along its edge
+ * (where balls touch it) has two, and begins at the upper. */
 static float floor_from_edges(const wm_objects *o)
 {
-    const int W = o->cfg.width, H = o->cfg.height, lo = (int)(0.55 * H);
-    float best = -1, row = NAN;
+    const int H = o->cfg.height, lo = (int)(0.55 * H);
+    float best = -1;
+    int row = -1;
     for (int y = lo; y < H - 2; y++) {
-        double e = 0;
-        for (int j = 0; j < W; j++)
-            for (int c = 0; c < 3; c++)
-                e += fabsf(o->bg[((size_t)(y + 1) * W + j) * 3 + c] - o->bg[((size_t)y * W + j) * 3 + c]);
-        if (e / W > best) best = (float)(e / W), row = (float)(y + 1);
+        const float e = row_edge(o, y);
+        if (e > best) best = e, row = y + 1;
     }
-    return row;
+    if (row < 0) return NAN;
+    const int strongest = row - 1;
+    for (int y = strongest - 1; y >= strongest - FLOOR_BAND && y >= lo; y--)
+        if (row_edge(o, y) >= 0.5f * best) row = y + 1;
+    return (float)row;
 }
 
 /* Pillars: bands 2 to 7 pixels wide (at 64 rows) standing from the top of
@@ -468,6 +525,8 @@ static void find_pillars(wm_objects *o)
     }
 }
 
+static int solid(const wm_objects *o, int i, int j);
+
 /* Where a pixel in front (a screen's) covered the ball when its sprite was
  * cut, the sprite shows the screen: there it takes the ball's own colour. */
 static void sprite_unscreen(const wm_objects *o, track *t)
@@ -485,11 +544,16 @@ static void sprite_unscreen(const wm_objects *o, track *t)
 
 /* Cuts a track's sprite: the frame inside the ball's anti-aliased disc
  * (the ball's colour where a screen covers it); and notes the ball's
- * colour. */
+ * colour.  A pixel of the disc that shows the still background, in neither
+ * the ball's colour nor its hue, is not the ball either: a screen it is
+ * found partly behind (coming out from it, or lying by it) or the wall
+ * past a rim found a little wide.  The sprite takes the ball's colour
+ * there too, and such a pixel well inside the rim is in front of the ball
+ * (drawn over it, as a screen seen hiding a ball is). */
 static void cut_sprite(wm_objects *o, track *t, const float *frame)
 {
     const int W = o->cfg.width, H = o->cfg.height;
-    ball_colour(o, frame, t->x, t->y, t->r, t->colour);
+    track_colour(o, frame, t->x, t->y, t->r, t->colour);
     t->has_around = 0;
     if (t->colour[0] > -999) {   /* what is around it: the colour of most of a ring just outside it */
         float groups[OCC_COLOURS][3];
@@ -519,6 +583,12 @@ static void cut_sprite(wm_objects *o, track *t, const float *frame)
             }
             for (int c = 0; c < 3; c++) s[c] = al > 0 ? frame[((size_t)i * W + j) * 3 + c] * al : 0.0f;
             s[3] = al;
+            if (!(al > 0) || t->colour[0] < -999) continue;
+            const size_t p = (size_t)i * W + j;
+            const float *f = frame + p * 3;
+            if (!is_background(o, frame, p, NULL) || same_hue(f, t->colour) || like(f, t->colour)) continue;
+            for (int c = 0; c < 3; c++) s[c] = t->colour[c] * al;
+            if (in_disc(i, j, t->x, t->y, t->r - 1.0f) && !solid(o, i, j) && !o->behind[p]) o->front[p] = 1;
         }
     sprite_unscreen(o, t);
     /* how much its inside varies (shading): a flat disc fits anywhere
@@ -1095,12 +1165,6 @@ static int hid_by(const wm_objects *o, const float *frame, size_t p, const void 
 static float occ_share(const wm_objects *o, const float *frame, const track *t)
 {
     return disc_share(o, frame, t->px, t->py, hidden_radius(t), -1, hid_by, t);
-}
-
-static int is_background(const wm_objects *o, const float *frame, size_t p, const void *ctx)
-{
-    (void)ctx;
-    return within(frame + p * 3, o->bg + p * 3, STABLE);
 }
 
 /* The share of a find's disc (its middle) whose pixels are the background's. */

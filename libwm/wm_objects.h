@@ -7,7 +7,9 @@
  *    detector missed is not painted in); at the first frame the pixels
  *    under the balls are filled with the median colour around them;
  *  - a floor: the strongest horizontal edge of that first background in
- *    the lower 45% of the frame, moved to where a ball is then seen to rest;
+ *    the lower 45% of the frame (or one up to 3 rows above it at least
+ *    half as strong: a floor drawn darker along its edge), moved to where
+ *    a ball is then seen to rest;
  *  - pillars: bands 2 to 7 pixels wide (at 64 rows) standing from the top
  *    of that first background to the floor, whose colour, row after row,
  *    shows nowhere else in the row (a wall's pattern repeats along a row;
@@ -23,7 +25,11 @@
  *    cut from the frame (the ball's disc, anti-aliased) whenever the ball
  *    is seen whole (its radius near the one it had, most of its middle in
  *    its own colour) but for 4 frames after it comes out from behind a
- *    screen (it is expected as it went in), and whether it is hidden.
+ *    screen (it is expected as it went in), and whether it is hidden; the
+ *    pixels of a disc that show the still background, in neither the
+ *    ball's colour nor its hue, are no part of its colour or its sprite
+ *    (a ball found half behind a screen), and well inside its rim they are
+ *    in front of it.
  *    A detection whose middle is the background there is no ball; the
  *    others are matched to the tracks' predicted places, nearest first (a
  *    moving ball in plain view takes one up to twice its gate away when a

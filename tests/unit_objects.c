@@ -1203,6 +1203,59 @@ static void test_screen_pattern(void)
                (double)worst);
 }
 
+/* A ball first found coming out from behind a screen, a third of it
+ * showing: its colour and its look are what shows of it, not the
+ * screen's, so once it has rolled clear in imagined frames it is drawn
+ * whole in its own colour (it used to be drawn half ball, half screen). */
+static void test_out_of_screen_look(void)
+{
+    wm_objects *o = scene();
+    const float r = 5, y = FLOOR - r, sx0 = 30, sx1 = 46;
+    float img[W * H * 3], next[W * H * 3], x = 33;
+    for (int t = 0; t < 6; t++, x -= 1.5f) {   /* out to the left, touching the screen to the end */
+        draw(img, x, y, r, (int)sx0, (int)sx1);
+        wm_detection b = { x, y, r, 1 };
+        wm_objects_step(o, img, &b, 1, next);
+    }
+    for (int t = 0; t < 8; t++) {   /* 12 px on: clear of the screen */
+        wm_objects_step_imagined(o, next, img);
+        memcpy(next, img, sizeof img);
+    }
+    wm_track_view tv;
+    int n = 0, red = 0;
+    if (wm_objects_tracks(o, &tv, 1) == 1 && tv.drawn)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++)
+                if (hypotf(j + 0.5f - tv.px, i + 0.5f - tv.py) <= r - 1) {
+                    const float *p = next + ((size_t)i * W + j) * 3;
+                    n++;
+                    red += fabsf(p[0] - RED[0]) < 40 && fabsf(p[1] - RED[1]) < 40 && fabsf(p[2] - RED[2]) < 40;
+                }
+    const int ok = n > 0 && tv.px + r < sx0 && red == n;
+    CHECK(ok, "the ball out of the screen drawn whole in its colour: %d of %d pixels red, at x %.1f", red, n,
+          (double)tv.px);
+    wm_objects_free(&o);
+    if (ok) printf("ok - a ball first seen coming out of a screen is drawn in its own colour (%d of %d pixels)\n", red, n);
+}
+
+/* A floor drawn darker along its edge, whose lower edge is the stronger:
+ * the floor begins at the upper. */
+static void test_floor_band(void)
+{
+    wm_objects *o = scene();
+    static const float BAND[3] = { 70, 110, 150 };
+    float img[W * H * 3], next[W * H * 3];
+    draw(img, 20, 10, 4, 0, 0);
+    for (int i = FLOOR; i < FLOOR + 2; i++)
+        for (int j = 0; j < W; j++) memcpy(img + ((size_t)i * W + j) * 3, BAND, sizeof BAND);
+    wm_detection b = { 20, 10, 4, 1 };
+    wm_objects_step(o, img, &b, 1, next);
+    const int ok = fabsf(wm_objects_floor(o) - FLOOR) < 1e-6;
+    CHECK(ok, "the floor at the upper edge of its darker band: row %g", (double)wm_objects_floor(o));
+    wm_objects_free(&o);
+    if (ok) printf("ok - a floor drawn darker along its edge begins at the band's upper edge (row %d)\n", FLOOR);
+}
+
 int main(void)
 {
     test_fall();
@@ -1241,6 +1294,8 @@ int main(void)
     test_size_kept();
     test_slow_stop();
     test_screen_pattern();
+    test_out_of_screen_look();
+    test_floor_band();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
