@@ -943,12 +943,20 @@ static void matched(wm_objects *o, track *t, const wm_detection *b, const float 
      * and too slowly.  Where its own look (with some detail: shading)
      * still fits a quarter of its disc, that places it (a ball out in
      * another colour fits nowhere and keeps its find); its size stays the
-     * find's */
+     * find's.  A ball coming out from behind a screen shows a sliver that
+     * its look fits on 5-35% of its disc, and the fit is then as often
+     * nearer than the sliver's middle as not: it is placed between the
+     * two, the nearer the fit the more of the disc it matched */
     wm_detection fit;
     if (t->moving && t->age >= ESTABLISHED && t->colour[0] > -999 && t->detail >= FIT_DETAIL &&
         (ball_radius(b) < FULL * t->rfull || t->cut_frames > 0 || t->hidden)) {
         fit = *b;
-        if (sprite_fit(o, t, frame, &fit.x, &fit.y) >= FIT_SHARE) b = &fit;
+        const float share = sprite_fit(o, t, frame, &fit.x, &fit.y);
+        if (share < FIT_SHARE && t->hidden) {   /* a sliver coming out: between the two, by the share */
+            const float w = share / FIT_SHARE;
+            fit.x = b->x + w * (fit.x - b->x), fit.y = b->y + w * (fit.y - b->y);
+        }
+        if (share >= FIT_SHARE || t->hidden) b = &fit;
     }
     const float r = ball_radius(b);
     if (r < PART * t->rfull || t->hidden) t->floor_bounce.phase = 0;
