@@ -315,6 +315,19 @@ static int is_background(const wm_objects *o, const float *frame, size_t p, cons
     return within(frame + p * 3, o->bg + p * 3, STABLE);
 }
 
+/* whether pixel p shows something other than the still background there */
+static int not_background(const wm_objects *o, const float *frame, size_t p, const void *ctx)
+{
+    return !is_background(o, frame, p, ctx);
+}
+
+/* whether pixel p is not covered by a find or a track (o->cover) */
+static int uncovered(const wm_objects *o, const float *frame, size_t p, const void *ctx)
+{
+    (void)frame, (void)ctx;
+    return !o->cover[p];
+}
+
 static int has_hue(const wm_objects *o, const float *frame, size_t p, const void *colour)
 {
     (void)o;
@@ -330,11 +343,11 @@ static float hue_share(const wm_objects *o, const float *frame, float x, float y
 }
 
 /* The per-channel median of the frame over the pixels within r of (x, y)
- * that are not in the disc of radius inner (inner < 0: none excluded),
- * with skip not covered, and with unlike not within UNLIKE levels of that
- * colour in every channel; 0 when there are none, else 1. */
-static int disc_median(wm_objects *o, const float *frame, float x, float y, float r, float inner, int skip,
-                       const float *unlike, float out[3])
+ * that are not in the disc of radius inner (inner < 0: none excluded) and
+ * pass test (NULL: every one); returns how many those are (0: out is not
+ * set). */
+static size_t disc_median(wm_objects *o, const float *frame, float x, float y, float r, float inner, pixel_test test,
+                          const void *ctx, float out[3])
 {
     const int W = o->cfg.width, H = o->cfg.height;
     int i0 = (int)floorf(y - r) - 1, i1 = (int)ceilf(y + r) + 1, j0 = (int)floorf(x - r) - 1, j1 = (int)ceilf(x + r) + 1;
@@ -342,17 +355,18 @@ static int disc_median(wm_objects *o, const float *frame, float x, float y, floa
     if (j0 < 0) j0 = 0;
     if (i1 > H - 1) i1 = H - 1;
     if (j1 > W - 1) j1 = W - 1;
+    size_t n = 0;
     for (int c = 0; c < 3; c++) {
-        size_t n = 0;
+        n = 0;
         for (int i = i0; i <= i1; i++)
             for (int j = j0; j <= j1; j++)
                 if (in_disc(i, j, x, y, r) && !(inner >= 0 && in_disc(i, j, x, y, inner)) &&
-                    !(skip && o->cover[(size_t)i * W + j]) && !(unlike && like(frame + ((size_t)i * W + j) * 3, unlike)))
+                    (!test || test(o, frame, (size_t)i * W + j, ctx)))
                     o->scratch[n++] = frame[((size_t)i * W + j) * 3 + c];
         if (!n) return 0;
         out[c] = median(o->scratch, n);
     }
-    return 1;
+    return n;
 }
 
 /* The colours of the frame's pixels within r of (x, y), not within inner
@@ -393,7 +407,7 @@ static int colour_groups(const wm_objects *o, const float *frame, float x, float
  * (x, y)); -1000 in every channel when no pixel of it is in the frame. */
 static void ball_colour(wm_objects *o, const float *frame, float x, float y, float r, float out[3])
 {
-    if (!disc_median(o, frame, x, y, 0.7f * r, -1, 0, NULL, out)) out[0] = out[1] = out[2] = -1000;
+    if (!disc_median(o, frame, x, y, 0.7f * r, -1, NULL, NULL, out)) out[0] = out[1] = out[2] = -1000;
 }
 
 /* A track's colour, taken with its sprite: when part of its disc (inside
@@ -403,30 +417,11 @@ static void ball_colour(wm_objects *o, const float *frame, float x, float y, flo
  * colour, not its own. */
 static void track_colour(wm_objects *o, const float *frame, float x, float y, float r, float out[3])
 {
-    const int W = o->cfg.width, H = o->cfg.height;
     const float in = r - 0.5f;
-    const int i0 = (int)floorf(y - in) - 1, i1 = (int)ceilf(y + in), j0 = (int)floorf(x - in) - 1, j1 = (int)ceilf(x + in);
-    size_t all = 0, shows = 0;
-    for (int i = i0; i <= i1; i++)
-        for (int j = j0; j <= j1; j++)
-            if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, in)) {
-                all++;
-                shows += !is_background(o, frame, (size_t)i * W + j, NULL);
-            }
-    if (shows < SHOWS || shows == all) {
-        ball_colour(o, frame, x, y, r, out);
+    if (disc_share(o, frame, x, y, in, -1, is_background, NULL) > 0 &&
+        disc_median(o, frame, x, y, in, -1, not_background, NULL, out) >= SHOWS)
         return;
-    }
-    for (int c = 0; c < 3; c++) {
-        size_t n = 0;
-        for (int i = i0; i <= i1; i++)
-            for (int j = j0; j <= j1; j++) {
-                const size_t p = (size_t)i * W + j;
-                if (i >= 0 && i < H && j >= 0 && j < W && in_disc(i, j, x, y, in) && !is_background(o, frame, p, NULL))
-                    o->scratch[n++] = frame[p * 3 + c];
-            }
-        out[c] = median(o->scratch, n);
-    }
+    ball_colour(o, frame, x, y, r, out);
 }
 
 /* the mean change of the background from row y to row y + 1 */
@@ -1372,7 +1367,7 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
         for (int k = 0; k < n; k++) {   /* under each ball: the colour around it */
             const float r = ball_radius(&balls[k]) + 2.5f;
             float ring[3];
-            if (!disc_median(o, frame, balls[k].x, balls[k].y, r + 3.5f, r, 1, NULL, ring)) continue;
+            if (!disc_median(o, frame, balls[k].x, balls[k].y, r + 3.5f, r, uncovered, NULL, ring)) continue;
             for (int i = 0; i < H; i++)
                 for (int j = 0; j < W; j++)
                     if (in_disc(i, j, balls[k].x, balls[k].y, r))
