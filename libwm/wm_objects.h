@@ -113,7 +113,12 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
  * no detections; each ball it drew moves on to its predicted place and
  * velocity (a bounce keeps its new velocity, which its step does not
  * show), hidden tracks coast and come out as in wm_objects_step, and the
- * sprites and background are kept. */
+ * sprites and background are kept.  At the first imagined frame after
+ * real ones, a moving ball's place and velocity come from a least-squares
+ * fit of its last finds in a row since anything but the floor it rolls on
+ * touched it (at least 3 of them, up to 8), not from the filter's last
+ * state; a track that never moved (a still thing, or a find that only the
+ * detector's noise moves) stays where it is. */
 void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next);
 
 /* What the scene holds, for tests and tracing. */

@@ -37,7 +37,9 @@
  * is the background, predicted as it is; a big ball's find off toward a
  * small ball lying unseen goes to the big ball's track; a shaded ball
  * found in part going into a screen is placed by its own look, not by what
- * shows of it.  (The
+ * shows of it; a rollout starts a rolling ball whose finds are a few
+ * tenths of a pixel off from the line through them; a still thing whose
+ * finds drift by noise stays put through a rollout.  (The
  * prototype this was ported from, in numpy, drew the same frames to within
  * a rounding on 1,240 frames of the bench pairs, before the occluder's
  * colour learnt to leave out the ball's own pixels.) */
@@ -1256,6 +1258,64 @@ static void test_floor_band(void)
     if (ok) printf("ok - a floor drawn darker along its edge begins at the band's upper edge (row %d)\n", FLOOR);
 }
 
+/* A rollout starts from the context's finds as a whole: a ball rolling
+ * on the floor, found 0.2 to 0.3 px ahead and behind by turns, starts its imagined
+ * frames where a line through its finds puts it, at that line's speed;
+ * the filter's last state follows each find by half its miss. */
+static void test_settle(void)
+{
+    wm_objects *o = scene();
+    static const float noise[8] = { 0.3f, -0.3f, 0.2f, -0.2f, 0.3f, -0.3f, 0.2f, -0.2f };
+    const float r = 4, y = FLOOR - r, x0 = 10, v0 = 2.5f, f = 0.023f * G;
+    float img[W * H * 3], next[W * H * 3];
+    wm_track_view tv = { 0 };
+    for (int t = 0; t < 8; t++) {
+        const float x = x0 + v0 * t - 0.5f * f * t * t;
+        draw(img, x, y, r, 0, 0);
+        wm_detection b = { x + noise[t], y, r, 1 };
+        wm_objects_step(o, img, &b, 1, next);
+    }
+    CHECK(wm_objects_tracks(o, &tv, 1) == 1, "one track");
+    const float x8 = x0 + v0 * 8 - 32 * f, x9 = x0 + v0 * 9 - 40.5f * f, filter = fabsf((tv.px - tv.x) - (x9 - x8));
+    wm_objects_step_imagined(o, next, img);
+    CHECK(wm_objects_tracks(o, &tv, 1) == 1 && tv.drawn, "the ball is imagined on");
+    const float place = fabsf(tv.x - x8), speed = fabsf((tv.px - tv.x) - (x9 - x8));
+    CHECK(place < 0.15f && speed < 0.03f && speed < 0.5f * filter,
+          "imagined from the line through its finds: %.3f px, %.3f px/frame off (the filter's step: %.3f)",
+          (double)place, (double)speed, (double)filter);
+    wm_objects_free(&o);
+    printf("ok - a rollout starts a rolling ball from the line through its noisy finds: %.2f px and %.3f px/frame "
+           "off (the filter's last step %.3f)\n", (double)place, (double)speed, (double)filter);
+}
+
+/* A still thing found as a ball, its finds drifting by the detector's
+ * noise (0.05 px a frame, never 0.6 px from where it was first seen),
+ * stays where it is through a rollout: it does not drift on until it
+ * counts as moved and falls. */
+static void test_still_stays(void)
+{
+    wm_objects *o = scene();
+    const float r = 4, x = 30, y = 20;
+    float img[W * H * 3], next[W * H * 3];
+    for (int t = 0; t < 8; t++) {
+        draw(img, x, y, r, 0, 0);
+        wm_detection b = { x + 0.05f * t, y + 0.03f * t, r, 1 };
+        wm_objects_step(o, img, &b, 1, next);
+    }
+    float worst = 0;
+    wm_track_view tv = { 0 };
+    for (int t = 0; t < 60; t++) {
+        wm_objects_step_imagined(o, next, img);
+        memcpy(next, img, sizeof img);
+        if (wm_objects_tracks(o, &tv, 1) != 1) { worst = 1e9f; break; }
+        worst = fmaxf(worst, hypotf(tv.px - (x + 0.35f), tv.py - (y + 0.21f)));
+    }
+    CHECK(worst < 0.2f, "a still thing stays through 60 imagined frames: %.2f px off its last find at worst", (double)worst);
+    wm_objects_free(&o);
+    printf("ok - a still thing found as a ball, its finds drifting by noise, stays put through a rollout (%.2f px)\n",
+           (double)worst);
+}
+
 int main(void)
 {
     test_fall();
@@ -1296,6 +1356,8 @@ int main(void)
     test_screen_pattern();
     test_out_of_screen_look();
     test_floor_band();
+    test_settle();
+    test_still_stays();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
