@@ -70,9 +70,9 @@
 #define FIT_REACH_X 5                   /* px it looks across from the find */
 #define FIT_REACH_Y 2                   /* and down */
 #define FIT_DETAIL 8.0f                 /* levels a sprite's inside varies by at least, to be fitted (a flat disc fits anywhere along what shows) */
-_Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
 #define RUN 8                           /* a track's last finds in a row kept, for the rollout's start */
 #define RUN_MIN 3                       /* finds in a row that place a track better than its filter */
+_Static_assert(WM_OBJECTS_MAX_TRACKS <= WM_WORLD_MAX_BALLS, "every track must fit in the physics' world");
 #define PILLAR_APART 6                  /* px (at 64 rows; scaled with the height): columns this far apart */
 #define PILLAR_UNIQUE 10.0f             /* levels from every pixel of its row PILLAR_APART away: a colour of its own */
 #define PILLAR_COLUMN 0.35f             /* share of rows in which a column of a pillar has its own colour */
