@@ -130,7 +130,7 @@ typedef struct track {
     int sx0, sy0;                       /* the frame pixel of the sprite's corner */
     float sx, sy;                       /* the ball's centre when the sprite was cut */
     float detail;                       /* the sprite's inside: mean distance of its pixels from their mean colour */
-    float run[RUN][2];                  /* its last finds in a row, whole and untouched by anything, oldest first */
+    float run[RUN][2];                  /* its last finds in a row, near full-size and untouched, oldest first */
     int run_n, run_frame;               /* how many, and the frame of the newest */
 } track;
 
@@ -942,9 +942,9 @@ static int drifted(const wm_objects *o, track *t, const wm_detection *b, int cle
 
 /* The track's run: its finds in a row (where it is now, after this
  * frame's find) since anything last touched it but the floor it rolls
- * on; ok: this find is whole and seen, else the run ends.  Nor does a
- * find within 3 px of another ball's rim (a touch the physics may not
- * have predicted) go on with one. */
+ * on; ok: this find is seen, near its whole size, else the run ends.
+ * Nor does a find within 3 px of another ball's rim (a touch the physics
+ * may not have predicted) go on with one. */
 static void run_push(wm_objects *o, track *t, int ok)
 {
     for (int j = 0; j < o->ntracks && ok; j++) {
