@@ -57,6 +57,7 @@
 #define HUE_SWAP 4.0f                   /* px: a find of clearly another hue is that much farther from a ball just out */
 #define SIZE_COST 2.0f                  /* px farther a find is from a track for each px its radius is off */
 #define STILL_LAST 4.0f                 /* px farther a find is from a hidden track that never moved */
+#define TOUCH 3.0f                      /* px between two balls' rims within which they may touch */
 #define WIDE 2.0f                       /* a ball lost in plain view takes a find this many gates away, if it can */
 #define FRONT_IN 1.5f                   /* px inside a hidden ball's rim: the pixels that surely hid it */
 #define FRONT_SAME 12.0f                /* levels: a pixel this near a neighbour in front is the same screen */
@@ -151,7 +152,6 @@ struct wm_objects {
     float pillar[MAX_PILLARS][2];       /* solid columns, floor to top: left and right face, px */
     float *column;                      /* w values */
     restitution e_floor;                /* the floor's, measured in this clip */
-    int imagined;                       /* imagined steps since the last real frame */
 };
 
 wm_objects_config wm_objects_default_config(int width, int height, double fps)
@@ -220,7 +220,6 @@ void wm_objects_reset(wm_objects *o)
 {
     o->started = 0;
     o->frame_no = 0;
-    o->imagined = 0;
     o->ntracks = 0;
     o->floor = NAN;
     o->npillars = 0;
@@ -449,16 +448,16 @@ static float floor_from_edges(const wm_objects *o)
 {
     const int H = o->cfg.height, lo = (int)(0.55 * H);
     float best = -1;
-    int row = -1;
+    int strongest = -1, edge;
     for (int y = lo; y < H - 2; y++) {
         const float e = row_edge(o, y);
-        if (e > best) best = e, row = y + 1;
+        if (e > best) best = e, strongest = y;
     }
-    if (row < 0) return NAN;
-    const int strongest = row - 1;
+    if (strongest < 0) return NAN;
+    edge = strongest;
     for (int y = strongest - 1; y >= strongest - FLOOR_BAND && y >= lo; y--)
-        if (row_edge(o, y) >= 0.5f * best) row = y + 1;
-    return (float)row;
+        if (row_edge(o, y) >= 0.5f * best) edge = y;
+    return (float)(edge + 1);
 }
 
 /* Pillars: bands 2 to 7 pixels wide (at 64 rows) standing from the top of
@@ -893,7 +892,7 @@ static void pushed(const wm_objects *o, const track *t, const wm_detection *b, i
     for (int p = 0; p < o->npillars; p++) horiz |= t->px + rr > o->pillar[p][0] && t->px - rr < o->pillar[p][1];
     for (int j = 0; j < o->ntracks; j++) {
         const track *u = &o->tracks[j];
-        if (u != t && hypotf(u->px - t->px, u->py - t->py) < t->r + u->r + 3.0f) vert = horiz = 1;
+        if (u != t && hypotf(u->px - t->px, u->py - t->py) < t->r + u->r + TOUCH) vert = horiz = 1;
     }
     *across = horiz, *down = vert;
 }
@@ -943,13 +942,13 @@ static int drifted(const wm_objects *o, track *t, const wm_detection *b, int cle
 /* The track's run: its finds in a row (where it is now, after this
  * frame's find) since anything last touched it but the floor it rolls
  * on; ok: this find is seen, near its whole size, else the run ends.
- * Nor does a find within 3 px of another ball's rim (a touch the physics
- * may not have predicted) go on with one. */
+ * Nor does a find within TOUCH of another ball's rim (a touch the
+ * physics may not have predicted) go on with one. */
 static void run_push(wm_objects *o, track *t, int ok)
 {
     for (int j = 0; j < o->ntracks && ok; j++) {
         const track *u = &o->tracks[j];
-        ok = u == t || u->hidden || !(hypotf(u->x - t->x, u->y - t->y) < t->r + u->r + 3.0f);
+        ok = u == t || u->hidden || !(hypotf(u->x - t->x, u->y - t->y) < t->r + u->r + TOUCH);
     }
     if (!ok || touched(t) || t->run_frame != o->frame_no - 1) t->run_n = 0;
     if (!ok) return;
@@ -1523,7 +1522,6 @@ void wm_objects_step(wm_objects *o, const float *frame, const wm_detection *ball
     o->spare = swap;
     o->ntracks = kept;
     o->frame_no++;
-    o->imagined = 0;
     mark_front(o, frame);
     draw_next(o, frame, next, 1);
 }
@@ -1578,16 +1576,16 @@ void wm_objects_step_imagined(wm_objects *o, const float *frame, float *next)
             t->px = t->x, t->py = t->y, t->pvx = t->pvy = 0;
         if (t->drawn) {   /* on to its predicted state, velocity included (a bounce's is not its step) */
             take_prediction(t, 1);
-            if (o->imagined == 0 && t->moving && t->run_n >= RUN_MIN && t->run_frame == o->frame_no - 1 &&
+            if (t->moving && t->run_n >= RUN_MIN && t->run_frame == o->frame_no - 1 &&
                 !touched(t))   /* nothing touched it since */
                 settle(o, t);
         } else if (!coast(o, t, frame)) {
             continue;
         }
+        t->run_n = 0;   /* an imagined frame is no find: only the first after real ones starts from a run */
         o->tracks[kept++] = *t;
     }
     o->ntracks = kept;
-    o->imagined++;
     draw_next(o, frame, next, 0);
 }
 
