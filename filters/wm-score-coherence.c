@@ -151,7 +151,7 @@ int main(int argc, char **argv)
         { "warmup", 0, WM_OPT_INT, &o.warmup, "N", "first predictions left out of the aggregates (default 3)", NULL, 0, 1000000 },
         { "center", 0, WM_OPT_DOUBLE, &o.center, "X", "surprise_mean at plausibility 0.5 (default: docs/scoring.md)", NULL, -1e6, 1e6 },
         { "scale", 0, WM_OPT_DOUBLE, &o.scale, "X", "width of the plausibility's logistic (default: docs/scoring.md)", NULL, 1e-9, 1e6 },
-        { "prior-weight", 0, WM_OPT_DOUBLE, &o.prior_weight, "W", "weight of the object prior's surprise when the preds carry it (default 1.5; 0: off)", NULL, 0, 1e6 },
+        { "prior-weight", 0, WM_OPT_DOUBLE, &o.prior_weight, "W", "weight of the object prior's surprise when the preds carry it (default 0.4; 0: off)", NULL, 0, 1e6 },
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
     const char *const *inputs;

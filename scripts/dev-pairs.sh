@@ -17,7 +17,9 @@
 # as make bench-physics scores them) into build/dev/; every run scores
 # them with the current bin/ and model, and prints each set's overall
 # pairwise accuracy and AUROC (bench/physics.py's measures) and the right
-# pairs over all sets.
+# pairs over all sets.  And real footage's 93 pairs (below, change 33):
+# the last line is the mean of the two kinds' pairwise accuracy, each
+# kind weighing the same, by which the prior's weight is chosen.
 # Choose on these; report make bench-physics.  The horizon's development
 # set is `SEED=6262 CLIPS=80 make bench-horizon`.
 #   MODEL   the model (default models/wm-default.safetensors)
@@ -70,9 +72,37 @@ from_files() {   # NAME DRAWN DECODED: seed 6000's pairs drawn at DRAWN, through
 [ -s "$D/enc-6000l.wms" ] || wm-synth -q --pairs 30 --seed 6000 --frames 64 | encode 6000l
 [ -s "$D/enc-6000s.wms" ] || wm-synth -q --pairs 30 --seed 6000 --ball-scale 0.7 | encode 6000s
 [ -s "$D/enc-6000b.wms" ] || wm-synth -q --pairs 30 --seed 6000 --ball-scale 1.5 | encode 6000b
+# real footage (change 33): 93 pairs cut by bench/physics.py realpairs from
+# the first 75% of the six videos (build/model/real64.wm, which the
+# tokenizer and the ConvGRU trained on: its level flatters, its
+# comparisons are fair), each video a file of its own, in name order
+if [ ! -s "$D/enc-real.wms" ]; then
+    [ -s "$ROOT/build/model/real64.wm" ] || bash "$ROOT/scripts/model-data.sh"
+    R=$D/files-real
+    rm -rf "$R" && mkdir -p "$R/videos"
+    $PY - "$ROOT/build/model/real64.wm" "$R/videos" <<'PY'
+import sys
+import msgpack
+head, clips = None, {}
+for m in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False, max_buffer_size=1 << 30):
+    if m.get("kind") == "stream":
+        head = m
+        continue
+    cid = m["id"] if m.get("kind") == "clip" else m.get("clip")
+    clips.setdefault(cid, []).append(m)
+for cid, msgs in clips.items():
+    with open(f"{sys.argv[2]}/{cid}.wm", "wb") as f:
+        for m in ([head] if head else []) + msgs:
+            f.write(msgpack.packb(m, use_bin_type=True))
+PY
+    mapfile -t videos < <(printf '%s\n' "$R"/videos/*.wm | LC_ALL=C sort)
+    $PY "$ROOT/bench/physics.py" realpairs "$R/pairs.wms" "${videos[@]}"
+    encode real < "$R/pairs.wms"
+    rm -rf "$R"
+fi
 others=("6000r" "6000n" "6000w" "6000l" "6000s" "6000b")
 pids=()
-for s in "${sets[@]}" "${others[@]}"; do
+for s in "${sets[@]}" "${others[@]}" real; do
     read -r seed _ <<<"$s"
     # shellcheck disable=SC2086  # SCORE holds several options
     wm-step -q --model "$MODEL" < "$D/enc-$seed.wms" | wm-score-coherence -q --json ${SCORE:-} > "$D/scores-$seed.jsonl" &
@@ -87,6 +117,7 @@ right = n = 0
 for i, s in enumerate(sys.argv[4:]):
     if i == int(sys.argv[3]):
         print(f"right pairs {right:g} of {n}")
+        first, first_n = right, n
         print("the pairs of seed 6000 drawn otherwise (r: 128x128 resized, n: no noise, w: 96x64, l: 64 frames, "
               "s/b: balls 0.7/1.5 times their radius):")
         right = n = 0
@@ -97,4 +128,10 @@ for i, s in enumerate(sys.argv[4:]):
     right += acc * k
     n += k
 print(f"right pairs drawn otherwise {right:g} of {n}")
+synthetic = (right + first) / (n + first_n)
+pairs, errors = physics.load_pairs(f"{sys.argv[2]}/scores-real.jsonl")
+acc, auroc, k = physics.measures(pairs, "real")["overall"]
+print(f"real footage {k:3d} pairs  {acc * 100:5.1f}% / {auroc:.3f}" + (f"  ({errors} clips with an error)" if errors else ""))
+print(f"both kinds: wm-synth {synthetic * 100:.2f}% (all {n + first_n} pairs), real {acc * 100:.2f}%, "
+      f"their mean {(synthetic + acc) * 50:.2f}%")
 EOF

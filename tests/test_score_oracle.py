@@ -56,7 +56,7 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
     return b"".join(out)
 
 
-def expected(msgs, warmup=3, center=21.94, scale=4.37, prior_weight=1.5):
+def expected(msgs, warmup=3, center=4.97, scale=1.47, prior_weight=0.4):
     """{clip: score fields} from the stream, by the definitions."""
     res = {}
     cur = None
