@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """The physics benchmark's tooling (make bench-physics; not the product path).
 
-  physics.py realpairs OUT.wms STREAM...   matched pairs from real footage
+  physics.py realpairs [--stride N] OUT.wms STREAM...   matched pairs from real footage
   physics.py report --set NAME=SCORES.jsonl... [--frames PAIRS.wms...]
   physics.py relabel PAIRS.wms SCORES.jsonl   labels onto scores of files
   physics.py restamp PAIRS.wms STREAM.wms > OUT.wms   the same onto a stream
 
-realpairs cuts segments of SEG frames (every STRIDE frames) from each frame
+realpairs cuts segments of SEG frames (every STRIDE frames, or N) from each frame
 stream (wm-decode output) where something moves, and writes each as a possible clip and an
 impossible copy glitched at its middle frame m: `drop` (frames m..m+2 are
 skipped), `rewind` (back 4 frames at m), `freeze` (frame m held 3 frames,
@@ -70,7 +70,7 @@ def pack_clip(out, cid, source, frames, labels, fps=(25, 1)):
     out.write(msgpack.packb({"kind": "end", "clip": cid, "frames": len(frames)}))
 
 
-def realpairs(out_path, streams):
+def realpairs(out_path, streams, stride=STRIDE):
     videos = []
     for p in streams:
         for cid, (msg, frames) in read_clips(p).items():
@@ -80,7 +80,7 @@ def realpairs(out_path, streams):
     # source frames each so a glitched copy still has SEG frames
     segs = []
     for vi, (src, frames) in enumerate(videos):
-        for s in range(0, len(frames) - (SEG + EXTRA) + 1, STRIDE):
+        for s in range(0, len(frames) - (SEG + EXTRA) + 1, stride):
             seg = frames[s:s + SEG + EXTRA]
             motion = np.mean([np.abs(seg[i].astype(np.int16) - seg[i - 1]).mean() for i in range(1, len(seg))])
             if motion > 0.5:
@@ -237,6 +237,9 @@ def main(argv):
         return 0
     if len(argv) == 4 and argv[1] == "relabel":
         relabel(argv[2], argv[3])
+        return 0
+    if len(argv) >= 5 and argv[1] == "realpairs" and argv[2] == "--stride":
+        realpairs(argv[4], argv[5:], int(argv[3]))
         return 0
     if len(argv) >= 3 and argv[1] == "realpairs":
         realpairs(argv[2], argv[3:])
