@@ -81,7 +81,7 @@ double wm_score_topk(const float *v, size_t n, size_t k, float *scratch, size_t 
 
 size_t wm_score_k(size_t cells)
 {
-    size_t k = (cells + 32) / 64;
+    size_t k = (cells + 16) / 32;
     return k < 1 ? 1 : k;
 }
 

@@ -56,7 +56,7 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
     return b"".join(out)
 
 
-def expected(msgs, warmup=3, center=4.97, scale=1.47, prior_weight=0.4):
+def expected(msgs, warmup=3, center=3.87, scale=0.94, prior_weight=0.4):
     """{clip: score fields} from the stream, by the definitions."""
     res = {}
     cur = None
@@ -89,7 +89,7 @@ def expected(msgs, warmup=3, center=4.97, scale=1.47, prior_weight=0.4):
                 res[c["id"]] = {"error": True}
                 continue
             h, w, C = c["z"][0][1].shape
-            k_top = max(1, (h * w + 32) // 64)
+            k_top = max(1, (h * w + 16) // 32)
             S, peaks = [None], [None]
             run, n_run = np.zeros(C), 0   # the prior's variance: max(prior_var, mean residual^2 of latents 2.. before)
             for pos, (idx, z) in enumerate(c["z"][1:], start=1):

@@ -50,8 +50,8 @@ int main(void)
     CHECK(wm_score_topk(v, 6, 1, scratch, &am) == 9 && am == 1, "top-1 is the max at index 1");
     CHECK(fabs(wm_score_topk(v, 6, 3, scratch, &am) - 7.0) < 1e-9, "top-3 mean (9 + 7 + 5) / 3");
     CHECK(fabs(wm_score_topk(v, 6, 100, scratch, &am) - 27.0 / 6) < 1e-9, "k clamped to n");
-    CHECK(wm_score_k(256) == 4 && wm_score_k(1024) == 16 && wm_score_k(1) == 1 && wm_score_k(64 * 64) == 64,
-          "k = round(cells / 64), at least 1");
+    CHECK(wm_score_k(256) == 8 && wm_score_k(1024) == 32 && wm_score_k(1) == 1 && wm_score_k(64 * 64) == 128,
+          "k = round(cells / 32), at least 1");
     if (failures) return 1;
     printf("ok unit_score\n");
     return 0;
