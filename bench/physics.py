@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """The physics benchmark's tooling (make bench-physics; not the product path).
 
-  physics.py realpairs [--stride N] OUT.wms STREAM...   matched pairs from real footage
+  physics.py realpairs [--stride N] [--by-id] OUT.wms STREAM...   matched pairs from real footage
   physics.py report --set NAME=SCORES.jsonl... [--frames PAIRS.wms...]
   physics.py relabel PAIRS.wms SCORES.jsonl   labels onto scores of files
   physics.py restamp PAIRS.wms STREAM.wms > OUT.wms   the same onto a stream
 
-realpairs cuts segments of SEG frames (every STRIDE frames, or N) from each frame
-stream (wm-decode output) where something moves, and writes each as a possible clip and an
+realpairs cuts segments of SEG frames (every STRIDE frames, or N) from each clip of
+the frame streams (wm-decode output; in stream order, or by clip id with --by-id)
+where something moves, and writes each as a possible clip and an
 impossible copy glitched at its middle frame m: `drop` (frames m..m+2 are
 skipped), `rewind` (back 4 frames at m), `freeze` (frame m held 3 frames,
 then a jump of 6), `swap` (frames m and m+1 exchanged, and m+2 and m+3),
@@ -70,12 +71,12 @@ def pack_clip(out, cid, source, frames, labels, fps=(25, 1)):
     out.write(msgpack.packb({"kind": "end", "clip": cid, "frames": len(frames)}))
 
 
-def realpairs(out_path, streams, stride=STRIDE):
-    videos = []
-    for p in streams:
-        for cid, (msg, frames) in read_clips(p).items():
-            if len(frames) >= SEG + EXTRA:
-                videos.append((msg.get("source", cid), [f.astype(np.uint8) for f in frames]))
+def realpairs(out_path, streams, stride=STRIDE, by_id=False):
+    clips = [(cid, msg, frames) for p in streams for cid, (msg, frames) in read_clips(p).items()]
+    if by_id:
+        clips.sort(key=lambda c: c[0])
+    videos = [(msg.get("source", cid), [f.astype(np.uint8) for f in frames])
+              for cid, msg, frames in clips if len(frames) >= SEG + EXTRA]
     # segments with motion (a static shot makes a freeze invisible), SEG + EXTRA
     # source frames each so a glitched copy still has SEG frames
     segs = []
@@ -238,12 +239,16 @@ def main(argv):
     if len(argv) == 4 and argv[1] == "relabel":
         relabel(argv[2], argv[3])
         return 0
-    if len(argv) >= 5 and argv[1] == "realpairs" and argv[2] == "--stride":
-        realpairs(argv[4], argv[5:], int(argv[3]))
-        return 0
     if len(argv) >= 3 and argv[1] == "realpairs":
-        realpairs(argv[2], argv[3:])
-        return 0
+        stride, by_id, i = STRIDE, False, 2
+        while i < len(argv) and argv[i] in ("--stride", "--by-id"):
+            if argv[i] == "--stride":
+                stride, i = int(argv[i + 1]), i + 2
+            else:
+                by_id, i = True, i + 1
+        if len(argv) - i >= 2:
+            realpairs(argv[i], argv[i + 1:], stride, by_id)
+            return 0
     if len(argv) >= 2 and argv[1] == "report":
         sets, frames, i = [], [], 2
         while i < len(argv):

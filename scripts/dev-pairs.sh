@@ -75,30 +75,12 @@ from_files() {   # NAME DRAWN DECODED: seed 6000's pairs drawn at DRAWN, through
 # real footage (change 33): 93 pairs cut by bench/physics.py realpairs from
 # the first 75% of the six videos (build/model/real64.wm, which the
 # tokenizer and the ConvGRU trained on: its level flatters, its
-# comparisons are fair), each video a file of its own, in name order
+# comparisons are fair), the videos taken in the order of their clip ids
 if [ ! -s "$D/enc-real.wms" ]; then
     [ -s "$ROOT/build/model/real64.wm" ] || bash "$ROOT/scripts/model-data.sh"
-    R=$D/files-real
-    rm -rf "$R" && mkdir -p "$R/videos"
-    $PY - "$ROOT/build/model/real64.wm" "$R/videos" <<'PY'
-import sys
-import msgpack
-head, clips = None, {}
-for m in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False, max_buffer_size=1 << 30):
-    if m.get("kind") == "stream":
-        head = m
-        continue
-    cid = m["id"] if m.get("kind") == "clip" else m.get("clip")
-    clips.setdefault(cid, []).append(m)
-for cid, msgs in clips.items():
-    with open(f"{sys.argv[2]}/{cid}.wm", "wb") as f:
-        for m in ([head] if head else []) + msgs:
-            f.write(msgpack.packb(m, use_bin_type=True))
-PY
-    mapfile -t videos < <(printf '%s\n' "$R"/videos/*.wm | LC_ALL=C sort)
-    $PY "$ROOT/bench/physics.py" realpairs "$R/pairs.wms" "${videos[@]}"
-    encode real < "$R/pairs.wms"
-    rm -rf "$R"
+    $PY "$ROOT/bench/physics.py" realpairs --by-id "$D/real-pairs.wms" "$ROOT/build/model/real64.wm"
+    encode real < "$D/real-pairs.wms"
+    rm -f "$D/real-pairs.wms"
 fi
 others=("6000r" "6000n" "6000w" "6000l" "6000s" "6000b")
 pids=()
