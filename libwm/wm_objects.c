@@ -448,13 +448,13 @@ static float floor_from_edges(const wm_objects *o)
 {
     const int H = o->cfg.height, lo = (int)(0.55 * H);
     float best = -1;
-    int strongest = -1, edge;
+    int strongest = -1;
     for (int y = lo; y < H - 2; y++) {
         const float e = row_edge(o, y);
         if (e > best) best = e, strongest = y;
     }
     if (strongest < 0) return NAN;
-    edge = strongest;
+    int edge = strongest;
     for (int y = strongest - 1; y >= strongest - FLOOR_BAND && y >= lo; y--)
         if (row_edge(o, y) >= 0.5f * best) edge = y;
     return (float)(edge + 1);
