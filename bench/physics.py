@@ -155,7 +155,7 @@ def measures(pairs, key):
 
 def load_pairs(path):
     """The scores of a JSON Lines file as ({(seed, category, pair): {possible:
-    surprise_mean, ("id", possible): clip id}}, clips scored with an error)."""
+    surprise_clip, ("id", possible): clip id}}, clips scored with an error)."""
     pairs = collections.defaultdict(dict)
     errors = 0
     for line in open(path):
@@ -167,9 +167,10 @@ def load_pairs(path):
             errors += 1
             continue
         key = (lab.get("seed", "real"), lab["category"], lab["pair"])
-        # plausibility is a decreasing function of surprise_mean; ranking by
-        # surprise_mean keeps the order where the logistic saturates in floats
-        pairs[key][lab["possible"]] = row["surprise_mean"]
+        # plausibility is a decreasing function of surprise_clip (of
+        # surprise_mean before it was added); ranking by it keeps the order
+        # where the logistic saturates in floats
+        pairs[key][lab["possible"]] = row.get("surprise_clip", row["surprise_mean"])
         pairs[key][("id", lab["possible"])] = row["clip"]
     return pairs, errors
 

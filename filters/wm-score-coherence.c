@@ -16,16 +16,19 @@ static const wm_tool tool = {
     "wm-encode-latent --keep-frames passed them) and, at each clip's end, emits\n"
     "one score message right before it: source, clip, frames, size, surprise (per\n"
     "frame, nats per latent element beyond what the model expected; null for\n"
-    "frame 0), surprise_mean, surprise_max, peak_frame, peak_xy (pixels),\n"
-    "plausibility (0..1, higher is more plausible), the model-free flicker,\n"
-    "smoothness and consistency, and the clip's labels (synth, ...).  A clip that\n"
-    "failed to decode, has NaN/Inf values or no predictions gets an error field\n"
-    "instead, and the batch goes on.  The stream passes through; --only-scores\n"
-    "keeps only the scores (and each clip's clip and end), --json prints one JSON object per clip (JSON Lines,\n"
-    "in input order) instead of a stream; --csv a CSV table.  --heatmap replaces each frame by a\n"
-    "colour-mapped overlay of its per-cell surprise (a gray canvas when there are\n"
-    "no frames), so wm-mux shows where physics broke.  --thumbs adds a PNG strip\n"
-    "of the frames around the peak (thumbs, a data: URI) for wm-report.\n"
+    "frame 0), surprise_mean, surprise_max, surprise_clip (the mean with frames\n"
+    "far past --frame-cap counting logarithmically), peak_frame, peak_xy\n"
+    "(pixels), plausibility (0..1, higher is more plausible; from surprise_clip),\n"
+    "the model-free flicker, smoothness and consistency, and the clip's labels\n"
+    "(synth, ...).  A clip that failed to decode, has NaN/Inf values or no\n"
+    "predictions gets an error field instead, and the batch goes on.  The stream\n"
+    "passes through; --only-scores keeps only the scores (and each clip's clip\n"
+    "and end), --json prints one JSON object per clip (JSON Lines, in input\n"
+    "order) instead of a stream; --csv a CSV table.  --heatmap replaces each\n"
+    "frame by a colour-mapped overlay of its per-cell surprise (a gray canvas\n"
+    "when there are no frames), so wm-mux shows where physics broke.  --thumbs\n"
+    "adds a PNG strip of the frames around the peak (thumbs, a data: URI) for\n"
+    "wm-report.\n"
     "Definitions and calibration: docs/scoring.md.",
     "  wm-decode clip.mp4 --size 64x64 | wm-encode-latent --keep-frames | wm-step |\n"
     "    wm-score-coherence --json\n"
@@ -41,7 +44,7 @@ typedef struct json_out {
 
 static const char *const csv_columns[] = { "source", "clip", "frames", "plausibility", "surprise_mean",
                                            "surprise_max", "peak_frame", "peak_xy", "flicker", "smoothness",
-                                           "consistency", "error", NULL };
+                                           "consistency", "error", "surprise_clip", NULL };
 
 /* One CSV field (RFC 4180 quoting) from a score value; arrays and maps as
  * their JSON text (peak_xy: "x y"). */
@@ -149,9 +152,10 @@ int main(int argc, char **argv)
         { "heat-max", 0, WM_OPT_DOUBLE, &o.heat_max, "S", "cell surprise shown at full colour (default 4)", NULL, 1e-6, 1e6 },
         { "thumbs", 0, WM_OPT_FLAG, &o.thumbs, NULL, "add a PNG strip of the frames around the peak", NULL, 0, 0 },
         { "warmup", 0, WM_OPT_INT, &o.warmup, "N", "first predictions left out of the aggregates (default 3)", NULL, 0, 1000000 },
-        { "center", 0, WM_OPT_DOUBLE, &o.center, "X", "surprise_mean at plausibility 0.5 (default: docs/scoring.md)", NULL, -1e6, 1e6 },
+        { "center", 0, WM_OPT_DOUBLE, &o.center, "X", "surprise_clip at plausibility 0.5 (default: docs/scoring.md)", NULL, -1e6, 1e6 },
         { "scale", 0, WM_OPT_DOUBLE, &o.scale, "X", "width of the plausibility's logistic (default: docs/scoring.md)", NULL, 1e-9, 1e6 },
         { "prior-weight", 0, WM_OPT_DOUBLE, &o.prior_weight, "W", "weight of the object prior's surprise when the preds carry it (default 0.4; 0: off)", NULL, 0, 1e6 },
+        { "frame-cap", 0, WM_OPT_DOUBLE, &o.frame_cap, "S", "frame surprise past which a frame counts logarithmically in surprise_clip (default 75; 0: the plain mean)", NULL, 0, 1e6 },
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);
     const char *const *inputs;

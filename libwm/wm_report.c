@@ -23,10 +23,11 @@ struct wm_report {
 
 /* Fields of the contract; any other top-level key is shown as a label. */
 static const char *const known_fields[] = {
-    "source", "clip", "frames", "size", "surprise", "surprise_mean", "surprise_max", "peak_frame", "peak_xy",
-    "plausibility", "flicker", "smoothness", "consistency", "synth", "error", "thumbs", "thumbs_frames", NULL };
+    "source", "clip", "frames", "size", "surprise", "surprise_mean", "surprise_max", "surprise_clip", "peak_frame",
+    "peak_xy", "plausibility", "flicker", "smoothness", "consistency", "synth", "error", "thumbs", "thumbs_frames",
+    NULL };
 static const char *const number_fields[] = {
-    "frames", "peak_frame", "surprise_mean", "surprise_max", "plausibility", "flicker", "smoothness",
+    "frames", "peak_frame", "surprise_mean", "surprise_max", "surprise_clip", "plausibility", "flicker", "smoothness",
     "consistency", NULL };
 
 wm_report *wm_report_new(const char *title, wm_error *err)

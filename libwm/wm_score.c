@@ -22,6 +22,7 @@ void wm_score_options_default(wm_score_options *o)
     o->scale = WM_SCORE_SCALE;
     o->heat_max = WM_SCORE_HEAT_MAX;
     o->prior_weight = WM_SCORE_PRIOR_WEIGHT;
+    o->frame_cap = WM_SCORE_FRAME_CAP;
 }
 
 /* ---- the measures ---- */
@@ -668,11 +669,13 @@ static wm_status pack_score(wm_score_stage *s, wm_error *err)
 
     /* aggregates over the predictions after the warm-up */
     const int64_t from = c->n - 1 > s->o.warmup ? s->o.warmup + 1 : 1;
-    double sum = 0, mx = -INFINITY;
+    const double cap = s->o.frame_cap;
+    double sum = 0, sum_clip = 0, mx = -INFINITY;
     int64_t cnt = 0, peak = -1;
     for (int64_t p = from; p < c->n; p++) {
         if (!isfinite(c->surprise[p])) continue;
         sum += c->surprise[p];
+        sum_clip += cap > 0 ? cap * log1p(c->surprise[p] / cap) : c->surprise[p];
         cnt++;
         if (c->surprise[p] > mx) { mx = c->surprise[p]; peak = p; }
     }
@@ -701,7 +704,7 @@ static wm_status pack_score(wm_score_stage *s, wm_error *err)
 
     int W, H;
     picture_size(c, &W, &H);
-    const int n_keys = 5 + (ok ? 10 : 1) + n_labels + (thumbs ? 2 : 0);
+    const int n_keys = 5 + (ok ? 11 : 1) + n_labels + (thumbs ? 2 : 0);
     wm_msgbuf_reset(&s->mb);
     msgpack_pack_map(pk, (size_t)n_keys);
     wm_pack_kv_str(pk, "kind", "score");
@@ -726,13 +729,14 @@ static wm_status pack_score(wm_score_stage *s, wm_error *err)
         }
         wm_pack_kv_f64(pk, "surprise_mean", round4(sum / (double)cnt));
         wm_pack_kv_f64(pk, "surprise_max", round4(mx));
+        wm_pack_kv_f64(pk, "surprise_clip", round4(sum_clip / (double)cnt));
         wm_pack_kv_i64(pk, "peak_frame", c->index[peak]);
         const int cell = c->peak_cell[peak], ci = cell / c->w, cj = cell % c->w;
         wm_pack_str(pk, "peak_xy");
         msgpack_pack_array(pk, 2);
         msgpack_pack_int64(pk, (int64_t)floor((cj + 0.5) * W / c->w));
         msgpack_pack_int64(pk, (int64_t)floor((ci + 0.5) * H / c->h));
-        const double pl = 1.0 / (1.0 + exp((sum / (double)cnt - s->o.center) / s->o.scale));
+        const double pl = 1.0 / (1.0 + exp((sum_clip / (double)cnt - s->o.center) / s->o.scale));
         wm_pack_kv_f64(pk, "plausibility", sig6(pl));
         wm_pack_str(pk, "flicker");
         if (c->flick_n) msgpack_pack_double(pk, round4(c->flick_sum / (double)c->flick_n)); else msgpack_pack_nil(pk);

@@ -15,8 +15,12 @@
  * round(cells / 32)) (8 cells of a 16x16 grid: about two balls), so frame
  * sizes compare.  Per clip, over the frames from `warmup` on (the first
  * predictions lack the context to know velocities): the mean, the max,
- * where the max is (frame and pixel position), and the plausibility
- * 1 / (1 + exp((surprise_mean - center) / scale)).
+ * where the max is (frame and pixel position), the clip's surprise
+ * surprise_clip = mean of cap * ln(1 + s / cap) over those frames (s
+ * itself where s << cap; a frame far past the cap, a screen sliding in or
+ * a cut, counts logarithmically rather than as dozens of frames; cap 0:
+ * the plain mean), and the plausibility
+ * 1 / (1 + exp((surprise_clip - center) / scale)).
  *
  * At each clip's `end` the stage emits one `score` message right before
  * it; with a sink set, the score goes to the sink instead (wm-score-
@@ -40,15 +44,17 @@
 #include "wm_loop.h"
 
 #define WM_SCORE_WARMUP 3
-#define WM_SCORE_CENTER 3.87  /* scripts/calibrate-score.sh on the shipped model */
-#define WM_SCORE_SCALE 0.94
+#define WM_SCORE_CENTER 3.61  /* scripts/calibrate-score.sh on the shipped model */
+#define WM_SCORE_SCALE 0.84
 #define WM_SCORE_HEAT_MAX 4.0
 #define WM_SCORE_PRIOR_WEIGHT 0.4    /* chosen on wm-synth and real development pairs (docs/scoring.md) */
+#define WM_SCORE_FRAME_CAP 75.0      /* nats: where a frame's surprise starts to count logarithmically (the same) */
 
 typedef struct wm_score_options {
     int warmup;              /* predictions excluded from the aggregates (default WM_SCORE_WARMUP) */
     double center, scale;    /* the plausibility's logistic calibration */
     double prior_weight;     /* weight of the object prior's surprise (0: ignore it) */
+    double frame_cap;        /* surprise_clip's cap (0: the plain mean) */
     int heatmap;             /* replace frames by surprise overlays */
     double heat_max;         /* cell surprise shown at full colour */
     int thumbs;              /* add a PNG strip of the frames around the peak */

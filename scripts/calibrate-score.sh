@@ -2,9 +2,9 @@
 # The plausibility calibration of wm-score-coherence for a model
 # (docs/scoring.md): scores matched wm-synth pairs of seed 4242 (not the
 # benchmark's 31337, not a training seed) with the model and prints
-#   center: the surprise_mean threshold that best separates possible from
+#   center: the surprise_clip threshold that best separates possible from
 #           impossible clips (balanced accuracy; midway between neighbours)
-#   scale:  half the standard deviation of the possible clips' surprise_mean
+#   scale:  half the standard deviation of the possible clips' surprise_clip
 # as the --center and --scale to use (the shipped defaults are in
 # libwm/wm_score.h).
 #   MODEL  the model (default models/wm-default.safetensors)
@@ -20,8 +20,8 @@ wm-synth -q --pairs "$PAIRS" --seed 4242 | wm-encode-latent -q --batch 16 --mode
 import json, sys
 import numpy as np
 rows = [json.loads(l) for l in sys.stdin]
-pos = np.array([r["surprise_mean"] for r in rows if "error" not in r and r["synth"]["possible"]])
-imp = np.array([r["surprise_mean"] for r in rows if "error" not in r and not r["synth"]["possible"]])
+pos = np.array([r["surprise_clip"] for r in rows if "error" not in r and r["synth"]["possible"]])
+imp = np.array([r["surprise_clip"] for r in rows if "error" not in r and not r["synth"]["possible"]])
 vals = np.unique(np.concatenate([pos, imp]))
 cands = (vals[1:] + vals[:-1]) / 2 if len(vals) > 1 else vals
 best = max(cands, key=lambda t: ((pos <= t).mean() + (imp > t).mean()) / 2)

@@ -56,7 +56,7 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
     return b"".join(out)
 
 
-def expected(msgs, warmup=3, center=3.87, scale=0.94, prior_weight=0.4):
+def expected(msgs, warmup=3, center=3.61, scale=0.84, prior_weight=0.4, frame_cap=75.0):
     """{clip: score fields} from the stream, by the definitions."""
     res = {}
     cur = None
@@ -107,6 +107,7 @@ def expected(msgs, warmup=3, center=3.87, scale=0.94, prior_weight=0.4):
             frm = warmup + 1 if T - 1 > warmup else 1
             agg = S[frm:]
             mean, mx = float(np.mean(agg)), float(np.max(agg))
+            clip_s = float(np.mean([frame_cap * math.log1p(x / frame_cap) for x in agg])) if frame_cap > 0 else mean
             p = frm + int(np.argmax(agg))
             ci, cj = divmod(peaks[p], w)
             W, H = c["f"][0].shape[1], c["f"][0].shape[0]
@@ -116,9 +117,10 @@ def expected(msgs, warmup=3, center=3.87, scale=0.94, prior_weight=0.4):
             zs = [z.ravel() for _, z in c["z"]]
             ref = np.mean(zs[:4], axis=0)
             cons = np.mean([z @ ref / math.sqrt((z @ z) * (ref @ ref)) for z in zs])
-            res[c["id"]] = {"surprise": S, "surprise_mean": mean, "surprise_max": mx, "peak_frame": c["z"][p][0],
+            res[c["id"]] = {"surprise": S, "surprise_mean": mean, "surprise_max": mx, "surprise_clip": clip_s,
+                            "peak_frame": c["z"][p][0],
                             "peak_xy": [int((cj + 0.5) * W / w), int((ci + 0.5) * H / h)],
-                            "plausibility": 1 / (1 + math.exp((mean - center) / scale)),
+                            "plausibility": 1 / (1 + math.exp((clip_s - center) / scale)),
                             "flicker": flick, "smoothness": smooth, "consistency": cons}
     return res
 
@@ -161,7 +163,7 @@ def main():
             raise SystemExit("FAIL surprise[0] must be null and the array one per frame")
         for a, b in zip(s["surprise"][1:], e["surprise"][1:]):
             close(a, b, 1e-4 + 1e-5 * abs(b), f"{s['clip']} surprise")
-        for k in ("surprise_mean", "surprise_max", "flicker", "smoothness", "consistency"):
+        for k in ("surprise_mean", "surprise_max", "surprise_clip", "flicker", "smoothness", "consistency"):
             close(s[k], e[k], 1e-4 + 1e-5 * abs(e[k]), f"{s['clip']} {k}")
         close(s["plausibility"], e["plausibility"], 1e-5, f"{s['clip']} plausibility")
         if s["peak_frame"] != e["peak_frame"] or s["peak_xy"] != e["peak_xy"]:
@@ -191,6 +193,21 @@ def main():
     if r0.returncode or r0.stdout != r1.stdout:
         raise SystemExit("FAIL --prior-weight 0 does not score the clip as its dynamics alone")
     print("ok --prior-weight 0 scores a clip as if its preds had no prior")
+    # --frame-cap: a small cap makes the log visible (the outlier frame of
+    # "plain" counts far less than itself); 0 is the plain mean
+    for cap in (0.5, 0.0):
+        r = subprocess.run([SCORE, "--json", "--frame-cap", str(cap)], input=stream, capture_output=True)
+        got = [json.loads(line) for line in r.stdout.decode().splitlines()][0]
+        up = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+        up.feed(stream)
+        e = expected(list(up), frame_cap=cap)["plain"]
+        close(got["surprise_clip"], e["surprise_clip"], 1e-4 + 1e-5 * abs(e["surprise_clip"]), f"--frame-cap {cap}")
+        close(got["plausibility"], e["plausibility"], 1e-5, f"--frame-cap {cap} plausibility")
+        if cap == 0 and got["surprise_clip"] != got["surprise_mean"]:
+            raise SystemExit("FAIL --frame-cap 0: surprise_clip is not surprise_mean")
+        if cap > 0 and not got["surprise_clip"] < 0.9 * got["surprise_mean"]:
+            raise SystemExit(f"FAIL --frame-cap {cap} does not damp the outlier frame: {got}")
+    print("ok surprise_clip: the capped mean by --frame-cap (0: the plain mean)")
     return 0
 
 
