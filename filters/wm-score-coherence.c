@@ -155,6 +155,7 @@ int main(int argc, char **argv)
         { "center", 0, WM_OPT_DOUBLE, &o.center, "X", "surprise_clip at plausibility 0.5 (default: docs/scoring.md)", NULL, -1e6, 1e6 },
         { "scale", 0, WM_OPT_DOUBLE, &o.scale, "X", "width of the plausibility's logistic (default: docs/scoring.md)", NULL, 1e-9, 1e6 },
         { "prior-weight", 0, WM_OPT_DOUBLE, &o.prior_weight, "W", "weight of the object prior's surprise when the preds carry it (default 0.4; 0: off)", NULL, 0, 1e6 },
+        { "dyn-adapt", 0, WM_OPT_DOUBLE, &o.dyn_adapt, "A", "widen the dynamics' variance where this clip showed it over 1/A times overconfident (default 0.5; 0: off)", NULL, 0, 1e6 },
         { "frame-cap", 0, WM_OPT_DOUBLE, &o.frame_cap, "S", "frame surprise past which a frame counts logarithmically in surprise_clip (default 75; 0: the plain mean)", NULL, 0, 1e6 },
         { 0 } };
     wm_status st = wm_cli_parse(&tool, opts, &common, argc, argv, &first, &err);

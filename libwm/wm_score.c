@@ -23,6 +23,7 @@ void wm_score_options_default(wm_score_options *o)
     o->heat_max = WM_SCORE_HEAT_MAX;
     o->prior_weight = WM_SCORE_PRIOR_WEIGHT;
     o->frame_cap = WM_SCORE_FRAME_CAP;
+    o->dyn_adapt = WM_SCORE_DYN_ADAPT;
 }
 
 /* ---- the measures ---- */
@@ -141,6 +142,9 @@ typedef struct score_clip {
     float *prior_var_eff;      /* [C]: the prior's variance in this clip so far (prior_variance) */
     double *prior_sum;         /* [C]: sum over earlier latents of their mean squared residual to the prior */
     int64_t prior_n;
+    float *dyn_var_eff;        /* [h, w, C]: the dynamics' variance in this clip so far (dynamics_variance) */
+    double *dyn_sum;           /* [C]: sum over earlier latents of their mean (z - mean)^2 / var */
+    int64_t dyn_n;
     int64_t pred_index;        /* -1: no pending prediction */
     int pred_has_var, pred_has_prior;
     float *z, *cells, *scratch;
@@ -192,7 +196,8 @@ static void clip_reset(score_clip *c)
     free(c->id); free(c->source); free(c->clip_raw);
     free(c->surprise); free(c->index); free(c->peak_cell);
     free(c->pred_mean); free(c->pred_var); free(c->pred_prior); free(c->pred_prior_var);
-    free(c->prior_var_eff); free(c->prior_sum); free(c->z); free(c->cells); free(c->scratch);
+    free(c->prior_var_eff); free(c->prior_sum); free(c->dyn_var_eff); free(c->dyn_sum);
+    free(c->z); free(c->cells); free(c->scratch);
     free(c->first); free(c->ref); free(c->prev); free(c->prev2); free(c->held_raw);
     for (int i = 0; i < THUMB_SIDE; i++) thumb_clear(&c->ring[i]);
     for (int i = 0; i < THUMB_N; i++) thumb_clear(&c->win[i]);
@@ -367,6 +372,7 @@ static wm_status grid_alloc(score_clip *c, int h, int w, int C, wm_error *err)
         !(c->pred_var = calloc(n, sizeof(float))) || !(c->pred_prior = calloc(n, sizeof(float))) ||
         !(c->pred_prior_var = calloc((size_t)C, sizeof(float))) ||
         !(c->prior_var_eff = calloc((size_t)C, sizeof(float))) || !(c->prior_sum = calloc((size_t)C, sizeof(double))) ||
+        !(c->dyn_var_eff = calloc(n, sizeof(float))) || !(c->dyn_sum = calloc((size_t)C, sizeof(double))) ||
         !(c->first = malloc(CONSISTENCY_REF * n * sizeof(float))) || !(c->ref = calloc(n, sizeof(double))))
         return oom(err);
     return WM_OK;
@@ -473,9 +479,44 @@ static const float *prior_variance(score_clip *c, int64_t pos)
     return c->prior_var_eff;
 }
 
+/* The learnt dynamics' variance for the latent at position pos: its
+ * predicted variance (1 without one), widened per channel by
+ * max(1, adapt * the mean of (z - mean)^2 / var over the cells of this
+ * clip's earlier latents from position PRIOR_ADAPT_FROM on), the twin of
+ * prior_variance: where the dynamics has been more than 1 / adapt times
+ * overconfident on this clip (a texture or a motion it never learnt), its
+ * surprise is taken in that proportion.  Causal, as the prior's.  NULL
+ * (the predicted variance as it is) with adapt 0. */
+static const float *dynamics_variance(score_clip *c, int64_t pos, double adapt)
+{
+    if (!(adapt > 0)) return c->pred_has_var ? c->pred_var : NULL;
+    const size_t cells = (size_t)c->h * c->w;
+    const int C = c->C;
+    for (int ch = 0; ch < C; ch++) {
+        const double widen = fmax(1.0, c->dyn_n ? adapt * c->dyn_sum[ch] / (double)c->dyn_n : 0);
+        for (size_t i = 0; i < cells; i++) {
+            const size_t k = i * (size_t)C + (size_t)ch;
+            c->dyn_var_eff[k] = (float)((c->pred_has_var ? c->pred_var[k] : 1.0f) * widen);
+        }
+    }
+    if (pos >= PRIOR_ADAPT_FROM) {
+        for (int ch = 0; ch < C; ch++) {
+            double s = 0;
+            for (size_t i = 0; i < cells; i++) {
+                const size_t k = i * (size_t)C + (size_t)ch;
+                const double v = c->pred_has_var ? c->pred_var[k] : 1.0, d = (double)c->z[k] - c->pred_mean[k];
+                if (v > 0 && isfinite(d * d / v)) s += d * d / v;
+            }
+            c->dyn_sum[ch] += s / (double)cells;
+        }
+        c->dyn_n++;
+    }
+    return c->dyn_var_eff;
+}
+
 /* Surprise of the latent just converted into c->z (its cells in c->cells);
  * returns 1 when it has one. */
-static int latent_surprise(score_clip *c, int64_t index, int64_t pos, double prior_weight)
+static int latent_surprise(score_clip *c, int64_t index, int64_t pos, double prior_weight, double dyn_adapt)
 {
     const size_t cells = (size_t)c->h * c->w;
     c->surprise[pos] = NAN;
@@ -485,7 +526,7 @@ static int latent_surprise(score_clip *c, int64_t index, int64_t pos, double pri
         return 0;
     }
     c->pred_index = -1;
-    if (wm_score_cells(c->z, c->pred_mean, c->pred_has_var ? c->pred_var : NULL, cells, c->C, c->cells) ||
+    if (wm_score_cells(c->z, c->pred_mean, dynamics_variance(c, pos, dyn_adapt), cells, c->C, c->cells) ||
         (c->pred_has_prior && prior_weight > 0 &&
          wm_score_cells_add(c->z, c->pred_prior, prior_variance(c, pos), cells, c->C, prior_weight, c->cells))) {
         clip_fail(c, "the prediction holds NaN, Inf or a variance <= 0", index);
@@ -578,7 +619,7 @@ static wm_status on_latent(wm_score_stage *s, const wm_msg *m, wm_writer *out, w
     if (grow(c, err)) return err->code;
     const int64_t pos = c->n++;
     c->index[pos] = v.index;
-    const int have = latent_surprise(c, v.index, pos, s->o.prior_weight);
+    const int have = latent_surprise(c, v.index, pos, s->o.prior_weight, s->o.dyn_adapt);
     consistency_add(c, c->z);
     int peak = 0;
     if (have && pos > s->o.warmup && c->surprise[pos] > c->best) { c->best = c->surprise[pos]; peak = 1; }

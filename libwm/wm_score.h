@@ -10,7 +10,10 @@
  * the latent under the predicted mean and variance, minus its expectation
  * under the model itself:  e = ((z - mu)^2 / var - 1) / 2  nats.  A
  * calibrated model scores 0 on average whatever the scene, so clips of
- * different content compare.  Per cell: the mean of e over the channels.
+ * different content compare; var is widened per channel where this
+ * clip's earlier latents showed the model overconfident by more than
+ * 1 / dyn_adapt (and the object prior's variance likewise, from its own
+ * residuals; docs/scoring.md).  Per cell: the mean of e over the channels.
  * Per frame: the mean of the k most surprising cells, k = max(1,
  * round(cells / 32)) (8 cells of a 16x16 grid: about two balls), so frame
  * sizes compare.  Per clip, over the frames from `warmup` on (the first
@@ -44,17 +47,19 @@
 #include "wm_loop.h"
 
 #define WM_SCORE_WARMUP 3
-#define WM_SCORE_CENTER 3.61  /* scripts/calibrate-score.sh on the shipped model */
-#define WM_SCORE_SCALE 0.84
+#define WM_SCORE_CENTER 3.58  /* scripts/calibrate-score.sh on the shipped model */
+#define WM_SCORE_SCALE 0.83
 #define WM_SCORE_HEAT_MAX 4.0
 #define WM_SCORE_PRIOR_WEIGHT 0.4    /* chosen on wm-synth and real development pairs (docs/scoring.md) */
 #define WM_SCORE_FRAME_CAP 75.0      /* nats: where a frame's surprise starts to count logarithmically (the same) */
+#define WM_SCORE_DYN_ADAPT 0.5       /* the dynamics' variance widened past 1 / this of overconfidence (the same) */
 
 typedef struct wm_score_options {
     int warmup;              /* predictions excluded from the aggregates (default WM_SCORE_WARMUP) */
     double center, scale;    /* the plausibility's logistic calibration */
     double prior_weight;     /* weight of the object prior's surprise (0: ignore it) */
     double frame_cap;        /* surprise_clip's cap (0: the plain mean) */
+    double dyn_adapt;        /* the dynamics' clip-adaptive variance (0: the predicted variance as it is) */
     int heatmap;             /* replace frames by surprise overlays */
     double heat_max;         /* cell surprise shown at full colour */
     int thumbs;              /* add a PNG strip of the frames around the peak */

@@ -24,7 +24,7 @@ rng = np.random.default_rng(5)
 
 
 def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_at=None, preds=True, outlier=None,
-                prior=False, prior_var_len=None):
+                prior=False, prior_var_len=None, var_scale=1.0):
     out = [msgpack.packb({"kind": "clip", "id": cid, "source": f"src/{cid}.mp4", "fps": [25, 1],
                           "width": 4 * w, "height": 4 * h, "synth": {"category": "test", "possible": True}})]
     dt = np.float16 if f16 else np.float32
@@ -43,7 +43,7 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
                                   "dtype": "f16" if f16 else "f32", "data": zt.tobytes()}))
         if preds:
             mu = (zt * 0.5 + rng.normal(size=zt.shape) * 0.1).astype(dt)
-            v = rng.uniform(0.3, 2.0, size=zt.shape).astype(dt)
+            v = (rng.uniform(0.3, 2.0, size=zt.shape) * var_scale).astype(dt)
             p = {"kind": "pred", "clip": cid, "index": t + 1, "shape": [h, w, C], "dtype": "f16" if f16 else "f32",
                  "data": mu.tobytes()}
             if var:
@@ -56,7 +56,7 @@ def clip_stream(cid, T=12, h=8, w=8, C=4, frames=True, f16=False, var=True, nan_
     return b"".join(out)
 
 
-def expected(msgs, warmup=3, center=3.61, scale=0.84, prior_weight=0.4, frame_cap=75.0):
+def expected(msgs, warmup=3, center=3.58, scale=0.83, prior_weight=0.4, frame_cap=75.0, dyn_adapt=0.5):
     """{clip: score fields} from the stream, by the definitions."""
     res = {}
     cur = None
@@ -92,9 +92,14 @@ def expected(msgs, warmup=3, center=3.61, scale=0.84, prior_weight=0.4, frame_ca
             k_top = max(1, (h * w + 16) // 32)
             S, peaks = [None], [None]
             run, n_run = np.zeros(C), 0   # the prior's variance: max(prior_var, mean residual^2 of latents 2.. before)
+            drun, n_drun = np.zeros(C), 0   # the dynamics': var * max(1, a * mean (z - mu)^2 / var of latents 2.. before)
             for pos, (idx, z) in enumerate(c["z"][1:], start=1):
                 mu, v, pr, pv = c["pred"][idx]
-                cells = (0.5 * ((z - mu) ** 2 / v - 1)).mean(-1).ravel()
+                widen = np.maximum(1.0, dyn_adapt * drun / n_drun) if n_drun and dyn_adapt > 0 else np.ones(C)
+                cells = (0.5 * ((z - mu) ** 2 / (v * widen) - 1)).mean(-1).ravel()
+                if pos >= 2 and dyn_adapt > 0:
+                    drun += ((z - mu) ** 2 / v).reshape(-1, C).mean(0)
+                    n_drun += 1
                 if pr is not None:
                     veff = np.maximum(pv, run / n_run) if n_run else pv
                     cells = cells + prior_weight * (0.5 * ((z - pr) ** 2 / veff - 1)).mean(-1).ravel()
@@ -208,6 +213,26 @@ def main():
         if cap > 0 and not got["surprise_clip"] < 0.9 * got["surprise_mean"]:
             raise SystemExit(f"FAIL --frame-cap {cap} does not damp the outlier frame: {got}")
     print("ok surprise_clip: the capped mean by --frame-cap (0: the plain mean)")
+    # --dyn-adapt: a clip whose dynamics is overconfident (its variance a
+    # tenth of its errors) is widened from latent 3 on; 0 leaves it as predicted
+    over = clip_stream("over", var_scale=0.1)
+    up = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+    up.feed(over)
+    msgs = list(up)
+    for a in (0.5, 2.0, 0.0):
+        r = subprocess.run([SCORE, "--json", "--dyn-adapt", str(a)], input=over, capture_output=True)
+        got = json.loads(r.stdout.decode().splitlines()[0])
+        e = expected(msgs, dyn_adapt=a)["over"]
+        for x, y in zip(got["surprise"][1:], e["surprise"][1:]):
+            close(x, y, 1e-4 + 1e-5 * abs(y), f"--dyn-adapt {a} surprise")
+        close(got["surprise_clip"], e["surprise_clip"], 1e-4 + 1e-5 * abs(e["surprise_clip"]), f"--dyn-adapt {a}")
+        if a == 0.5:
+            widened = got["surprise_clip"]
+        elif a == 0:
+            plain = got["surprise_clip"]
+    if not widened < plain:
+        raise SystemExit(f"FAIL --dyn-adapt 0.5 does not widen an overconfident clip: {widened} vs {plain}")
+    print("ok --dyn-adapt: the dynamics' variance widened by the clip's own earlier residuals, as numpy has it")
     return 0
 
 
