@@ -460,20 +460,30 @@ static wm_status take_pred(score_clip *c, const wm_msg *m, wm_error *err)
  * latent's own residual joins the sum. */
 #define PRIOR_ADAPT_FROM 2
 
+/* Adds to sum[c], per channel, the mean over the n cells of (z - mu)^2 /
+ * var (var NULL: 1; non-finite terms left out): one latent's residual
+ * for the clip-adaptive variances below. */
+static void residual_add(const float *z, const float *mu, const float *var, size_t n, int C, double *sum)
+{
+    for (int ch = 0; ch < C; ch++) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++) {
+            const size_t k = i * (size_t)C + (size_t)ch;
+            const double v = var ? var[k] : 1.0, d = (double)z[k] - mu[k];
+            if (v > 0 && isfinite(d * d / v)) s += d * d / v;
+        }
+        sum[ch] += s / (double)n;
+    }
+}
+
 static const float *prior_variance(score_clip *c, int64_t pos)
 {
-    const size_t cells = (size_t)c->h * c->w;
     for (int ch = 0; ch < c->C; ch++) {
         const double run = c->prior_n ? c->prior_sum[ch] / (double)c->prior_n : 0;
         c->prior_var_eff[ch] = (float)fmax(c->pred_prior_var[ch], run);
     }
     if (pos >= PRIOR_ADAPT_FROM) {
-        for (size_t i = 0; i < cells; i++)
-            for (int ch = 0; ch < c->C; ch++) {
-                const size_t k = i * (size_t)c->C + (size_t)ch;
-                const double d = (double)c->z[k] - c->pred_prior[k];
-                c->prior_sum[ch] += d * d / (double)cells;
-            }
+        residual_add(c->z, c->pred_prior, NULL, (size_t)c->h * c->w, c->C, c->prior_sum);
         c->prior_n++;
     }
     return c->prior_var_eff;
@@ -500,15 +510,7 @@ static const float *dynamics_variance(score_clip *c, int64_t pos, double adapt)
         }
     }
     if (pos >= PRIOR_ADAPT_FROM) {
-        for (int ch = 0; ch < C; ch++) {
-            double s = 0;
-            for (size_t i = 0; i < cells; i++) {
-                const size_t k = i * (size_t)C + (size_t)ch;
-                const double v = c->pred_has_var ? c->pred_var[k] : 1.0, d = (double)c->z[k] - c->pred_mean[k];
-                if (v > 0 && isfinite(d * d / v)) s += d * d / v;
-            }
-            c->dyn_sum[ch] += s / (double)cells;
-        }
+        residual_add(c->z, c->pred_mean, c->pred_has_var ? c->pred_var : NULL, cells, C, c->dyn_sum);
         c->dyn_n++;
     }
     return c->dyn_var_eff;
